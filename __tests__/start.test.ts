@@ -1,0 +1,186 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import nock from 'nock';
+import { readFileSync } from 'node:fs';
+import { awsError } from '../test/fakes/aws.js';
+import { rig, runStart, type Rig } from '../test/fakes/harness.js';
+import { TAGS } from '../src/tags.js';
+
+nock.disableNetConnect();
+afterEach(() => nock.cleanAll());
+
+function expectNothingLeft(r: Rig) {
+  expect(r.world.live()).toHaveLength(0);
+  expect(r.world.params.size).toBe(0);
+  expect(r.world.templates.size).toBe(0);
+  expect(r.github.runners.size).toBe(0);
+}
+
+describe('start', () => {
+  it('launches N with one fleet, parks one JIT config per instance in SSM, and waits for all', async () => {
+    const r = rig();
+    const res = await runStart(r);
+    expect(r.world.count('CreateLaunchTemplate')).toBe(1);
+    expect(r.world.count('CreateFleet')).toBe(1);
+    expect(r.world.count('PutParameter')).toBe(2);
+    expect(res.runners).toHaveLength(2);
+    expect(res.label).toMatch(/^spot-runner-4242-1-[0-9a-f]{6}-[0-9a-f]{8}$/);
+
+    const lt = r.world.calls.find((c) => c.command === 'CreateLaunchTemplate')?.input as { LaunchTemplateData: Record<string, unknown> };
+    const data = lt.LaunchTemplateData as { MetadataOptions: Record<string, unknown>; InstanceInitiatedShutdownBehavior: string; BlockDeviceMappings: { Ebs: { Encrypted: boolean } }[]; UserData: string };
+    expect(data.MetadataOptions).toMatchObject({ HttpTokens: 'required', HttpPutResponseHopLimit: 1 });
+    expect(data.InstanceInitiatedShutdownBehavior).toBe('terminate');
+    expect(data.BlockDeviceMappings[0]?.Ebs.Encrypted).toBe(true);
+
+    const fleet = r.world.calls.find((c) => c.command === 'CreateFleet')?.input as Record<string, unknown>;
+    expect(fleet).toMatchObject({ Type: 'instant', SpotOptions: { AllocationStrategy: 'price-capacity-optimized' }, TargetCapacitySpecification: { TotalTargetCapacity: 2, DefaultTargetCapacityType: 'spot' } });
+    expect(String(fleet.ClientToken)).toMatch(/^spot-/);
+
+    // The secret goes to SSM, under the instance's id; user-data holds only the parameter path.
+    const userData = Buffer.from(data.UserData, 'base64').toString('utf8');
+    for (const [name, p] of r.world.params) {
+      expect(name).toMatch(new RegExp(`^/spot-runner/jit/${res.label}/i-`));
+      expect(userData).not.toContain(p.value);
+      expect(p.tags[TAGS.instanceId]).toBe(name.split('/').pop());
+    }
+    expect(userData).toContain(`/spot-runner/jit/${res.label}`);
+
+    // State names everything that exists, for the post step.
+    const state = readFileSync(process.env.GITHUB_STATE as string, 'utf8');
+    for (const i of r.world.live()) expect(state).toContain(i.InstanceId);
+    expect(r.state.resources.runnerIds).toHaveLength(2);
+  });
+
+  it('fills missing spot capacity with on-demand, for the missing count only', async () => {
+    const r = rig();
+    r.world.fleet = (req, call) => {
+      if (call === 1) return { launch: [{ type: 'c6i.large', market: 'spot' }], errors: [{ code: 'InsufficientInstanceCapacity', type: 'c7i.large', market: 'spot' }] };
+      const spec = req.TargetCapacitySpecification as { TotalTargetCapacity: number; DefaultTargetCapacityType: string };
+      return { launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({ type: 'c7i.large', market: spec.DefaultTargetCapacityType })) };
+    };
+    const res = await runStart(r, { count: '3' });
+    const fleets = r.world.calls.filter((c) => c.command === 'CreateFleet').map((c) => c.input.TargetCapacitySpecification);
+    expect(fleets).toEqual([
+      { TotalTargetCapacity: 3, DefaultTargetCapacityType: 'spot', SpotTargetCapacity: 3 },
+      { TotalTargetCapacity: 2, DefaultTargetCapacityType: 'on-demand', OnDemandTargetCapacity: 2 },
+    ]);
+    expect(res.runners.map((x) => x.market).sort()).toEqual(['on-demand', 'on-demand', 'spot']);
+  });
+
+  it('fails cleanly on missing spot capacity when the fallback is off', async () => {
+    const r = rig();
+    r.world.fleet = () => ({ launch: [{ type: 'c7i.large', market: 'spot' }], errors: [{ code: 'InsufficientInstanceCapacity', market: 'spot' }] });
+    await expect(runStart(r, { 'on-demand-fallback': 'false' })).rejects.toThrow(/Not enough spot capacity: launched 1 of 2.*on-demand-fallback: true/);
+    expect(r.world.count('CreateFleet')).toBe(1);
+    expectNothingLeft(r);
+  });
+
+  it('treats a non-capacity fleet error as fatal and rolls back what did launch', async () => {
+    const r = rig();
+    r.world.fleet = () => ({ launch: [{ type: 'c7i.large', market: 'spot' }], errors: [{ code: 'InvalidParameterValue', market: 'spot' }] });
+    await expect(runStart(r)).rejects.toThrow(/EC2 Fleet launched 1 of 2: InvalidParameterValue/);
+    expect(r.world.count('CreateFleet')).toBe(1);
+    expectNothingLeft(r);
+  });
+
+  it('rolls back when CreateFleet itself fails', async () => {
+    const r = rig();
+    r.world.fleet = () => awsError('UnauthorizedOperation', 'You are not authorized to perform: ec2:CreateFleet');
+    await expect(runStart(r)).rejects.toThrow(/not authorized.*rolled back/);
+    expectNothingLeft(r);
+  });
+
+  it('rolls back when a JIT config cannot be created', async () => {
+    const r = rig();
+    r.github.faults.jit = [null, { status: 422, body: { message: 'Validation failed' } }];
+    await expect(runStart(r)).rejects.toThrow(/Validation failed/);
+    expect(r.github.requests.filter((q) => q.method === 'POST')).toHaveLength(2);
+    expectNothingLeft(r);
+  });
+
+  it('rolls back when storing a parameter fails', async () => {
+    const r = rig();
+    r.world.on('PutParameter', () => {
+      throw awsError('AccessDeniedException', 'not allowed: ssm:PutParameter');
+    });
+    await expect(runStart(r)).rejects.toThrow(/ssm:PutParameter/);
+    expectNothingLeft(r);
+  });
+
+  it('times out waiting, says what each instance was doing, and rolls back', async () => {
+    const r = rig();
+    r.github.onCreate = () => {}; // never online
+    const p = runStart(r, { count: '1' });
+    await new Promise((res) => setTimeout(res, 50));
+    for (const i of r.world.live()) r.world.setPhase(i.InstanceId, 'runner-started');
+    await expect(p).rejects.toThrow(/Timed out after 2 s waiting for 1 runner\(s\).*phase runner-started/);
+    expectNothingLeft(r);
+  });
+
+  it('fails fast with the reason when an instance reports a failed phase', async () => {
+    const r = rig({ wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } });
+    r.github.onCreate = () => {};
+    const p = runStart(r, { count: '1' });
+    await new Promise((res) => setTimeout(res, 50));
+    const t0 = Date.now();
+    for (const i of r.world.live()) r.world.setPhase(i.InstanceId, 'failed:ssm-read');
+    await expect(p).rejects.toThrow(/will not come online.*phase failed:ssm-read/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expectNothingLeft(r);
+  });
+
+  it('fails fast when an instance dies before its runner is online', async () => {
+    const r = rig({ wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } });
+    r.github.onCreate = () => {};
+    const p = runStart(r, { count: '1' });
+    await new Promise((res) => setTimeout(res, 50));
+    for (const i of r.world.live()) Object.assign(i, { State: { Name: 'terminated' }, StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Server.SpotInstanceTermination: Spot instance termination' } });
+    await expect(p).rejects.toThrow(/terminated, reason: Server.SpotInstanceTermination/);
+    expectNothingLeft(r);
+  });
+
+  it('rolls back when cancelled mid-wait', async () => {
+    const ac = new AbortController();
+    const r = rig({ signal: ac.signal, wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } });
+    r.github.onCreate = () => {};
+    const p = runStart(r);
+    setTimeout(() => ac.abort(new Error('received SIGINT')), 80);
+    await expect(p).rejects.toThrow(/cancelled \(received SIGINT\)/);
+    expectNothingLeft(r);
+  });
+
+  it('rides out a secondary rate limit and a 5xx from GitHub', async () => {
+    const r = rig();
+    r.github.faults.jit = [{ status: 403, headers: { 'retry-after': '0' }, body: { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.' } }];
+    r.github.faults.get = [{ status: 502 }, { status: 503 }];
+    const res = await runStart(r, { count: '1' });
+    expect(res.runners).toHaveLength(1);
+    expect(r.github.requests.filter((q) => q.method === 'POST')).toHaveLength(2);
+  });
+
+  it('honours the primary rate limit when the budget is nearly spent', async () => {
+    const slept: number[] = [];
+    const r = rig();
+    r.github.rateRemaining = 1;
+    r.github.rateResetSeconds = 3;
+    r.github.onCreate = () => {};
+    r.deps.sleep = async (ms) => {
+      slept.push(ms);
+      // The runner comes online only once start has paused for the reset.
+      if (ms > 1000) for (const x of r.github.runners.values()) x.status = 'online';
+      await new Promise((res) => setTimeout(res, 2));
+    };
+    await runStart(r, { count: '1' });
+    expect(Math.max(...slept)).toBeGreaterThan(1000);
+  });
+
+  it('prints the plan and creates nothing on a dry run', async () => {
+    const r = rig();
+    const res = await runStart(r, { 'dry-run': 'true' });
+    expect(r.world.mutating()).toHaveLength(0);
+    expect(r.github.requests.filter((q) => q.method !== 'GET')).toHaveLength(0);
+    const plan = res.plan as { fleet: Record<string, unknown>; userData: string; tags: Record<string, string> };
+    expect(plan.fleet.Type).toBe('instant');
+    expect(plan.userData).toContain('#!/bin/bash');
+    expect(plan.tags[TAGS.label]).toBe(res.label);
+  });
+});

@@ -1,0 +1,41 @@
+import { DeleteParametersCommand, PutParameterCommand, paginateDescribeParameters } from '@aws-sdk/client-ssm';
+import type { AwsClients } from './clients.js';
+
+/**
+ * A JIT config is several KB of base64 (it carries an RSA key), past the 4 KB standard tier:
+ * Intelligent-Tiering picks the advanced tier only when it must.
+ */
+export async function putSecret(aws: AwsClients, name: string, value: string, tags: Record<string, string>, signal?: AbortSignal): Promise<void> {
+  await aws.ssm.send(
+    new PutParameterCommand({
+      Name: name,
+      Value: value,
+      Type: 'SecureString',
+      Tier: 'Intelligent-Tiering',
+      Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+    }),
+    { abortSignal: signal },
+  );
+}
+
+/** Names under a path, without reading (or decrypting) their values. */
+export async function namesUnder(aws: AwsClients, path: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const page of paginateDescribeParameters(
+    { client: aws.ssm },
+    { ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: [path] }], MaxResults: 50 },
+  )) {
+    for (const p of page.Parameters ?? []) if (p.Name) names.push(p.Name);
+  }
+  return names;
+}
+
+/** Deletes in batches of 10 (the API's limit); names already gone are fine. Returns the deleted ones. */
+export async function deleteParameters(aws: AwsClients, names: string[]): Promise<string[]> {
+  const deleted: string[] = [];
+  for (let i = 0; i < names.length; i += 10) {
+    const out = await aws.ssm.send(new DeleteParametersCommand({ Names: names.slice(i, i + 10) }));
+    deleted.push(...(out.DeletedParameters ?? []));
+  }
+  return deleted;
+}

@@ -1,0 +1,330 @@
+import { InputError } from './errors.js';
+
+// Every input is parsed and validated here, once, into a typed config. Nothing else reads inputs.
+
+export type Mode = 'start' | 'stop' | 'reap';
+export type Market = 'spot' | 'on-demand';
+export type Scope = 'repo' | 'org';
+export type Arch = 'x86_64' | 'arm64';
+
+export type ImageRef = { kind: 'ami'; id: string } | { kind: 'ssm'; name: string };
+
+export interface RunContext {
+  owner: string;
+  repo: string;
+  runId: string;
+  runAttempt: string;
+  job: string;
+  eventName: string;
+  /** The event payload's pull_request head/base repo names, when there is one. */
+  pullRequest?: { headRepo: string; baseRepo: string; fork: boolean };
+}
+
+interface Common {
+  githubToken: string;
+  region: string;
+  scope: Scope;
+  /** org scope: the organisation; repo scope: the owner. */
+  org: string;
+  runnerGroup?: string;
+  dryRun: boolean;
+  run: RunContext;
+}
+
+export interface StartConfig extends Common {
+  mode: 'start';
+  image: ImageRef;
+  instanceTypes: string[];
+  count: number;
+  extraLabels: string[];
+  market: Market;
+  onDemandFallback: boolean;
+  maxSpotPrice?: string;
+  subnetIds: string[];
+  securityGroupIds: string[];
+  instanceProfile?: { name?: string; arn?: string };
+  volumeSize?: number;
+  tags: Record<string, string>;
+  maxLifetimeMinutes: number;
+  idleTimeoutMinutes: number;
+  waitTimeoutMinutes: number;
+  preRunnerScript: string;
+  jobImdsAccess: boolean;
+  allowForks: boolean;
+}
+
+export interface StopConfig extends Common {
+  mode: 'stop';
+  label?: string;
+  instanceIds: string[];
+}
+
+export interface ReapConfig extends Common {
+  mode: 'reap';
+  maxAgeMinutes: number;
+  confirm: string;
+}
+
+export type Config = StartConfig | StopConfig | ReapConfig;
+
+export type InputGetter = (name: string) => string;
+
+/** Commas or newlines separate items; blanks are dropped. */
+export function parseList(raw: string): string[] {
+  return raw
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+// Labels and names reach shell scripts and tags: keep them to a small, inert alphabet.
+export const SAFE_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const REGION = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$/;
+const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
+const AMI = /^ami-[0-9a-f]{8,17}$/;
+const SSM_NAME = /^\/?[A-Za-z0-9_.\-/{}]{1,1011}$/;
+const SUBNET = /^subnet-[0-9a-f]{8,17}$/;
+const SG = /^sg-[0-9a-f]{8,17}$/;
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+const PROFILE_NAME = /^[\w+=,.@-]{1,128}$/;
+const PROFILE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:instance-profile\/[\w+=,.@/-]{1,512}$/;
+const TAG_KEY = /^[A-Za-z0-9 _.:/=+@-]{1,128}$/;
+const TAG_VALUE = /^[A-Za-z0-9 _.:/=+@-]{0,256}$/;
+
+export const MAX_COUNT = 100;
+
+function bool(get: InputGetter, name: string, dflt: boolean): boolean {
+  const v = get(name).trim();
+  if (v === '') return dflt;
+  if (/^(true|True|TRUE)$/.test(v)) return true;
+  if (/^(false|False|FALSE)$/.test(v)) return false;
+  throw new InputError(name, `'${v}' is not a boolean`, "use 'true' or 'false'");
+}
+
+function positiveNumber(get: InputGetter, name: string, dflt: number, max: number, integer = false): number {
+  const v = get(name).trim();
+  if (v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new InputError(name, `'${v}' is not a positive ${integer ? 'whole ' : ''}number`, `give a ${integer ? 'whole ' : ''}number above 0, at most ${max}`);
+  }
+  if (n > max) throw new InputError(name, `${v} is above the limit of ${max}`, `give at most ${max}`);
+  return n;
+}
+
+function oneOf<T extends string>(get: InputGetter, name: string, allowed: readonly T[], dflt: T): T {
+  const v = get(name).trim() || dflt;
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new InputError(name, `'${v}' is not one of ${allowed.join(', ')}`, `set it to ${allowed.map((a) => `'${a}'`).join(' or ')}`);
+  }
+  return v as T;
+}
+
+function matchingList(get: InputGetter, name: string, re: RegExp, what: string): string[] {
+  const items = parseList(get(name));
+  for (const item of items) {
+    if (!re.test(item)) throw new InputError(name, `'${item}' is not a valid ${what}`, `list ${what}s separated by commas or newlines`);
+  }
+  return [...new Set(items)];
+}
+
+export function parseLabels(get: InputGetter, name: string): string[] {
+  const labels = parseList(get(name));
+  for (const l of labels) {
+    if (!SAFE_LABEL.test(l)) {
+      throw new InputError(name, `label '${l}' has characters outside [A-Za-z0-9._-] or is longer than 64`, 'use only letters, digits, dot, underscore and hyphen');
+    }
+  }
+  return [...new Set(labels)];
+}
+
+function parseTags(raw: string): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const line of raw.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new InputError('tags', `'${line}' is not key=value`, 'write one key=value per line');
+    const key = line.slice(0, eq).trim();
+    const value = line.slice(eq + 1).trim();
+    if (/^(aws:|spot-runner:)/i.test(key)) {
+      throw new InputError('tags', `key '${key}' uses a reserved prefix`, "pick a key that does not start with 'aws:' or 'spot-runner:'");
+    }
+    if (!TAG_KEY.test(key) || !TAG_VALUE.test(value)) {
+      throw new InputError('tags', `'${line}' has characters EC2 tags do not allow or is too long`, 'use letters, digits, spaces and _ . : / = + - @; keys ≤ 128, values ≤ 256');
+    }
+    tags[key] = value;
+  }
+  if (Object.keys(tags).length > 30) throw new InputError('tags', 'more than 30 tags', 'give at most 30 tags (EC2 allows 50 and spot-runner uses up to 12)');
+  return tags;
+}
+
+export function parseImage(raw: string): ImageRef {
+  const v = raw.trim();
+  if (v === '') throw new InputError('image', 'it is required for start', "give an AMI id (ami-…) or 'ssm:<parameter name>'");
+  if (v.startsWith('ssm:')) {
+    const name = v.slice(4);
+    if (!SSM_NAME.test(name)) throw new InputError('image', `'${name}' is not a valid SSM parameter name`, "use 'ssm:/path/to/param', where the name may contain {arch}");
+    return { kind: 'ssm', name };
+  }
+  if (!AMI.test(v)) throw new InputError('image', `'${v}' is neither an AMI id nor ssm:<name>`, "give 'ami-0123456789abcdef0' or 'ssm:/spot-runner/ami/base/{arch}'");
+  return { kind: 'ami', id: v };
+}
+
+function region(get: InputGetter, env: NodeJS.ProcessEnv): string {
+  const v = get('aws-region').trim() || env.AWS_REGION || env.AWS_DEFAULT_REGION || '';
+  if (v === '') throw new InputError('aws-region', 'no region given and neither AWS_REGION nor AWS_DEFAULT_REGION is set', "set 'aws-region', e.g. us-east-1");
+  if (!REGION.test(v)) throw new InputError('aws-region', `'${v}' is not a region name`, 'use a name such as us-east-1');
+  return v;
+}
+
+export function runContext(env: NodeJS.ProcessEnv, event: unknown): RunContext {
+  const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
+  if (!owner || !repo) throw new InputError('GITHUB_REPOSITORY', 'it is not set', 'run the action inside GitHub Actions, or set GITHUB_REPOSITORY=owner/name');
+  const ev = event as { pull_request?: { head?: { repo?: { full_name?: string; fork?: boolean } }; base?: { repo?: { full_name?: string } } } } | undefined;
+  const pr = ev?.pull_request;
+  const head = pr?.head?.repo?.full_name ?? '';
+  const base = pr?.base?.repo?.full_name ?? '';
+  return {
+    owner,
+    repo,
+    runId: env.GITHUB_RUN_ID || '0',
+    runAttempt: env.GITHUB_RUN_ATTEMPT || '1',
+    job: env.GITHUB_JOB || 'job',
+    eventName: env.GITHUB_EVENT_NAME || '',
+    pullRequest: pr ? { headRepo: head, baseRepo: base, fork: Boolean(pr.head?.repo?.fork) || (head !== '' && head !== base) } : undefined,
+  };
+}
+
+export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunContext): Config {
+  const mode = oneOf<Mode>(get, 'mode', ['start', 'stop', 'reap'], '' as Mode);
+  const githubToken = get('github-token').trim();
+  if (githubToken === '') throw new InputError('github-token', 'it is empty', 'pass a token that may manage self-hosted runners, e.g. secrets.RUNNER_ADMIN_TOKEN');
+  const scope = oneOf<Scope>(get, 'runner-scope', ['repo', 'org'], 'repo');
+  const runnerGroup = get('runner-group').trim() || undefined;
+  if (runnerGroup !== undefined && scope !== 'org') {
+    throw new InputError('runner-group', 'runner groups exist only for organisation runners', "set runner-scope: org, or remove runner-group");
+  }
+  if (runnerGroup !== undefined && !/^[A-Za-z0-9 ._-]{1,64}$/.test(runnerGroup)) {
+    throw new InputError('runner-group', `'${runnerGroup}' is not a valid group name or id`, 'use the group name or its numeric id');
+  }
+  const common: Common = {
+    githubToken,
+    region: region(get, env),
+    scope,
+    org: run.owner,
+    runnerGroup,
+    dryRun: bool(get, 'dry-run', false),
+    run,
+  };
+
+  if (mode === 'stop') {
+    const label = get('label').trim() || undefined;
+    if (label !== undefined && !SAFE_LABEL.test(label)) {
+      throw new InputError('label', `'${label}' has characters outside [A-Za-z0-9._-]`, "pass the 'label' output of the start step unchanged");
+    }
+    const rawIds = get('instance-ids').trim();
+    const ids = rawIds.startsWith('[') ? jsonIds(rawIds) : parseList(rawIds);
+    for (const id of ids) {
+      if (!INSTANCE_ID.test(id)) throw new InputError('instance-ids', `'${id}' is not an instance id`, "pass the 'instance-ids' output of the start step (a JSON array) or ids separated by commas");
+    }
+    if (!label && ids.length === 0) {
+      throw new InputError('label', 'stop needs something to stop', "pass 'label' (the start step's label output) and/or 'instance-ids'");
+    }
+    return { ...common, mode, label, instanceIds: [...new Set(ids)] };
+  }
+
+  if (mode === 'reap') {
+    const maxLifetime = positiveNumber(get, 'max-lifetime', 360, 10080);
+    const rawAge = get('max-age').trim();
+    let maxAgeMinutes = maxLifetime + 30;
+    if (rawAge !== '') {
+      const n = Number(rawAge);
+      if (!Number.isFinite(n) || n < 0) throw new InputError('max-age', `'${rawAge}' is not a number of minutes ≥ 0`, 'give minutes, e.g. 390');
+      maxAgeMinutes = n;
+    }
+    const confirm = get('confirm').trim();
+    if (maxAgeMinutes === 0 && confirm !== 'everything') {
+      throw new InputError('confirm', "max-age 0 would remove every spot-runner resource in the region", "set confirm: everything if that is what you want, or raise max-age");
+    }
+    return { ...common, mode, maxAgeMinutes, confirm };
+  }
+
+  // start
+  const image = parseImage(get('image'));
+  const instanceTypes = matchingList(get, 'instance-types', INSTANCE_TYPE, 'instance type');
+  if (instanceTypes.length === 0) throw new InputError('instance-types', 'it is required for start', 'list one or more types in order of preference, e.g. c7i.xlarge, c6i.xlarge');
+  if (instanceTypes.length > 20) throw new InputError('instance-types', `${instanceTypes.length} types given`, 'list at most 20');
+  const subnetIds = matchingList(get, 'subnet-ids', SUBNET, 'subnet id');
+  const securityGroupIds = matchingList(get, 'security-group-ids', SG, 'security group id');
+  if (instanceTypes.length * Math.max(1, subnetIds.length) > 300) {
+    throw new InputError('subnet-ids', 'instance-types × subnet-ids exceeds the 300 overrides one fleet allows', 'list fewer types or subnets');
+  }
+  const maxSpotPriceRaw = get('max-spot-price').trim();
+  if (maxSpotPriceRaw !== '' && !(/^\d+(\.\d+)?$/.test(maxSpotPriceRaw) && Number(maxSpotPriceRaw) > 0)) {
+    throw new InputError('max-spot-price', `'${maxSpotPriceRaw}' is not a price`, 'give USD per hour, e.g. 0.25, or leave it empty');
+  }
+  const profileRaw = get('instance-profile').trim();
+  let instanceProfile: StartConfig['instanceProfile'];
+  if (profileRaw !== '') {
+    if (PROFILE_ARN.test(profileRaw)) instanceProfile = { arn: profileRaw };
+    else if (PROFILE_NAME.test(profileRaw)) instanceProfile = { name: profileRaw };
+    else throw new InputError('instance-profile', `'${profileRaw}' is neither a profile name nor its ARN`, 'give the instance profile name, or arn:aws:iam::<account>:instance-profile/<name>');
+  }
+  const volRaw = get('volume-size').trim();
+  let volumeSize: number | undefined;
+  if (volRaw !== '') {
+    volumeSize = positiveNumber(get, 'volume-size', 0, 16384, true);
+    if (volumeSize < 8) throw new InputError('volume-size', `${volumeSize} GiB is too small for a runner`, 'give at least 8 (GiB)');
+  }
+  const maxLifetimeMinutes = positiveNumber(get, 'max-lifetime', 360, 10080);
+  const idleTimeoutMinutes = positiveNumber(get, 'idle-timeout', 10, 10080);
+  const waitTimeoutMinutes = positiveNumber(get, 'wait-timeout', 5, 120);
+  if (idleTimeoutMinutes > maxLifetimeMinutes) {
+    throw new InputError('idle-timeout', `${idleTimeoutMinutes} is longer than max-lifetime (${maxLifetimeMinutes})`, 'make idle-timeout shorter than max-lifetime');
+  }
+  const allowForks = bool(get, 'allow-forks', false);
+  forkGuard(run, allowForks);
+  return {
+    ...common,
+    mode: 'start',
+    image,
+    instanceTypes,
+    count: positiveNumber(get, 'count', 1, MAX_COUNT, true),
+    extraLabels: parseLabels(get, 'labels'),
+    market: oneOf<Market>(get, 'market', ['spot', 'on-demand'], 'spot'),
+    onDemandFallback: bool(get, 'on-demand-fallback', true),
+    maxSpotPrice: maxSpotPriceRaw || undefined,
+    subnetIds,
+    securityGroupIds,
+    instanceProfile,
+    volumeSize,
+    tags: parseTags(get('tags')),
+    maxLifetimeMinutes,
+    idleTimeoutMinutes,
+    waitTimeoutMinutes,
+    preRunnerScript: get('pre-runner-script'),
+    jobImdsAccess: bool(get, 'job-imds-access', false),
+    allowForks,
+  };
+}
+
+function jsonIds(raw: string): string[] {
+  try {
+    const v: unknown = JSON.parse(raw);
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  } catch {
+    // fall through to the error below
+  }
+  throw new InputError('instance-ids', 'it starts with [ but is not a JSON array of strings', "pass the start step's instance-ids output unchanged");
+}
+
+/** Self-hosted runners run untrusted code from forks with the instance's network and role; refuse unless asked. */
+function forkGuard(run: RunContext, allowForks: boolean): void {
+  if (allowForks) return;
+  const why = 'a self-hosted runner would run code from outside the repository with access to your AWS network and instance role';
+  if (run.eventName === 'pull_request_target') {
+    throw new InputError('allow-forks', `refusing to start runners for pull_request_target: ${why}`, "set allow-forks: true only if the job never checks out or runs the pull request's code");
+  }
+  if (run.eventName.startsWith('pull_request') && run.pullRequest?.fork) {
+    throw new InputError('allow-forks', `refusing to start runners for a pull request from the fork ${run.pullRequest.headRepo}: ${why}`, 'run it from a branch of this repository, or set allow-forks: true if you accept that risk');
+  }
+}

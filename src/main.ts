@@ -1,0 +1,123 @@
+import * as core from '@actions/core';
+import { readFileSync } from 'node:fs';
+import { makeAwsClients } from './aws/clients.js';
+import { parseConfig, runContext, type Config } from './config.js';
+import { InputError, errorMessage } from './errors.js';
+import { makeGitHub, type RateLimit } from './github/client.js';
+import { describeRollback, start } from './modes/start.js';
+import { stop } from './modes/stop.js';
+import { StateRecorder, loadResources, markMainRan } from './state.js';
+import { rollbackSummary, startSummary, stopSummary } from './summary.js';
+import { teardown } from './teardown.js';
+
+function readEvent(): unknown {
+  const p = process.env.GITHUB_EVENT_PATH;
+  if (!p) return undefined;
+  try {
+    return JSON.parse(readFileSync(p, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+export function loadConfig(): Config {
+  return parseConfig((name) => core.getInput(name), process.env, runContext(process.env, readEvent()));
+}
+
+/** The main step. Signals (the runner's cancel) abort start, which then rolls back before exiting. */
+export async function runMain(): Promise<void> {
+  markMainRan();
+  let cfg: Config;
+  try {
+    cfg = loadConfig();
+  } catch (e) {
+    core.setFailed(errorMessage(e));
+    return;
+  }
+  core.setSecret(cfg.githubToken);
+  const log = (l: string) => core.info(l);
+  const aws = makeAwsClients(cfg.region);
+  const rate: RateLimit = {};
+  const gh = makeGitHub(cfg.githubToken, rate);
+
+  if (cfg.mode === 'reap') {
+    core.setFailed("Input 'mode': reap is not available yet in this version. Fix: use start or stop; reap arrives in a later release.");
+    return;
+  }
+
+  if (cfg.mode === 'stop') {
+    try {
+      const r = await stop(cfg, { aws, gh, log });
+      core.setOutput('interrupted', String(r.interrupted));
+      core.setOutput('cost', r.cost === undefined ? '' : r.cost.toFixed(4));
+      for (const n of r.notes) core.warning(n);
+      await stopSummary(r.rows, r.cost, r.notes);
+    } catch (e) {
+      const partial = (e as { result?: { interrupted: boolean; cost?: number } }).result;
+      if (partial) {
+        core.setOutput('interrupted', String(partial.interrupted));
+        core.setOutput('cost', partial.cost === undefined ? '' : partial.cost.toFixed(4));
+      }
+      core.setFailed(errorMessage(e));
+    }
+    return;
+  }
+
+  const state = new StateRecorder();
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    core.warning(`Received ${sig}: cancelling start and removing what it created`);
+    ac.abort(new Error(`received ${sig}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const r = await start(cfg, { aws, gh, rate, state, log, signal: ac.signal });
+    core.setOutput('label', r.label);
+    core.setOutput('instance-ids', JSON.stringify(r.runners.map((x) => x.instanceId)));
+    core.setOutput('runners', JSON.stringify(r.runners.map(({ name, id, instanceId, instanceType, availabilityZone, market }) => ({ name, id, instanceId, instanceType, availabilityZone, market }))));
+    if (r.dryRun) {
+      core.info('Dry run: nothing was created. The plan:');
+      core.info(JSON.stringify(r.plan, null, 2));
+    } else {
+      await startSummary(r.label, r.runners, []);
+      core.info(`Started ${r.runners.length} runner(s) with label ${r.label}`);
+    }
+  } catch (e) {
+    const rollback = (e as { rollback?: Parameters<typeof describeRollback>[0] }).rollback;
+    if (rollback) await rollbackSummary(errorMessage(e), describeRollback(rollback));
+    core.setFailed(e instanceof InputError ? e.message : errorMessage(e));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** The post step runs only when the job failed or was cancelled: remove whatever start recorded. */
+export async function runPost(): Promise<void> {
+  const res = loadResources();
+  if (!res || !res.label) {
+    core.info('spot-runner post: start created nothing; nothing to roll back');
+    return;
+  }
+  let cfg: Config | undefined;
+  try {
+    cfg = loadConfig();
+  } catch {
+    // Inputs were valid in main; if they no longer parse, the recorded state still suffices.
+  }
+  if (cfg && cfg.mode !== 'start') return;
+  const region = res.region ?? cfg?.region ?? process.env.AWS_REGION ?? '';
+  const token = cfg?.githubToken ?? core.getInput('github-token');
+  const aws = makeAwsClients(region);
+  const gh = token ? makeGitHub(token) : undefined;
+  const [owner = '', repo = ''] = (process.env.GITHUB_REPOSITORY ?? '').split('/');
+  try {
+    const report = await teardown(aws, gh, { scope: res.scope ?? 'repo', owner, repo }, res);
+    for (const l of describeRollback(report)) core.info(`spot-runner post: ${l}`);
+    for (const p of report.problems) core.warning(`spot-runner post: ${p}`);
+  } catch (e) {
+    // Post never fails the job over cleanup; it says loudly what may remain.
+    core.warning(`spot-runner post: rollback failed: ${errorMessage(e)}. Resources tagged spot-runner:label=${res.label} may remain; reap mode will remove them.`);
+  }
+}

@@ -1,0 +1,204 @@
+import type { AwsClients } from '../aws/clients.js';
+import { createLaunchTemplate, fleetRequest, launch, launchTemplateRequest, type LaunchedInstance } from '../aws/fleet.js';
+import { resolveLaunchInputs } from '../aws/image.js';
+import { describeByIds } from '../aws/instances.js';
+import { putSecret } from '../aws/params.js';
+import type { StartConfig } from '../config.js';
+import { SpotRunnerError, errorMessage, httpStatus } from '../errors.js';
+import type { GitHub, RateLimit } from '../github/client.js';
+import { createJitRunner, resolveRunnerGroup, type Target } from '../github/runners.js';
+import { clientToken, makeLabel, runnerName } from '../label.js';
+import type { StateRecorder } from '../state.js';
+import type { RunnerRow } from '../summary.js';
+import { PARAMETER_ROOT, TAGS, parameterName } from '../tags.js';
+import { teardown, type TeardownReport } from '../teardown.js';
+import { renderUserData } from '../userdata/render.js';
+import { defaultWaitOptions, waitForRunners, type WaitOptions } from '../waiter.js';
+
+export interface StartDeps {
+  aws: AwsClients;
+  gh: GitHub;
+  rate: RateLimit;
+  state: StateRecorder;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+  now?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Tests shrink the waits. */
+  wait?: Partial<WaitOptions>;
+  /** Tests fix the random part of the label. */
+  label?: string;
+}
+
+export interface StartResult {
+  label: string;
+  labels: string[];
+  runners: RunnerRow[];
+  dryRun: boolean;
+  plan?: unknown;
+}
+
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/** Runs fn over items at most `limit` at a time; on a failure it lets what is in flight finish, then throws. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i] as T, i);
+      } catch (e) {
+        if (failure === undefined) failure = e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure;
+  return results;
+}
+
+/** A bad token or a missing permission should fail before anything is launched. */
+async function checkGitHubAccess(gh: GitHub, t: Target): Promise<void> {
+  try {
+    if (t.scope === 'org') await gh.request('GET /orgs/{org}/actions/runners', { org: t.owner, per_page: 1 });
+    else await gh.request('GET /repos/{owner}/{repo}/actions/runners', { owner: t.owner, repo: t.repo, per_page: 1 });
+  } catch (e) {
+    const s = httpStatus(e);
+    if (s === 401 || s === 403 || s === 404) {
+      const need = t.scope === 'org' ? 'the organisation permission "Self-hosted runners: write"' : 'the repository permission "Administration: write"';
+      throw new SpotRunnerError(`Input 'github-token': GitHub answered ${s} when listing ${t.scope} runners of ${t.scope === 'org' ? t.owner : `${t.owner}/${t.repo}`}. Fix: use a token with ${need} (GITHUB_TOKEN cannot register runners).`);
+    }
+    throw e;
+  }
+}
+
+export function describeRollback(r: TeardownReport): string[] {
+  return [
+    `terminated ${r.terminated.length} instance(s)${r.terminated.length ? `: ${r.terminated.join(', ')}` : ''}`,
+    `deleted ${r.runnersDeleted.length} runner(s), ${r.parametersDeleted.length} parameter(s), ${r.templatesDeleted.length} launch template(s)`,
+    ...r.problems.map((p) => `PROBLEM ${p}`),
+  ];
+}
+
+export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartResult> {
+  const { aws, gh, signal } = deps;
+  const now = deps.now ?? Date.now;
+  const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
+
+  // 1. Everything read-only first: a bad input costs nothing.
+  const { image } = await resolveLaunchInputs(cfg, aws, signal);
+  deps.log(`Validated: image ${image.id} (${image.arch}${image.parameter ? `, from ${image.parameter}` : ''}), types ${cfg.instanceTypes.join(', ')}, ${cfg.count} × ${cfg.market}${cfg.market === 'spot' && cfg.onDemandFallback ? ' with on-demand fallback' : ''}`);
+  await checkGitHubAccess(gh, target);
+  const groupId = await resolveRunnerGroup(gh, target, cfg.runnerGroup);
+
+  const label = deps.label ?? makeLabel(cfg.run);
+  const labels = [label, ...cfg.extraLabels.filter((l) => l !== label)];
+  const expiresAt = new Date(now() + cfg.maxLifetimeMinutes * 60_000).toISOString();
+  const tags: Record<string, string> = {
+    ...cfg.tags,
+    Name: label,
+    [TAGS.managed]: 'true',
+    [TAGS.label]: label,
+    [TAGS.repo]: cfg.scope === 'org' ? cfg.run.owner : `${cfg.run.owner}/${cfg.run.repo}`,
+    [TAGS.runId]: cfg.run.runId,
+    [TAGS.runAttempt]: cfg.run.runAttempt,
+    [TAGS.job]: cfg.run.job.slice(0, 128),
+    [TAGS.expiresAt]: expiresAt,
+  };
+  const userData = renderUserData({
+    region: cfg.region,
+    parameterPrefix: `${PARAMETER_ROOT}/${label}`,
+    maxLifetimeMinutes: cfg.maxLifetimeMinutes,
+    idleTimeoutMinutes: cfg.idleTimeoutMinutes,
+    preRunnerScript: cfg.preRunnerScript,
+    preRunnerTimeoutMinutes: Math.min(30, cfg.maxLifetimeMinutes),
+    jobImdsAccess: cfg.jobImdsAccess,
+    label,
+  });
+  const tokenFor = (purpose: string) => clientToken(label, purpose);
+  const ltReq = launchTemplateRequest(cfg, image, label, userData, tags, tokenFor('lt'));
+
+  if (cfg.dryRun) {
+    const plan = {
+      launchTemplate: { ...ltReq, LaunchTemplateData: { ...ltReq.LaunchTemplateData, UserData: '(below, decoded)' } },
+      fleet: fleetRequest(cfg, '<launch template id>', cfg.market, cfg.count, tokenFor(cfg.market)),
+      onDemandFallback: cfg.market === 'spot' && cfg.onDemandFallback ? fleetRequest(cfg, '<launch template id>', 'on-demand', cfg.count, tokenFor('on-demand')) : null,
+      runners: Array.from({ length: cfg.count }, (_, i) => ({ name: runnerName(label, i), labels, runnerGroupId: groupId, parameter: parameterName(label, '<instance-id>') })),
+      tags,
+      // user-data never holds a secret; the JIT config travels through SSM.
+      userData,
+    };
+    return { label, labels, runners: [], dryRun: true, plan };
+  }
+
+  deps.state.setContext(label, cfg.region, cfg.scope);
+  try {
+    // 2. One launch template and one instant fleet (two only when on-demand must fill in).
+    const templateId = await createLaunchTemplate(aws, ltReq, signal);
+    deps.state.add('launchTemplateIds', templateId);
+    const launchedAt = now();
+    const { instances } = await launch(
+      aws,
+      cfg,
+      templateId,
+      tokenFor,
+      (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)),
+      deps.log,
+      signal,
+    );
+    deps.log(`Fleet launched ${instances.length}: ${instances.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
+
+    // 3. One JIT config per instance, parked in SSM under the instance's own id.
+    const rows = await mapLimit(instances, 8, async (inst, i) => {
+      signal?.throwIfAborted();
+      const name = runnerName(label, i);
+      const jit = await createJitRunner(gh, target, name, labels, groupId);
+      deps.state.add('runnerIds', jit.runner.id);
+      const pname = parameterName(label, inst.instanceId);
+      await putSecret(aws, pname, jit.encodedJitConfig, { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: inst.instanceId, [TAGS.runnerName]: name, [TAGS.expiresAt]: expiresAt }, signal);
+      deps.state.add('parameterNames', pname);
+      return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone: inst.availabilityZone ?? '', market: inst.market } satisfies RunnerRow;
+    });
+
+    // 4. Wait for all of them, watching the instances too.
+    const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, now), firstExpectedOnlineAt: launchedAt + Number(process.env.SPOT_RUNNER_EXPECTED_BOOT_SECONDS ?? 20) * 1000, ...deps.wait };
+    await waitForRunners(gh, aws, target, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId })), deps.rate, {
+      ...w,
+      sleep: deps.sleep ?? sleep,
+      log: deps.log,
+      signal,
+    });
+
+    // The fleet answer may lack the AZ; the instances know it.
+    if (rows.some((r) => !r.availabilityZone)) {
+      const az = new Map((await describeByIds(aws, rows.map((r) => r.instanceId))).map((i) => [i.instanceId, i.availabilityZone]));
+      for (const r of rows) r.availabilityZone ||= az.get(r.instanceId) ?? '';
+    }
+    deps.state.markDone();
+    return { label, labels, runners: rows, dryRun: false };
+  } catch (e) {
+    const why = signal?.aborted ? `cancelled (${errorMessage(signal.reason)})` : errorMessage(e);
+    deps.log(`Start failed: ${why}. Rolling back everything it created.`);
+    const report = await teardown(aws, gh, target, deps.state.resources);
+    const lines = describeRollback(report);
+    for (const l of lines) deps.log(`Rollback: ${l}`);
+    const err = new SpotRunnerError(`${why} — rolled back: ${lines.join('; ')}`);
+    (err as { rollback?: TeardownReport }).rollback = report;
+    throw err;
+  }
+}

@@ -1,0 +1,59 @@
+import * as core from '@actions/core';
+
+// Everything start creates is recorded here the moment it exists, so the post step (and a
+// signal handler) can roll back whatever made it into the world.
+
+export interface Resources {
+  label?: string;
+  region?: string;
+  scope?: 'repo' | 'org';
+  launchTemplateIds: string[];
+  instanceIds: string[];
+  parameterNames: string[];
+  runnerIds: number[];
+}
+
+export function emptyResources(): Resources {
+  return { launchTemplateIds: [], instanceIds: [], parameterNames: [], runnerIds: [] };
+}
+
+const KEY = 'resources';
+const IS_POST = 'isPost';
+
+/** One bundle serves main and post; the main run leaves this mark so the post run knows itself. */
+export function isPost(): boolean {
+  return Boolean(core.getState(IS_POST));
+}
+
+export function markMainRan(): void {
+  core.saveState(IS_POST, 'true');
+}
+
+export class StateRecorder {
+  constructor(readonly resources: Resources = emptyResources()) {}
+
+  private save(): void {
+    core.saveState(KEY, JSON.stringify(this.resources));
+  }
+
+  setContext(label: string, region: string, scope: 'repo' | 'org'): void {
+    Object.assign(this.resources, { label, region, scope });
+    this.save();
+  }
+
+  add<K extends 'launchTemplateIds' | 'instanceIds' | 'parameterNames' | 'runnerIds'>(key: K, ...items: Resources[K]): void {
+    const list = this.resources[key] as unknown[];
+    for (const it of items) if (!list.includes(it)) list.push(it);
+    this.save();
+  }
+
+  markDone(): void {
+    core.saveState('startSucceeded', 'true');
+  }
+}
+
+export function loadResources(): Resources | undefined {
+  const raw = core.getState(KEY);
+  if (!raw) return undefined;
+  return { ...emptyResources(), ...(JSON.parse(raw) as Partial<Resources>) };
+}

@@ -1,0 +1,25 @@
+// The tag schema is the only state reap relies on: every resource start creates carries these.
+export const TAG_PREFIX = 'spot-runner:';
+export const TAGS = {
+  managed: 'spot-runner:managed', // "true" on every resource we create
+  label: 'spot-runner:label', // the run's unique runner label
+  repo: 'spot-runner:repo', // owner/name, or the org for org scope
+  runId: 'spot-runner:run-id',
+  runAttempt: 'spot-runner:run-attempt',
+  job: 'spot-runner:job',
+  runnerName: 'spot-runner:runner-name', // on instances and parameters
+  instanceId: 'spot-runner:instance-id', // on parameters
+  expiresAt: 'spot-runner:expires-at', // ISO-8601: launch + max-lifetime
+  phase: 'spot-runner:phase', // written by the instance itself
+  interrupted: 'spot-runner:interrupted', // written by the instance when it sees a spot notice
+} as const;
+
+/** GitHub runner names and labels start with this, so reap can find ghosts by name. */
+export const NAME_PREFIX = 'spot-runner-';
+
+/** Every JIT config lives under this SSM path: /spot-runner/jit/<label>/<instance-id>. */
+export const PARAMETER_ROOT = '/spot-runner/jit';
+
+export function parameterName(label: string, instanceId: string): string {
+  return `${PARAMETER_ROOT}/${label}/${instanceId}`;
+}

@@ -1,0 +1,72 @@
+import type { AwsClients } from './aws/clients.js';
+import { describeByIds, describeByTag, terminate, type InstanceInfo } from './aws/instances.js';
+import { deleteParameters, namesUnder } from './aws/params.js';
+import { deleteTemplate, describeTemplatesByTag } from './aws/templates.js';
+import { errorMessage } from './errors.js';
+import type { GitHub } from './github/client.js';
+import { deleteRunner, listRunners, type Target } from './github/runners.js';
+import type { Resources } from './state.js';
+import { PARAMETER_ROOT, TAGS } from './tags.js';
+
+export interface TeardownReport {
+  /** Every instance seen, in its state before termination. */
+  instances: InstanceInfo[];
+  terminated: string[];
+  runnersDeleted: number[];
+  runnersBusy: number[];
+  parametersDeleted: string[];
+  templatesDeleted: string[];
+  /** Failures; each names the resource and what went wrong. */
+  problems: string[];
+}
+
+/**
+ * Removes what one start created: what is recorded, plus whatever carries its label (a launch
+ * whose answer never arrived still tagged its instances). Each kind is removed independently, so
+ * one failure never keeps the others alive. Already-gone is success.
+ */
+export async function teardown(aws: AwsClients, gh: GitHub | undefined, target: Target, res: Resources, labels: string[] = res.label ? [res.label] : []): Promise<TeardownReport> {
+  const report: TeardownReport = { instances: [], terminated: [], runnersDeleted: [], runnersBusy: [], parametersDeleted: [], templatesDeleted: [], problems: [] };
+  const attempt = async (what: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (e) {
+      report.problems.push(`${what}: ${errorMessage(e)}`);
+    }
+  };
+
+  // Instances first: they are what costs money.
+  await attempt('terminating instances', async () => {
+    const seen = new Map<string, InstanceInfo>();
+    for (const i of await describeByIds(aws, res.instanceIds)) seen.set(i.instanceId, i);
+    if (labels.length > 0) for (const i of await describeByTag(aws, TAGS.label, labels)) seen.set(i.instanceId, i);
+    report.instances = [...seen.values()];
+    const live = report.instances.filter((i) => i.state !== 'terminated' && i.state !== 'shutting-down').map((i) => i.instanceId);
+    report.terminated = await terminate(aws, live);
+  });
+
+  await Promise.all([
+    attempt('deleting runners', async () => {
+      if (!gh) return;
+      const ids = new Set(res.runnerIds);
+      if (labels.length > 0) for (const r of await listRunners(gh, target)) if (r.labels.some((l) => labels.includes(l))) ids.add(r.id);
+      for (const id of ids) {
+        const outcome = await deleteRunner(gh, target, id);
+        if (outcome === 'deleted') report.runnersDeleted.push(id);
+        if (outcome === 'busy') report.runnersBusy.push(id);
+      }
+      if (report.runnersBusy.length > 0) report.problems.push(`runners ${report.runnersBusy.join(', ')} are busy and were left registered; their instances are terminated, so GitHub will drop them when the job ends`);
+    }),
+    attempt('deleting parameters', async () => {
+      const names = new Set(res.parameterNames);
+      for (const l of labels) for (const n of await namesUnder(aws, `${PARAMETER_ROOT}/${l}`)) names.add(n);
+      report.parametersDeleted = await deleteParameters(aws, [...names]);
+    }),
+    attempt('deleting launch templates', async () => {
+      const ids = new Set(res.launchTemplateIds);
+      if (labels.length > 0) for (const t of await describeTemplatesByTag(aws, TAGS.label, labels)) ids.add(t.id);
+      for (const id of ids) if (await deleteTemplate(aws, id)) report.templatesDeleted.push(id);
+    }),
+  ]);
+  return report;
+}

@@ -1,0 +1,240 @@
+#!/usr/bin/env bats
+# The REAL bootstrap, rendered by the REAL renderer, run in a sandbox (README.md).
+# Every case asserts that the machine powered off, and why.
+
+setup_file() {
+  if [[ -z ${SPOT_RUNNER_RENDER_DIR:-} ]]; then
+    export SPOT_RUNNER_RENDER_DIR=$BATS_FILE_TMPDIR/renderer
+    node "$BATS_TEST_DIRNAME/build-renderer.mjs" "$SPOT_RUNNER_RENDER_DIR"
+  fi
+}
+
+setup() {
+  # shellcheck source=user-data/test/sandbox.bash
+  . "$BATS_TEST_DIRNAME/sandbox.bash"
+  SB_RENDER_DIR=$SPOT_RUNNER_RENDER_DIR
+  sb_create "$BATS_TEST_TMPDIR/sb"
+  sb_imds_start
+  # Secret patterns live outside the sandbox so scans of the sandbox never see them.
+  (umask 077 && printf '%s\n' "$SB_SECRET" >"$BATS_TEST_TMPDIR/secret.pat")
+}
+
+teardown() {
+  sb_cleanup
+}
+
+# run_boot <options-json> [timeout]: render, boot, wait for power-off.
+run_boot() {
+  sb_render "$1"
+  sb_boot
+  sb_wait_poweroff "${2:-20}"
+}
+
+assert_reason() {
+  local got
+  got=$(sb_reason)
+  [[ $got == "$1" ]] || { echo "power-off reason: want '$1', got '$got'" >&2; cat "$SB/stdout" >&2; return 1; }
+  grep -qF "spot-runner: power-off: $1" "$SB/console"
+  [[ -s $SB_STATE/poweroff ]]
+}
+
+last_phase() { tail -n 1 "$SB_STATE/tags.log" | sed 's/.*Value=//'; }
+
+wait_for_file() {
+  local i
+  for ((i = 0; i < ${2:-100}; i++)); do
+    [[ -e $1 ]] && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for $1" >&2
+  return 1
+}
+
+# Fails if the secret occurs in any file under the given paths.
+assert_secret_in_no_file() {
+  local hits
+  hits=$(grep -rlF -f "$BATS_TEST_TMPDIR/secret.pat" "$@" 2>/dev/null || true)
+  [[ -z $hits ]] || { echo "JIT config found in: $hits" >&2; return 1; }
+}
+
+@test "normal job: reads its own parameter (after retries), deletes it, runs one job, powers off" {
+  sb_put_param "/spot-runner/jit/$SB_LABEL/$SB_IID" 1
+  run_boot "$(sb_options)"
+  assert_reason job-done
+  [[ $(last_phase) == shutting-down ]]
+  grep -q 'Value=booting' "$SB_STATE/tags.log"
+  grep -q 'Value=runner-started' "$SB_STATE/tags.log"
+  grep -q 'Value=job-started' "$SB_STATE/tags.log"
+  [[ -e $SB_OUT/jit-ok ]]
+  (($(grep -c 'ssm get-parameter' "$SB_STATE/aws-calls.log") >= 2))
+  [[ $(cat "$SB_STATE/ssm-deleted.log") == "/spot-runner/jit/$SB_LABEL/$SB_IID" ]]
+  # Deadline lines one and two were set up first.
+  grep -qx -- '-h +1 spot-runner: max-lifetime reached' "$SB_STATE/shutdown.log"
+  grep -q -- '--on-active=60s .*power-off.sh max-lifetime' "$SB_STATE/systemd-run.log"
+  # Job steps are kept away from IMDS; the runner runs as the runner user.
+  grep -q -- "iptables -w -I OUTPUT -m owner --uid-owner $(id -u) -d 169.254.169.254/32 -j REJECT" "$SB_STATE/iptables.log"
+  grep -q -- "--reuid=$(id -u) --regid=$(id -g) --init-groups -- ./run.sh" "$SB_RUNNER_DIR/setpriv.log"
+  # IMDSv2 only: a token first, and no GET was refused.
+  [[ $(head -n 1 "$SB_STATE/imds.log") == 'PUT /latest/api/token' ]]
+}
+
+@test "no job until idle-timeout: powers off with reason idle-timeout" {
+  sb_fake_runner FAKE_JOB=0
+  run_boot "$(sb_options idleTimeoutMinutes=0.05 jobImdsAccess=true)"
+  assert_reason idle-timeout
+  [[ $(last_phase) == failed:idle-timeout ]]
+  [[ -e $SB_OUT/jit-ok && ! -e $SB_OUT/job.pid ]]
+  # job-imds-access: no firewall rule.
+  [[ ! -e $SB_STATE/iptables.log ]]
+  grep -q 'job-imds-access' "$SB/stdout"
+}
+
+@test "deadline passes while a job hangs: powers off with reason max-lifetime" {
+  sb_fake_runner FAKE_JOB_TENTHS=600
+  run_boot "$(sb_options maxLifetimeMinutes=0.05 idleTimeoutMinutes=1)"
+  assert_reason max-lifetime
+  [[ $(last_phase) == failed:max-lifetime ]]
+  [[ -e $SB_OUT/job.pid ]]
+}
+
+@test "deadline line two: the timer powers off even when the bootstrap itself is stuck" {
+  sb_fake_runner FAKE_JOB_TENTHS=600
+  sb_render "$(sb_options maxLifetimeMinutes=0.05 idleTimeoutMinutes=1)"
+  sb_boot
+  wait_for_file "$SB_OUT/job.pid"
+  kill -STOP "$SB_PID"
+  sb_wait_poweroff 15
+  assert_reason max-lifetime
+  [[ $(last_phase) == failed:max-lifetime ]]
+}
+
+@test "spot notice mid-job: marker for the job, hooks run bounded, then power-off" {
+  local d=$SB_ROOT/etc/spot-runner/interruption.d
+  mkdir -p "$d"
+  # shellcheck disable=SC2016 # the hook expands it, not this test
+  printf '#!/bin/bash\necho "$SPOT_RUNNER_INTERRUPTION_NOTICE" >%q/hook-checkpoint\n' "$SB_OUT" >"$d/10-checkpoint"
+  printf '#!/bin/bash\nsleep 30\n: >%q/hook-slow-finished\n' "$SB_OUT" >"$d/20-slow"
+  printf '#!/bin/bash\n: >%q/hook-after\n' "$SB_OUT" >"$d/30-after"
+  printf '#!/bin/bash\n: >%q/hook-not-executable\n' "$SB_OUT" >"$d/40-disabled"
+  chmod +x "$d/10-checkpoint" "$d/20-slow" "$d/30-after"
+  sb_fake_runner FAKE_JOB_TENTHS=30
+  sb_render "$(sb_options)"
+  sb_boot
+  wait_for_file "$SB_OUT/job.pid"
+  sb_spot_notice
+  sb_wait_poweroff 20
+  assert_reason job-done
+  local marker=$SB_ROOT/run/spot-runner/interrupted
+  [[ $(stat -c %a "$marker") == 644 ]]
+  grep -q '"action":"terminate"' "$marker"
+  # The job saw it while running.
+  grep -q '"action":"terminate"' "$SB_OUT/job-saw-interrupted"
+  [[ $(cat "$SB_OUT/hook-checkpoint") == "$marker" ]]
+  [[ -e $SB_OUT/hook-after ]]
+  [[ ! -e $SB_OUT/hook-slow-finished && ! -e $SB_OUT/hook-not-executable ]]
+  grep -q 'Value=interrupted' "$SB_STATE/tags.log"
+  grep -q 'spot interruption notice' "$SB/stdout"
+  grep -q 'interruption hook 20-slow exited 124' "$SB/stdout"
+}
+
+@test "SSM read denied: power-off with reason, runner never started" {
+  echo AccessDeniedException >"$SB_STATE/fail/ssm-get-parameter"
+  run_boot "$(sb_options parameterWaitSeconds=1)"
+  assert_reason ssm-read-failed:AccessDeniedException
+  [[ $(last_phase) == failed:ssm-read-failed:AccessDeniedException ]]
+  [[ ! -e $SB_OUT/runner-exec-time ]]
+}
+
+@test "SSM parameter never appears: power-off with reason ParameterNotFound" {
+  rm -f "$SB_STATE/ssm/"*
+  run_boot "$(sb_options parameterWaitSeconds=1)"
+  assert_reason ssm-read-failed:ParameterNotFound
+  [[ ! -e $SB_OUT/runner-exec-time ]]
+}
+
+@test "JIT config: in no argv, no file, no job-visible environment" {
+  sb_fake_runner FAKE_JOB_TENTHS=25
+  sb_render "$(sb_options)"
+  sb_boot
+  wait_for_file "$SB_OUT/job.pid"
+  local runner_pid job_pid f scanned=0 found=''
+  runner_pid=$(cat "$SB_OUT/runner.pid")
+  job_pid=$(cat "$SB_OUT/job.pid")
+  kill -0 "$runner_pid" && kill -0 "$job_pid"
+  # Every process's argv (bash builtins only, so the scan itself puts nothing in argv).
+  for f in /proc/[0-9]*/cmdline; do
+    local -a argv=()
+    { mapfile -d '' argv <"$f"; } 2>/dev/null || continue
+    scanned=$((scanned + 1))
+    [[ "${argv[*]}" == *"$SB_SECRET"* ]] && found+=" $f"
+  done
+  [[ -z $found ]] || { echo "JIT config in argv of:$found" >&2; return 1; }
+  ((scanned > 5))
+  # The job step's live environment and the one it dumped.
+  local envblob
+  envblob=$(tr '\0' '\n' <"/proc/$job_pid/environ")
+  [[ $envblob != *"$SB_SECRET"* && $envblob != *ACTIONS_RUNNER_INPUT_* ]]
+  [[ $(cat "$SB_OUT/job-env") != *"$SB_SECRET"* ]]
+  grep -q '^ACTIONS_RUNNER_HOOK_JOB_STARTED=' "$SB_OUT/job-env"
+  # The bootstrap never exports it.
+  [[ $(tr '\0' '\n' <"/proc/$SB_PID/environ") != *"$SB_SECRET"* ]]
+  # No file anywhere in the sandbox (runner dir, /etc, /run, logs, tmp) holds it.
+  assert_secret_in_no_file "$SB"
+  sb_wait_poweroff 20
+  assert_reason job-done
+  assert_secret_in_no_file "$SB"
+  # Positive control: the runner did receive the right config.
+  [[ -e $SB_OUT/jit-ok ]]
+  # Root-only state stays root-only.
+  [[ $(stat -c %a "$SB_ROOT/run/spot-runner/private") == 700 ]]
+  [[ $(stat -c %a "$SB_ROOT/run/spot-runner/private/imds-header") == 600 ]]
+}
+
+@test "pre-runner-script fails: power-off with reason, before the JIT config is read" {
+  run_boot "$(sb_options 'preRunnerScript="echo pre-runner says hi; exit 7"')"
+  assert_reason pre-runner-script-failed:exit-7
+  [[ $(last_phase) == failed:pre-runner-script-failed:exit-7 ]]
+  grep -q 'pre-runner says hi' "$SB/stdout"
+  [[ $(grep -c 'get-parameter' "$SB_STATE/aws-calls.log" || true) == 0 ]]
+  [[ ! -e $SB_OUT/runner-exec-time ]]
+}
+
+@test "pre-runner-script over its time limit: power-off with reason pre-runner-script-timeout" {
+  run_boot "$(sb_options 'preRunnerScript="sleep 30"' preRunnerTimeoutMinutes=0.02)"
+  assert_reason pre-runner-script-timeout
+}
+
+@test "pre-runner-script with quotes, \$(), backticks and heredoc markers runs verbatim as root" {
+  local script json
+  script=$(printf '%s\n' \
+    "cat >'$SB_OUT/pre-ran' <<'EOF'" \
+    "it's \"quoted\" \$(touch /tmp/pwned-$$) \`id\` \\\\ EOF-not #@@VALUES-END@@" \
+    'EOF' \
+    "id -u >>'$SB_OUT/pre-ran'")
+  json=$(jq -Rs . <<<"$script")
+  run_boot "$(sb_options "preRunnerScript=$json")"
+  assert_reason job-done
+  [[ $(head -n 1 "$SB_OUT/pre-ran") == "it's \"quoted\" \$(touch /tmp/pwned-$$) \`id\` \\\\ EOF-not #@@VALUES-END@@" ]]
+  [[ $(tail -n 1 "$SB_OUT/pre-ran") == "$(id -u)" ]]
+  [[ ! -e /tmp/pwned-$$ ]]
+}
+
+@test "IMDS firewall cannot be installed: power-off with reason" {
+  : >"$SB_STATE/fail/iptables"
+  run_boot "$(sb_options)"
+  assert_reason imds-firewall-failed
+  [[ ! -e $SB_OUT/runner-exec-time ]]
+}
+
+@test "any unexpected error (trap first): power-off with the failing line on the console" {
+  touch "$SB_ROOT/run"
+  run_boot "$(sb_options)"
+  grep -qE 'spot-runner: power-off: bootstrap-exited:line-[0-9]+:exit-1' "$SB/console"
+  [[ -s $SB_STATE/poweroff ]]
+}
+
+@test "rendered user-data is shellcheck clean and under 16 KB" {
+  sb_render "$(sb_options 'preRunnerScript="echo hi"')"
+  shellcheck -s bash "$SB/user-data.sh"
+  (($(wc -c <"$SB/user-data.sh") < 16384))
+}
