@@ -41,6 +41,7 @@ describe('start', () => {
       expect(name).toMatch(new RegExp(`^/spot-runner/jit/${res.label}/i-`));
       expect(userData).not.toContain(p.value);
       expect(p.tags[TAGS.instanceId]).toBe(name.split('/').pop());
+      expect(p.tags[TAGS.instanceArn]).toBe(`arn:aws:ec2:us-east-1:123456789012:instance/${name.split('/').pop()}`);
     }
     expect(userData).toContain(`/spot-runner/jit/${res.label}`);
 

@@ -4,10 +4,11 @@ import { makeAwsClients } from './aws/clients.js';
 import { parseConfig, runContext, type Config } from './config.js';
 import { InputError, errorMessage } from './errors.js';
 import { makeGitHub, type RateLimit } from './github/client.js';
+import { reap } from './modes/reap.js';
 import { describeRollback, start } from './modes/start.js';
 import { stop } from './modes/stop.js';
 import { StateRecorder, loadResources, markMainRan } from './state.js';
-import { rollbackSummary, startSummary, stopSummary } from './summary.js';
+import { reapSummary, rollbackSummary, startSummary, stopSummary } from './summary.js';
 import { teardown } from './teardown.js';
 
 function readEvent(): unknown {
@@ -41,7 +42,15 @@ export async function runMain(): Promise<void> {
   const gh = makeGitHub(cfg.githubToken, rate);
 
   if (cfg.mode === 'reap') {
-    core.setFailed("Input 'mode': reap is not available yet in this version. Fix: use start or stop; reap arrives in a later release.");
+    try {
+      const r = await reap(cfg, { aws, gh, log });
+      core.setOutput('reaped', JSON.stringify(r));
+      await reapSummary(r);
+      // What could be removed was; the failures are named so the next run or a person can follow up.
+      if (r.problems.length > 0) core.setFailed(`reap could not do everything: ${r.problems.join('; ')}`);
+    } catch (e) {
+      core.setFailed(errorMessage(e));
+    }
     return;
   }
 

@@ -1,4 +1,5 @@
 import * as core from '@actions/core';
+import type { ReapResult } from './modes/reap.js';
 
 export interface RunnerRow {
   name: string;
@@ -62,5 +63,36 @@ export async function stopSummary(rows: { instanceId: string; instanceType: stri
 export async function rollbackSummary(reason: string, lines: string[]): Promise<void> {
   await write((s) => {
     s.addHeading('spot-runner: start failed and was rolled back', 3).addRaw(cell(reason), true).addList(lines.map(cell));
+  });
+}
+
+/** A job summary is capped at 1 MiB: a reap after a big leak lists the first rows and counts the rest. */
+const REAP_ROWS = 500;
+
+export async function reapSummary(r: ReapResult): Promise<void> {
+  const rows = [...r.instances, ...r.runners, ...r.parameters, ...r.templates];
+  await write((s) => {
+    s.addHeading(`spot-runner: reap${r.dryRun ? ' (dry run: nothing was removed)' : ''}${r.nuke ? ' — nuke' : ''}`, 3);
+    s.addRaw(
+      `Scanned ${r.scanned.instances} instance(s), ${r.scanned.parameters} parameter(s), ${r.scanned.templates} launch template(s), ${r.scanned.runners} runner(s); ` +
+        `max-age ${r.maxAgeMinutes} min, grace ${r.graceMinutes} min.`,
+      true,
+    );
+    if (rows.length === 0) {
+      s.addRaw('Nothing to reap.', true);
+    } else {
+      s.addTable([
+        [
+          { data: 'kind', header: true },
+          { data: 'resource', header: true },
+          { data: 'label', header: true },
+          { data: 'reason', header: true },
+          { data: 'outcome', header: true },
+        ],
+        ...rows.slice(0, REAP_ROWS).map((f) => [f.kind, cell(f.name ? `${f.id} (${f.name})` : f.id), cell(f.label ?? ''), cell(f.reason), f.outcome ?? '']),
+      ]);
+      if (rows.length > REAP_ROWS) s.addRaw(`… and ${rows.length - REAP_ROWS} more (see the reaped output).`, true);
+    }
+    if (r.problems.length > 0) s.addList(r.problems.map(cell));
   });
 }

@@ -9,9 +9,9 @@ export const TAGS = {
   job: 'spot-runner:job',
   runnerName: 'spot-runner:runner-name', // on instances and parameters
   instanceId: 'spot-runner:instance-id', // on parameters
+  instanceArn: 'spot-runner:instance-arn', // on parameters: the instance role's policy matches it to ec2:SourceInstanceARN
   expiresAt: 'spot-runner:expires-at', // ISO-8601: launch + max-lifetime
   phase: 'spot-runner:phase', // written by the instance itself
-  interrupted: 'spot-runner:interrupted', // written by the instance when it sees a spot notice
 } as const;
 
 /** GitHub runner names and labels start with this, so reap can find ghosts by name. */

@@ -88,6 +88,8 @@ power_off() {
     wait "$HOOKS_PID"
   fi
   if [[ $reason == job-done ]]; then phase=shutting-down; else phase=failed:$reason; fi
+  # Keep the spot notice visible to stop after the final phase is written.
+  [[ ! -e $RUN/interrupted ]] || phase=interrupted:$phase
   phase=$(sanitize "$phase")
   printf '%s\n' "$phase" >"$PRIV/phase" 2>/dev/null
   (

@@ -12,10 +12,12 @@ export interface InstanceInfo {
   launchTime?: Date;
   stateReason?: string;
   stateReasonCode?: string;
+  /** The account, from the reservation. */
+  ownerId?: string;
   tags: Record<string, string>;
 }
 
-export function toInfo(i: Instance): InstanceInfo {
+export function toInfo(i: Instance, ownerId?: string): InstanceInfo {
   const tags = Object.fromEntries((i.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
   return {
     instanceId: i.InstanceId ?? '',
@@ -26,6 +28,7 @@ export function toInfo(i: Instance): InstanceInfo {
     launchTime: i.LaunchTime,
     stateReason: i.StateReason?.Message ?? i.StateTransitionReason,
     stateReasonCode: i.StateReason?.Code,
+    ownerId,
     tags,
   };
 }
@@ -36,7 +39,7 @@ async function collect(aws: AwsClients, input: { InstanceIds?: string[]; Filters
   const out: InstanceInfo[] = [];
   for await (const page of paginateDescribeInstances({ client: aws.ec2, pageSize: input.InstanceIds ? undefined : 1000 }, input)) {
     if (signal?.aborted) break;
-    for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toInfo(i));
+    for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toInfo(i, r.OwnerId));
   }
   return out;
 }
@@ -97,4 +100,9 @@ export async function waitTerminated(aws: AwsClients, ids: string[], maxWaitSeco
 
 export async function tagInstances(aws: AwsClients, ids: string[], tags: Record<string, string>): Promise<void> {
   await aws.ec2.send(new CreateTagsCommand({ Resources: ids, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }));
+}
+
+export function instanceArn(region: string, account: string, id: string): string {
+  const partition = region.startsWith('cn-') ? 'aws-cn' : region.startsWith('us-gov-') ? 'aws-us-gov' : 'aws';
+  return `arn:${partition}:ec2:${region}:${account}:instance/${id}`;
 }

@@ -30,6 +30,23 @@ export async function namesUnder(aws: AwsClients, path: string): Promise<string[
   return names;
 }
 
+export interface ParameterInfo {
+  name: string;
+  lastModified?: Date;
+}
+
+/** Names and ages under a path, all pages, without reading (or decrypting) the values; reap needs the age for its grace period. */
+export async function describeUnder(aws: AwsClients, path: string): Promise<ParameterInfo[]> {
+  const out: ParameterInfo[] = [];
+  for await (const page of paginateDescribeParameters(
+    { client: aws.ssm },
+    { ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: [path] }], MaxResults: 50 },
+  )) {
+    for (const p of page.Parameters ?? []) if (p.Name) out.push({ name: p.Name, lastModified: p.LastModifiedDate });
+  }
+  return out;
+}
+
 /** Deletes in batches of 10 (the API's limit); names already gone are fine. Returns the deleted ones. */
 export async function deleteParameters(aws: AwsClients, names: string[]): Promise<string[]> {
   const deleted: string[] = [];

@@ -1,7 +1,7 @@
 import type { AwsClients } from '../aws/clients.js';
 import { createLaunchTemplate, fleetRequest, launch, launchTemplateRequest, type LaunchedInstance } from '../aws/fleet.js';
 import { resolveLaunchInputs } from '../aws/image.js';
-import { describeByIds } from '../aws/instances.js';
+import { describeByIds, instanceArn } from '../aws/instances.js';
 import { putSecret } from '../aws/params.js';
 import type { StartConfig } from '../config.js';
 import { SpotRunnerError, errorMessage, httpStatus } from '../errors.js';
@@ -162,6 +162,8 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       signal,
     );
     deps.log(`Fleet launched ${instances.length}: ${instances.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
+    // One read gives the account (for the instance ARN the instance role's policy matches) and the AZs.
+    const described = new Map((await describeByIds(aws, instances.map((i) => i.instanceId), signal)).map((i) => [i.instanceId, i]));
 
     // 3. One JIT config per instance, parked in SSM under the instance's own id.
     const rows = await mapLimit(instances, 8, async (inst, i) => {
@@ -170,9 +172,13 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       const jit = await createJitRunner(gh, target, name, labels, groupId);
       deps.state.add('runnerIds', jit.runner.id);
       const pname = parameterName(label, inst.instanceId);
-      await putSecret(aws, pname, jit.encodedJitConfig, { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: inst.instanceId, [TAGS.runnerName]: name, [TAGS.expiresAt]: expiresAt }, signal);
+      const d = described.get(inst.instanceId);
+      const ptags: Record<string, string> = { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: inst.instanceId, [TAGS.runnerName]: name, [TAGS.expiresAt]: expiresAt };
+      if (d?.ownerId) ptags[TAGS.instanceArn] = instanceArn(cfg.region, d.ownerId, inst.instanceId);
+      await putSecret(aws, pname, jit.encodedJitConfig, ptags, signal);
       deps.state.add('parameterNames', pname);
-      return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone: inst.availabilityZone ?? '', market: inst.market } satisfies RunnerRow;
+      const availabilityZone = inst.availabilityZone || d?.availabilityZone || '';
+      return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone, market: inst.market } satisfies RunnerRow;
     });
 
     // 4. Wait for all of them, watching the instances too.
@@ -184,11 +190,6 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       signal,
     });
 
-    // The fleet answer may lack the AZ; the instances know it.
-    if (rows.some((r) => !r.availabilityZone)) {
-      const az = new Map((await describeByIds(aws, rows.map((r) => r.instanceId))).map((i) => [i.instanceId, i.availabilityZone]));
-      for (const r of rows) r.availabilityZone ||= az.get(r.instanceId) ?? '';
-    }
     deps.state.markDone();
     return { label, labels, runners: rows, dryRun: false };
   } catch (e) {

@@ -17,9 +17,9 @@ export interface StopResult {
   notes: string[];
 }
 
-/** EC2 says so in the state reason; the instance's own tag covers a notice seen before EC2 reports it. */
+/** EC2 says so in the state reason; the instance's phase tag covers a notice it saw first. */
 export function wasInterrupted(i: InstanceInfo): boolean {
-  return i.stateReasonCode === 'Server.SpotInstanceTermination' || /spot/i.test(i.stateReasonCode ?? '') || Boolean(i.tags[TAGS.interrupted]);
+  return i.stateReasonCode === 'Server.SpotInstanceTermination' || (i.tags[TAGS.phase] ?? '').startsWith('interrupted');
 }
 
 export interface StopDeps {
@@ -42,9 +42,9 @@ export async function stop(cfg: StopConfig, deps: StopDeps): Promise<StopResult>
       else deps.log(`Warning: ${i.instanceId} has no ${TAGS.label} tag; it was not started by spot-runner and is left alone`);
     }
   }
-  const managedIds = cfg.instanceIds; // ids without our tag are dropped by the label filter below
-  const report = await teardown(aws, gh, target, { ...emptyResources(), instanceIds: [] }, [...labels]);
-  const unmanaged = managedIds.filter((id) => !report.instances.some((i) => i.instanceId === id));
+  // Only instances carrying a label are touched: the label filter drops foreign ids.
+  const report = await teardown(aws, gh, target, emptyResources(), [...labels]);
+  const unmanaged = cfg.instanceIds.filter((id) => !report.instances.some((i) => i.instanceId === id));
   if (unmanaged.length > 0) report.problems.push(`not touched (not spot-runner instances or unknown): ${unmanaged.join(', ')}`);
 
   const terminatedNow = report.terminated;

@@ -97,7 +97,7 @@ export class FakeWorld extends FakeAws {
         else if (f.Name === 'instance-state-name') list = list.filter((i) => f.Values.includes(i.State.Name));
         else if (f.Name.startsWith('tag:')) list = list.filter((i) => i.Tags.some((t) => t.Key === f.Name.slice(4) && f.Values.includes(t.Value)));
       }
-      return { Reservations: list.length ? [{ Instances: list.map((i) => ({ ...i, State: { ...i.State } })) }] : [] };
+      return { Reservations: list.length ? [{ OwnerId: '123456789012', Instances: list.map((i) => ({ ...i, State: { ...i.State } })) }] : [] };
     });
     this.on('TerminateInstances', (input) => {
       const ids = input.InstanceIds as string[];

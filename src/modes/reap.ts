@@ -1,0 +1,344 @@
+import type { AwsClients } from '../aws/clients.js';
+import { LIVE_STATES, describeManaged, terminate, type InstanceInfo } from '../aws/instances.js';
+import { deleteParameters, describeUnder, type ParameterInfo } from '../aws/params.js';
+import { deleteTemplate, describeTemplatesByTag, type TemplateInfo } from '../aws/templates.js';
+import type { ReapConfig } from '../config.js';
+import { InputError, errorMessage } from '../errors.js';
+import type { GitHub } from '../github/client.js';
+import { deleteRunner, listRunners, type Runner, type Target } from '../github/runners.js';
+import { NAME_PREFIX, PARAMETER_ROOT, TAGS } from '../tags.js';
+
+// Reap is the last kill path. It knows nothing but the tag schema in src/tags.ts, and it
+// decides in pure functions (findInstances … planReap) so every rule is unit-testable; reap()
+// only lists, calls those, and removes.
+
+/**
+ * Anything younger than this is left alone (except by nuke). A start creates its launch template
+ * just before its fleet and its parameters just after, and EC2/SSM list calls can lag creation by
+ * seconds: a resource that young may belong to a start still in progress.
+ */
+export const GRACE_MINUTES = 10;
+
+export type ReapKind = 'instance' | 'parameter' | 'launch-template' | 'runner';
+export type Outcome = 'would remove' | 'removed' | 'already gone' | 'kept: busy' | 'failed';
+
+export interface Finding {
+  kind: ReapKind;
+  /** Instance id, parameter name, launch template id, or runner id. */
+  id: string;
+  /** Launch template or runner name. */
+  name?: string;
+  label?: string;
+  reason: string;
+  outcome?: Outcome;
+}
+
+export interface Inventory {
+  /** Managed instances as DescribeInstances returned them (any state). */
+  instances: InstanceInfo[];
+  /** Parameters under PARAMETER_ROOT; tags only if the caller has them. */
+  parameters: (ParameterInfo & { tags?: Record<string, string> })[];
+  /** Managed launch templates. */
+  templates: TemplateInfo[];
+  /** Every runner of the scope. */
+  runners: Runner[];
+}
+
+export interface Rules {
+  now: number;
+  maxAgeMinutes: number;
+  nuke: boolean;
+  graceMinutes?: number;
+}
+
+export interface Plan {
+  instances: Finding[];
+  parameters: Finding[];
+  templates: Finding[];
+  runners: Finding[];
+}
+
+const MINUTE = 60_000;
+const managed = (tags: Record<string, string> | undefined) => tags?.[TAGS.managed] === 'true';
+// shutting-down is already on its way out: neither terminated again nor counted as live.
+const isLive = (i: InstanceInfo) => LIVE_STATES.includes(i.state) && i.state !== 'shutting-down';
+const minutes = (ms: number) => Math.floor(ms / MINUTE);
+
+/** max-age 0 is the nuke; it needs `confirm: everything`, here as well as in config, for callers that build a config by hand. */
+export function nukeRequested(cfg: Pick<ReapConfig, 'maxAgeMinutes' | 'confirm'>): boolean {
+  if (cfg.maxAgeMinutes !== 0) return false;
+  if (cfg.confirm !== 'everything') {
+    throw new InputError('confirm', 'max-age 0 would remove every spot-runner resource in the region', 'set confirm: everything if that is what you want, or raise max-age');
+  }
+  return true;
+}
+
+/** Live managed instances older than max-age (by LaunchTime, strictly older) or past their expires-at tag; nuke: all of them. */
+export function findInstances(instances: InstanceInfo[], rules: Rules): Finding[] {
+  const out: Finding[] = [];
+  for (const i of instances) {
+    if (!managed(i.tags) || !isLive(i)) continue;
+    const label = i.tags[TAGS.label];
+    if (rules.nuke) {
+      out.push({ kind: 'instance', id: i.instanceId, label, reason: 'nuke: every spot-runner instance goes' });
+      continue;
+    }
+    const reasons: string[] = [];
+    const expiresRaw = i.tags[TAGS.expiresAt];
+    const expires = expiresRaw ? Date.parse(expiresRaw) : NaN;
+    if (Number.isFinite(expires) && expires < rules.now) reasons.push(`${TAGS.expiresAt} ${expiresRaw} has passed`);
+    if (i.launchTime) {
+      const age = rules.now - i.launchTime.getTime();
+      if (age > rules.maxAgeMinutes * MINUTE) reasons.push(`launched ${minutes(age)} min ago, more than max-age ${rules.maxAgeMinutes}`);
+    }
+    if (reasons.length > 0) out.push({ kind: 'instance', id: i.instanceId, label, reason: reasons.join('; ') });
+  }
+  return out;
+}
+
+interface Liveness {
+  liveIds: Set<string>;
+  liveLabels: Set<string>;
+  reapedIds: Set<string>;
+  reapedLabels: Set<string>;
+}
+
+/** What stays alive once the instance findings are removed. */
+function liveness(instances: InstanceInfo[], reaped: Finding[]): Liveness {
+  const reapedIds = new Set(reaped.map((f) => f.id));
+  const l: Liveness = { liveIds: new Set(), liveLabels: new Set(), reapedIds, reapedLabels: new Set() };
+  for (const i of instances) {
+    if (!managed(i.tags) || !isLive(i)) continue;
+    const label = i.tags[TAGS.label];
+    if (reapedIds.has(i.instanceId)) {
+      if (label) l.reapedLabels.add(label);
+    } else {
+      l.liveIds.add(i.instanceId);
+      if (label) l.liveLabels.add(label);
+    }
+  }
+  // A label with one survivor is live, even if another of its instances goes.
+  for (const label of l.liveLabels) l.reapedLabels.delete(label);
+  return l;
+}
+
+const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
+
+/** The instance a parameter belongs to: the last path segment (parameterName() puts it there), else its tag. */
+export function parameterInstance(p: { name: string; tags?: Record<string, string> }): string | undefined {
+  const last = p.name.split('/').pop() ?? '';
+  if (INSTANCE_ID.test(last)) return last;
+  const tag = p.tags?.[TAGS.instanceId];
+  return tag && INSTANCE_ID.test(tag) ? tag : undefined;
+}
+
+/** The age in ms, or undefined when unknown; AWS always sends these dates, so unknown counts as old. */
+function ageOf(d: Date | undefined, now: number): number | undefined {
+  return d ? now - d.getTime() : undefined;
+}
+
+/** Parameters under the root whose instance is gone or being reaped, once past the grace period; nuke: all under the root. */
+export function findParameters(params: Inventory['parameters'], instances: InstanceInfo[], reaped: Finding[], rules: Rules): Finding[] {
+  const live = liveness(instances, reaped);
+  const grace = (rules.graceMinutes ?? GRACE_MINUTES) * MINUTE;
+  const out: Finding[] = [];
+  for (const p of params) {
+    if (!p.name.startsWith(`${PARAMETER_ROOT}/`)) continue; // never outside our own path
+    const label = p.name.slice(PARAMETER_ROOT.length + 1).split('/')[0] || undefined;
+    if (rules.nuke) {
+      out.push({ kind: 'parameter', id: p.name, label, reason: `nuke: every parameter under ${PARAMETER_ROOT}` });
+      continue;
+    }
+    const age = ageOf(p.lastModified, rules.now);
+    if (age !== undefined && age < grace) continue;
+    const instanceId = parameterInstance(p);
+    if (instanceId === undefined) {
+      if (age === undefined || age > rules.maxAgeMinutes * MINUTE) out.push({ kind: 'parameter', id: p.name, label, reason: 'names no instance and is older than max-age' });
+    } else if (live.reapedIds.has(instanceId)) {
+      out.push({ kind: 'parameter', id: p.name, label, reason: `its instance ${instanceId} is being reaped` });
+    } else if (!live.liveIds.has(instanceId)) {
+      out.push({ kind: 'parameter', id: p.name, label, reason: `its instance ${instanceId} is gone` });
+    }
+  }
+  return out;
+}
+
+/** Managed launch templates past the grace period whose label has no live instance left; nuke: all managed ones. */
+export function findTemplates(templates: TemplateInfo[], instances: InstanceInfo[], reaped: Finding[], rules: Rules): Finding[] {
+  const live = liveness(instances, reaped);
+  const grace = (rules.graceMinutes ?? GRACE_MINUTES) * MINUTE;
+  const out: Finding[] = [];
+  for (const t of templates) {
+    if (!managed(t.tags)) continue;
+    const label = t.tags[TAGS.label] || t.name;
+    if (rules.nuke) {
+      out.push({ kind: 'launch-template', id: t.id, name: t.name, label, reason: 'nuke: every spot-runner launch template goes' });
+      continue;
+    }
+    const age = ageOf(t.createdAt, rules.now);
+    if (age !== undefined && age < grace) continue; // its start may still be launching
+    if (live.liveLabels.has(label)) continue;
+    const reason = live.reapedLabels.has(label) ? 'its instances are being reaped' : 'no live instance carries its label';
+    out.push({ kind: 'launch-template', id: t.id, name: t.name, label, reason });
+  }
+  return out;
+}
+
+/** A runner's spot-runner label: the one its name extends (names are `<label>-<n>`), else any prefixed label, else the name minus `-<n>`. */
+export function runnerLabel(r: Runner): string {
+  const prefixed = r.labels.filter((l) => l.startsWith(NAME_PREFIX));
+  return prefixed.find((l) => r.name.startsWith(`${l}-`)) ?? prefixed[0] ?? r.name.replace(/-\d+$/, '');
+}
+
+/**
+ * Ghost runners: named with NAME_PREFIX, offline, not busy, and no live instance carries their
+ * label. A managed template still inside its grace period also keeps its label alive: its start
+ * may have registered runners whose instances EC2 does not list yet. Nuke: every offline,
+ * idle, prefixed runner. Busy runners are never touched.
+ */
+export function findRunners(runners: Runner[], instances: InstanceInfo[], templates: TemplateInfo[], reaped: Finding[], rules: Rules): Finding[] {
+  const live = liveness(instances, reaped);
+  const grace = (rules.graceMinutes ?? GRACE_MINUTES) * MINUTE;
+  for (const t of templates) {
+    const age = ageOf(t.createdAt, rules.now);
+    if (managed(t.tags) && age !== undefined && age < grace) live.liveLabels.add(t.tags[TAGS.label] || t.name);
+  }
+  const out: Finding[] = [];
+  for (const r of runners) {
+    if (!r.name.startsWith(NAME_PREFIX) || r.busy || r.status !== 'offline') continue;
+    const label = runnerLabel(r);
+    if (rules.nuke) {
+      out.push({ kind: 'runner', id: String(r.id), name: r.name, label, reason: 'nuke: every offline spot-runner runner goes' });
+      continue;
+    }
+    if (live.liveLabels.has(label)) continue;
+    const reason = live.reapedLabels.has(label) ? 'offline, and its instances are being reaped' : 'offline, and no live instance carries its label';
+    out.push({ kind: 'runner', id: String(r.id), name: r.name, label, reason });
+  }
+  return out;
+}
+
+export function planReap(inv: Inventory, rules: Rules): Plan {
+  const instances = findInstances(inv.instances, rules);
+  return {
+    instances,
+    parameters: findParameters(inv.parameters, inv.instances, instances, rules),
+    templates: findTemplates(inv.templates, inv.instances, instances, rules),
+    runners: findRunners(inv.runners, inv.instances, inv.templates, instances, rules),
+  };
+}
+
+export interface ReapDeps {
+  aws: AwsClients;
+  gh: GitHub;
+  log: (line: string) => void;
+  /** The lab moves time past the TTL with this. */
+  now?: () => number;
+  graceMinutes?: number;
+}
+
+export interface ReapResult extends Plan {
+  dryRun: boolean;
+  nuke: boolean;
+  maxAgeMinutes: number;
+  graceMinutes: number;
+  /** How many of each kind were looked at. */
+  scanned: { instances: number; parameters: number; templates: number; runners: number };
+  /** Listing or removal failures; each names what and why. */
+  problems: string[];
+}
+
+/** Lists everything spot-runner may have left behind in the region and scope, and removes what the rules find. */
+export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult> {
+  const nuke = nukeRequested(cfg);
+  const { aws, gh } = deps;
+  const graceMinutes = deps.graceMinutes ?? GRACE_MINUTES;
+  const rules: Rules = { now: (deps.now ?? Date.now)(), maxAgeMinutes: cfg.maxAgeMinutes, nuke, graceMinutes };
+  const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
+  const problems: string[] = [];
+
+  // Without the instance list nothing can be judged safely: that failure fails the reap.
+  const instances = await describeManaged(aws);
+  const [params, templates, runners] = await Promise.allSettled([describeUnder(aws, PARAMETER_ROOT), describeTemplatesByTag(aws, TAGS.managed, ['true']), listRunners(gh, target)]);
+  const got = <T>(r: PromiseSettledResult<T[]>, what: string): T[] | undefined => {
+    if (r.status === 'fulfilled') return r.value;
+    problems.push(`listing ${what} failed, so none were removed: ${errorMessage(r.reason)}`);
+    return undefined;
+  };
+  const inv: Inventory = { instances, parameters: got(params, 'parameters') ?? [], templates: got(templates, 'launch templates') ?? [], runners: got(runners, 'runners') ?? [] };
+  // The templates guard runners of starts in progress; without them, leave the runners be.
+  if (templates.status === 'rejected' && inv.runners.length > 0) {
+    problems.push('runners were not judged because the launch templates could not be listed');
+    inv.runners = [];
+  }
+
+  const plan = planReap(inv, rules);
+  const result: ReapResult = {
+    ...plan,
+    dryRun: cfg.dryRun,
+    nuke,
+    maxAgeMinutes: cfg.maxAgeMinutes,
+    graceMinutes,
+    scanned: { instances: inv.instances.length, parameters: inv.parameters.length, templates: inv.templates.length, runners: inv.runners.length },
+    problems,
+  };
+  const all = [...plan.instances, ...plan.runners, ...plan.parameters, ...plan.templates];
+  deps.log(`Reap${cfg.dryRun ? ' (dry run)' : ''}${nuke ? ' NUKE' : ''}: ${plan.instances.length} instance(s), ${plan.parameters.length} parameter(s), ${plan.templates.length} launch template(s), ${plan.runners.length} runner(s) of ${JSON.stringify(result.scanned)} scanned`);
+  for (const f of all) deps.log(`  ${f.kind} ${f.id}${f.name ? ` (${f.name})` : ''}: ${f.reason}`);
+
+  if (cfg.dryRun) {
+    for (const f of all) f.outcome = 'would remove';
+    return result;
+  }
+
+  // Instances first: they cost money. Each kind is removed independently of the others.
+  await removeInstances(aws, plan.instances, problems);
+  await Promise.all([removeRunners(gh, target, plan.runners, problems), removeParameters(aws, plan.parameters, problems), removeTemplates(aws, plan.templates, problems)]);
+  return result;
+}
+
+async function removeInstances(aws: AwsClients, found: Finding[], problems: string[]): Promise<void> {
+  if (found.length === 0) return;
+  try {
+    const done = new Set(await terminate(aws, found.map((f) => f.id)));
+    for (const f of found) f.outcome = done.has(f.id) ? 'removed' : 'already gone';
+  } catch (e) {
+    for (const f of found) f.outcome = 'failed';
+    problems.push(`terminating ${found.length} instance(s) failed: ${errorMessage(e)}`);
+  }
+}
+
+async function removeRunners(gh: GitHub, target: Target, found: Finding[], problems: string[]): Promise<void> {
+  for (const f of found) {
+    try {
+      const outcome = await deleteRunner(gh, target, Number(f.id));
+      // It may have taken a job since it was listed: GitHub refuses, and that is right.
+      f.outcome = outcome === 'deleted' ? 'removed' : outcome === 'gone' ? 'already gone' : 'kept: busy';
+    } catch (e) {
+      f.outcome = 'failed';
+      problems.push(`deleting runner ${f.name ?? f.id}: ${errorMessage(e)}`);
+    }
+  }
+}
+
+async function removeParameters(aws: AwsClients, found: Finding[], problems: string[]): Promise<void> {
+  if (found.length === 0) return;
+  try {
+    const deleted = new Set(await deleteParameters(aws, found.map((f) => f.id)));
+    for (const f of found) f.outcome = deleted.has(f.id) ? 'removed' : 'already gone';
+  } catch (e) {
+    for (const f of found) f.outcome ??= 'failed';
+    problems.push(`deleting parameters failed: ${errorMessage(e)}`);
+  }
+}
+
+async function removeTemplates(aws: AwsClients, found: Finding[], problems: string[]): Promise<void> {
+  for (const f of found) {
+    try {
+      f.outcome = (await deleteTemplate(aws, f.id)) ? 'removed' : 'already gone';
+    } catch (e) {
+      f.outcome = 'failed';
+      problems.push(`deleting launch template ${f.id}: ${errorMessage(e)}`);
+    }
+  }
+}
