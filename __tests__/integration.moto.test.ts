@@ -29,7 +29,7 @@ beforeAll(async () => {
 beforeEach(async () => {
   await moto.reset();
   gh.reset();
-  const images = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images ?? [];
+  const images = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'], Filters: [{ Name: 'architecture', Values: ['x86_64'] }], MaxResults: 5 }))).Images ?? [];
   const ami = images.find((i) => i.Architecture === 'x86_64' && i.RootDeviceName)?.ImageId;
   if (!ami) throw new Error('moto offers no x86_64 image');
   await ssm.send(new PutParameterCommand({ Name: '/spot-runner/ami/base/x86_64', Value: ami, Type: 'String' }));

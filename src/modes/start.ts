@@ -4,7 +4,7 @@ import { resolveLaunchInputs } from '../aws/image.js';
 import { describeByIds, instanceArn } from '../aws/instances.js';
 import { putSecret } from '../aws/params.js';
 import type { StartConfig } from '../config.js';
-import { SpotRunnerError, errorMessage, httpStatus } from '../errors.js';
+import { InputError, SpotRunnerError, errorMessage, httpStatus } from '../errors.js';
 import type { GitHub, RateLimit } from '../github/client.js';
 import { createJitRunner, resolveRunnerGroup, type Target } from '../github/runners.js';
 import { clientToken, makeLabel, runnerName } from '../label.js';
@@ -95,6 +95,15 @@ export function describeRollback(r: TeardownReport): string[] {
   ];
 }
 
+/** The renderer re-validates; its only failure a valid config can still hit is the 16 KB limit. */
+function renderChecked(o: Parameters<typeof renderUserData>[0]): string {
+  try {
+    return renderUserData(o);
+  } catch (e) {
+    throw new InputError('pre-runner-script', errorMessage(e), 'shorten the script; put the bulk of it into the AMI or download it from the script');
+  }
+}
+
 export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartResult> {
   const { aws, gh, signal } = deps;
   const now = deps.now ?? Date.now;
@@ -120,7 +129,7 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     [TAGS.job]: cfg.run.job.slice(0, 128),
     [TAGS.expiresAt]: expiresAt,
   };
-  const userData = renderUserData({
+  const userData = renderChecked({
     region: cfg.region,
     parameterPrefix: `${PARAMETER_ROOT}/${label}`,
     maxLifetimeMinutes: cfg.maxLifetimeMinutes,

@@ -1,0 +1,134 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import nock from 'nock';
+import { parseList } from '../src/config.js';
+import { InputError } from '../src/errors.js';
+import { start } from '../src/modes/start.js';
+import { BASE_START, ENV, config, rig } from '../test/fakes/harness.js';
+import type { StartConfig } from '../src/config.js';
+
+nock.disableNetConnect();
+afterEach(() => nock.cleanAll());
+
+/** Parses and starts with a fake world; whatever fails, nothing may have been created. */
+async function attempt(inputs: Record<string, string>, env: Record<string, string> = ENV, event?: unknown) {
+  const r = rig();
+  let error: unknown;
+  try {
+    await start(config(inputs, env, event) as StartConfig, r.deps);
+  } catch (e) {
+    error = e;
+  }
+  return { error, r };
+}
+
+// [what, inputs (over BASE_START), expected message]
+const BAD: [string, Record<string, string>, RegExp][] = [
+  ['unknown mode', { mode: 'launch' }, /Input 'mode': 'launch' is not one of start, stop, reap/],
+  ['missing token', { 'github-token': ' ' }, /Input 'github-token': it is empty/],
+  ['malformed region', { 'aws-region': 'moon-base-1a' }, /Input 'aws-region': 'moon-base-1a' is not a region name/],
+  ['missing image', { image: '' }, /Input 'image': it is required for start/],
+  ['image neither ami nor ssm', { image: 'ubuntu-24.04' }, /Input 'image': 'ubuntu-24.04' is neither an AMI id nor ssm:<name>/],
+  ['ssm image with shell characters', { image: 'ssm:/x;rm -rf /' }, /Input 'image': '\/x;rm -rf \/' is not a valid SSM parameter name/],
+  ['no instance types', { 'instance-types': ' , \n' }, /Input 'instance-types': it is required for start/],
+  ['malformed instance type', { 'instance-types': 'c7i.large, big one' }, /Input 'instance-types': 'big one' is not a valid instance type/],
+  ['count zero', { count: '0' }, /Input 'count': '0' is not a positive whole number/],
+  ['count fractional', { count: '1.5' }, /Input 'count': '1.5' is not a positive whole number/],
+  ['count above the cap', { count: '101' }, /Input 'count': 101 is above the limit of 100/],
+  ['unknown market', { market: 'reserved' }, /Input 'market': 'reserved' is not one of spot, on-demand/],
+  ['fallback not a boolean', { 'on-demand-fallback': 'yes' }, /Input 'on-demand-fallback': 'yes' is not a boolean/],
+  ['spot price not a number', { 'max-spot-price': 'cheap' }, /Input 'max-spot-price': 'cheap' is not a price/],
+  ['malformed subnet', { 'subnet-ids': 'subnet-0123abcd, vpc-12345678' }, /Input 'subnet-ids': 'vpc-12345678' is not a valid subnet id/],
+  ['malformed security group', { 'security-group-ids': 'default' }, /Input 'security-group-ids': 'default' is not a valid security group id/],
+  ['malformed instance profile', { 'instance-profile': 'arn:aws:iam::role/x y' }, /Input 'instance-profile': .* is neither a profile name nor its ARN/],
+  ['volume too small', { 'volume-size': '4' }, /Input 'volume-size': 4 GiB is too small/],
+  ['tag without =', { tags: 'team' }, /Input 'tags': 'team' is not key=value/],
+  ['reserved tag prefix', { tags: 'spot-runner:label=evil' }, /Input 'tags': key 'spot-runner:label' uses a reserved prefix/],
+  ['tag with shell characters', { tags: 'owner=$(curl evil)' }, /Input 'tags': .* has characters EC2 tags do not allow/],
+  ['unknown scope', { 'runner-scope': 'enterprise' }, /Input 'runner-scope': 'enterprise' is not one of repo, org/],
+  ['runner group on repo scope', { 'runner-group': 'gpu' }, /Input 'runner-group': runner groups exist only for organisation runners/],
+  ['max-lifetime negative', { 'max-lifetime': '-5' }, /Input 'max-lifetime': '-5' is not a positive number/],
+  ['idle longer than lifetime', { 'max-lifetime': '30', 'idle-timeout': '60' }, /Input 'idle-timeout': 60 is longer than max-lifetime \(30\)/],
+  ['wait-timeout too long', { 'wait-timeout': '500' }, /Input 'wait-timeout': 500 is above the limit of 120/],
+  ['label with shell characters', { labels: 'gpu;reboot' }, /Input 'labels': label 'gpu;reboot' has characters outside/],
+  ['label with a space', { labels: 'big box' }, /Input 'labels': label 'big box' has characters outside/],
+  ['dry-run not a boolean', { 'dry-run': 'maybe' }, /Input 'dry-run': 'maybe' is not a boolean/],
+  ['job-imds-access not a boolean', { 'job-imds-access': '1' }, /Input 'job-imds-access': '1' is not a boolean/],
+  // Found only by asking AWS (read-only calls), still before anything is created:
+  ['unknown instance type', { 'instance-types': 'c7i.large, z9.huge' }, /Input 'instance-types': z9.huge not offered in this region/],
+  ['arm64 type for an x86_64 image', { 'instance-types': 'c7g.large' }, /Input 'instance-types': c7g.large cannot run the x86_64 image/],
+  ['types of two architectures for {arch}', { image: 'ssm:/spot-runner/ami/base/{arch}', 'instance-types': 'c7i.large, c7g.large' }, /Input 'instance-types': the types do not share one architecture/],
+  ['missing SSM image parameter', { image: 'ssm:/spot-runner/ami/base/{arch}' }, /Input 'image': SSM parameter \/spot-runner\/ami\/base\/x86_64 does not exist/],
+  ['AMI not found', { image: 'ami-00000000000000000' }, /Input 'image': AMI ami-00000000000000000 was not found/],
+  ['subnet not found', { 'subnet-ids': 'subnet-0bad0000000000000' }, /Input 'subnet-ids': The subnet ID 'subnet-0bad0000000000000' does not exist/],
+  ['volume smaller than the image', { 'volume-size': '10' }, /Input 'volume-size': 10 GiB is smaller than the image's 16 GiB root snapshot/],
+  ['pre-runner-script too large for user-data', { 'pre-runner-script': Array.from({ length: 4000 }, (_, i) => `echo ${i * 7919 % 10007} $RANDOM`).join('\n') }, /pre-runner-script/],
+];
+
+describe('every bad input fails with its name and a fix, and creates nothing', () => {
+  it.each(BAD)('%s', async (_what, over, message) => {
+    const { error, r } = await attempt({ ...BASE_START, ...over });
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(message);
+    if (error instanceof InputError) expect((error as Error).message).toMatch(/Fix: /);
+    expect(r.world.mutating()).toEqual([]);
+    expect(r.github.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+  });
+
+  it('has at least 20 distinct cases', () => {
+    expect(new Set(BAD.map(([w]) => w)).size).toBeGreaterThanOrEqual(20);
+  });
+
+  it('rejects a token GitHub refuses before launching anything', async () => {
+    const r = rig();
+    r.github.faults.list = [{ status: 401, body: { message: 'Bad credentials' } }];
+    await expect(start(config(BASE_START) as StartConfig, r.deps)).rejects.toThrow(/Input 'github-token': GitHub answered 401.*Administration: write/);
+    expect(r.world.mutating()).toEqual([]);
+  });
+
+  it('needs a region from the input or the environment', () => {
+    const { AWS_REGION: _drop, ...noRegion } = ENV;
+    expect(() => config(BASE_START, noRegion)).toThrow(/Input 'aws-region': no region given and neither AWS_REGION nor AWS_DEFAULT_REGION is set/);
+    expect((config(BASE_START, { ...noRegion, AWS_DEFAULT_REGION: 'eu-west-1' }) as StartConfig).region).toBe('eu-west-1');
+  });
+});
+
+describe('stop inputs', () => {
+  it('needs a label or ids', () => {
+    expect(() => config({ mode: 'stop', 'github-token': 't' })).toThrow(/Input 'label': stop needs something to stop/);
+  });
+  it('accepts the start output JSON array, commas or newlines', () => {
+    const a = config({ mode: 'stop', 'github-token': 't', 'instance-ids': '["i-0123456789abcdef0","i-0123456789abcdef1"]' });
+    const b = config({ mode: 'stop', 'github-token': 't', 'instance-ids': 'i-0123456789abcdef0,\ni-0123456789abcdef1' });
+    expect(a).toMatchObject({ instanceIds: ['i-0123456789abcdef0', 'i-0123456789abcdef1'] });
+    expect(b).toMatchObject({ instanceIds: ['i-0123456789abcdef0', 'i-0123456789abcdef1'] });
+  });
+  it('rejects a crafted label and malformed ids', () => {
+    expect(() => config({ mode: 'stop', 'github-token': 't', label: 'x$(id)' })).toThrow(/Input 'label'/);
+    expect(() => config({ mode: 'stop', 'github-token': 't', 'instance-ids': '[1,2]' })).toThrow(/Input 'instance-ids': it starts with \[ but is not a JSON array of strings/);
+    expect(() => config({ mode: 'stop', 'github-token': 't', 'instance-ids': 'i-nope' })).toThrow(/Input 'instance-ids': 'i-nope' is not an instance id/);
+  });
+});
+
+describe('lists and defaults', () => {
+  it('splits on commas and newlines and drops blanks', () => {
+    expect(parseList('a, b\nc,,\n d ')).toEqual(['a', 'b', 'c', 'd']);
+  });
+  it('fills documented defaults', () => {
+    const c = config({ mode: 'start', 'github-token': 't', image: 'ami-0123456789abcdef0', 'instance-types': 'c7i.large' }) as StartConfig;
+    expect(c).toMatchObject({ count: 1, market: 'spot', onDemandFallback: true, scope: 'repo', maxLifetimeMinutes: 360, idleTimeoutMinutes: 10, waitTimeoutMinutes: 5, dryRun: false, jobImdsAccess: false, allowForks: false });
+  });
+});
+
+describe('fork guard', () => {
+  const pr = (head: string, fork: boolean) => ({ pull_request: { head: { repo: { full_name: head, fork } }, base: { repo: { full_name: 'acme/widgets' } } } });
+  it('refuses a pull request from a fork, naming the risk', () => {
+    expect(() => config(BASE_START, { ...ENV, GITHUB_EVENT_NAME: 'pull_request' }, pr('mallory/widgets', true))).toThrow(/refusing to start runners for a pull request from the fork mallory\/widgets: a self-hosted runner would run code/);
+  });
+  it('refuses pull_request_target unless allowed', () => {
+    expect(() => config(BASE_START, { ...ENV, GITHUB_EVENT_NAME: 'pull_request_target' }, pr('acme/widgets', false))).toThrow(/Input 'allow-forks': refusing to start runners for pull_request_target/);
+    expect(() => config({ ...BASE_START, 'allow-forks': 'true' }, { ...ENV, GITHUB_EVENT_NAME: 'pull_request_target' }, pr('mallory/widgets', true))).not.toThrow();
+  });
+  it('allows a pull request from a branch of the same repository', () => {
+    expect(() => config(BASE_START, { ...ENV, GITHUB_EVENT_NAME: 'pull_request' }, pr('acme/widgets', false))).not.toThrow();
+  });
+});

@@ -1,0 +1,122 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import nock from 'nock';
+import { stop } from '../src/modes/stop.js';
+import { teardown } from '../src/teardown.js';
+import { awsError } from '../test/fakes/aws.js';
+import { rig, runStart, stopConfig, type Rig } from '../test/fakes/harness.js';
+
+nock.disableNetConnect();
+afterEach(() => nock.cleanAll());
+
+const target = { scope: 'repo' as const, owner: 'acme', repo: 'widgets' };
+
+async function started(count = '2'): Promise<{ r: Rig; label: string; ids: string[] }> {
+  const r = rig();
+  const res = await runStart(r, { count });
+  return { r, label: res.label, ids: res.runners.map((x) => x.instanceId) };
+}
+
+function stopDeps(r: Rig) {
+  const logs: string[] = [];
+  return { deps: { aws: r.deps.aws, gh: r.deps.gh, log: (l: string) => logs.push(l), terminateWaitSeconds: 1 }, logs };
+}
+
+describe('stop', () => {
+  it('terminates by label, deregisters runners, deletes parameters and the template, and estimates cost', async () => {
+    const { r, label } = await started();
+    for (const i of r.world.instances.values()) i.LaunchTime = new Date(Date.now() - 2 * 3_600_000);
+    const res = await stop(stopConfig({ label }), stopDeps(r).deps);
+    expect(r.world.live()).toEqual([]);
+    expect(r.world.params.size).toBe(0);
+    expect(r.world.templates.size).toBe(0);
+    expect(r.github.runners.size).toBe(0);
+    expect(res.interrupted).toBe(false);
+    // Two spot instances × ~2 h × $0.03 (the fake price history).
+    expect(res.cost).toBeGreaterThan(0.119);
+    expect(res.cost).toBeLessThan(0.121);
+  });
+
+  it('reports interrupted when EC2 says spot capacity was reclaimed', async () => {
+    const { r, label, ids } = await started();
+    Object.assign(r.world.instances.get(ids[0] as string) as object, { State: { Name: 'terminated' }, StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Spot instance termination' } });
+    const res = await stop(stopConfig({ label }), stopDeps(r).deps);
+    expect(res.interrupted).toBe(true);
+    expect(r.world.live()).toEqual([]);
+  });
+
+  it('reports interrupted when the instance tagged a spot notice itself', async () => {
+    const { r, label, ids } = await started('1');
+    r.world.setPhase(ids[0] as string, 'interrupted:shutting-down');
+    expect((await stop(stopConfig({ label }), stopDeps(r).deps)).interrupted).toBe(true);
+  });
+
+  it('succeeds when run twice, or on resources already gone', async () => {
+    const { r, label } = await started();
+    await stop(stopConfig({ label }), stopDeps(r).deps);
+    const again = await stop(stopConfig({ label }), stopDeps(r).deps);
+    expect(again.report.terminated).toEqual([]);
+    expect(again.interrupted).toBe(false);
+  });
+
+  it('finds everything from instance ids alone and leaves foreign instances alone', async () => {
+    const { r, ids } = await started();
+    r.world.instances.set('i-0f0f0f0f0f0f0f0f0', { InstanceId: 'i-0f0f0f0f0f0f0f0f0', InstanceType: 't3.micro', State: { Name: 'running' }, Placement: { AvailabilityZone: 'us-east-1a' }, LaunchTime: new Date(), Tags: [] });
+    const { deps, logs } = stopDeps(r);
+    const res = await stop(stopConfig({ 'instance-ids': JSON.stringify([ids[0], 'i-0f0f0f0f0f0f0f0f0']) }), deps);
+    expect(r.world.live().map((i) => i.InstanceId)).toEqual(['i-0f0f0f0f0f0f0f0f0']);
+    expect(r.world.params.size).toBe(0);
+    expect(r.github.runners.size).toBe(0);
+    expect(logs.join('\n')).toMatch(/i-0f0f0f0f0f0f0f0f0 has no spot-runner:label tag/);
+    expect(res.notes.join('\n')).toMatch(/not touched.*i-0f0f0f0f0f0f0f0f0/);
+  });
+
+  it('leaves a busy runner registered with a warning instead of failing', async () => {
+    const { r, label } = await started('1');
+    for (const x of r.github.runners.values()) x.busy = true;
+    const res = await stop(stopConfig({ label }), stopDeps(r).deps);
+    expect(res.notes.join('\n')).toMatch(/busy and were left registered/);
+    expect(r.world.live()).toEqual([]);
+  });
+
+  it('fails loudly when instances cannot be terminated, but still removes the rest', async () => {
+    const { r, label } = await started();
+    r.world.on('TerminateInstances', () => {
+      throw awsError('UnauthorizedOperation', 'You are not authorized to perform: ec2:TerminateInstances');
+    });
+    await expect(stop(stopConfig({ label }), stopDeps(r).deps)).rejects.toThrow(/stop could not remove everything: terminating instances: You are not authorized/);
+    expect(r.world.params.size).toBe(0);
+    expect(r.github.runners.size).toBe(0);
+    expect(r.world.templates.size).toBe(0);
+  });
+});
+
+describe('rollback (post)', () => {
+  it('removes what state recorded plus anything else carrying the label', async () => {
+    const { r, label } = await started();
+    // An instance whose launch answer never reached state, but which carries the label.
+    const extra = [...r.world.instances.values()][0];
+    const ghost = { ...(extra as NonNullable<typeof extra>), InstanceId: 'i-0e0e0e0e0e0e0e0e0', State: { Name: 'pending' } };
+    r.world.instances.set(ghost.InstanceId, ghost);
+    const report = await teardown(r.deps.aws, r.deps.gh, target, r.state.resources);
+    expect(report.terminated).toContain('i-0e0e0e0e0e0e0e0e0');
+    expect(r.world.live()).toEqual([]);
+    expect(r.world.params.size).toBe(0);
+    expect(r.world.templates.size).toBe(0);
+    expect(r.github.runners.size).toBe(0);
+    expect(report.problems).toEqual([]);
+    expect(label).toBeTruthy();
+  });
+
+  it('is idempotent and reports problems instead of throwing', async () => {
+    const { r } = await started('1');
+    await teardown(r.deps.aws, r.deps.gh, target, r.state.resources);
+    const second = await teardown(r.deps.aws, r.deps.gh, target, r.state.resources);
+    expect(second.problems).toEqual([]);
+    r.world.on('DeleteParameters', () => {
+      throw awsError('ThrottlingException', 'Rate exceeded');
+    });
+    r.state.resources.parameterNames.push('/spot-runner/jit/x/i-1');
+    const third = await teardown(r.deps.aws, r.deps.gh, target, r.state.resources);
+    expect(third.problems.join('\n')).toMatch(/deleting parameters: Rate exceeded/);
+  });
+});
