@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { CreateLaunchTemplateCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { DescribeParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import nock from 'nock';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InstanceInfo } from '../src/aws/instances.js';
@@ -13,11 +13,12 @@ import type { ReapConfig } from '../src/config.js';
 import { makeGitHub } from '../src/github/client.js';
 import type { Runner } from '../src/github/runners.js';
 import { runMain } from '../src/main.js';
-import { GRACE_MINUTES, findInstances, findParameters, findRunners, findTemplates, nukeRequested, parameterInstance, planReap, reap, runnerLabel, type Inventory, type Rules } from '../src/modes/reap.js';
+import { GRACE_MINUTES, findInstances, findParameters, findRunners, findTemplates, nukeRequested, parameterInstance, planReap, reap, reapedOutput, runnerLabel, type Inventory, type Rules } from '../src/modes/reap.js';
 import { TAGS, parameterName } from '../src/tags.js';
 import { FakeAws, awsError } from '../test/fakes/aws.js';
 import { BASE_START, ENV, config, freshStateFile } from '../test/fakes/harness.js';
 import { GitHubStandIn } from '../test/lab/github.js';
+import { ACTION_REF, actionInputs, checkActionSteps, checkDescriptions, checkIdToken, checkInterfaceUsed, checkJobHygiene, checkNoExpressionsInRun, checkPinned, loadWorkflow, type Obj } from '../test/workflows/check.js';
 import { startMoto, type Moto } from '../test/lab/moto.js';
 
 const MIN = 60_000;
@@ -56,6 +57,11 @@ describe('findInstances', () => {
     const ahead = inst({ age: 10, expiresAt: new Date(NOW + MIN).toISOString() });
     expect(findInstances([past, ahead], rules()).map((f) => f.id)).toEqual([past.instanceId]);
     expect(findInstances([past], rules())[0]?.reason).toMatch(/expires-at .* has passed/);
+  });
+  it('trusts a future expires-at over max-age, so a long training run is not reaped as a leak', () => {
+    const training = inst({ age: 3000, expiresAt: new Date(NOW + 60 * MIN).toISOString() });
+    const untaggedAge = inst({ age: 3000 });
+    expect(findInstances([training, untaggedAge], rules()).map((f) => f.id)).toEqual([untaggedAge.instanceId]);
   });
   it('ignores an expires-at it cannot parse, and judges by age alone', () => {
     const young = inst({ age: 10, expiresAt: 'soon' });
@@ -317,7 +323,7 @@ class PagedGitHub {
         const pageNo = Number(q.get('page') ?? 1);
         const all = [...this.runners.values()];
         const last = Math.max(1, Math.ceil(all.length / per));
-        const link = pageNo < last ? { link: `<${base}${prefix}?per_page=${per}&page=${pageNo + 1}>; rel="next", <${base}${prefix}?per_page=${per}&page=${last}>; rel="last"` } : {};
+        const link: Record<string, string> = pageNo < last ? { link: `<${base}${prefix}?per_page=${per}&page=${pageNo + 1}>; rel="next", <${base}${prefix}?per_page=${per}&page=${last}>; rel="last"` } : {};
         return [200, { total_count: all.length, runners: all.slice((pageNo - 1) * per, pageNo * per) }, link];
       })
       .delete(new RegExp(`^${prefix}/(\\d+)$`))
@@ -476,6 +482,26 @@ describe('planReap (the lab scenario in miniature: start, no stop, time passes)'
   });
 });
 
+describe('reapedOutput', () => {
+  const result = (n: number) => {
+    const instances = Array.from({ length: n }, (_, k) => ({ kind: 'instance' as const, id: `i-${hex(k)}`, label: LABEL_A, reason: 'x'.repeat(100), outcome: 'removed' as const }));
+    return { instances, parameters: [], templates: [], runners: [], dryRun: false, nuke: false, maxAgeMinutes: 390, graceMinutes: 10, scanned: { instances: n, parameters: 0, templates: 0, runners: 0 }, problems: [] };
+  };
+  it('is the whole result when it fits', () => {
+    expect(JSON.parse(reapedOutput(result(3)))).toEqual(result(3));
+  });
+  it('stays under the limit after a big leak, keeping ids and outcomes and the true counts', () => {
+    const big = result(8000);
+    const slim = JSON.parse(reapedOutput(big, 200_000)) as { truncated: boolean; counts: { instances: number }; instances: { id: string; outcome: string; reason?: string }[] };
+    expect(reapedOutput(big, 200_000).length).toBeLessThanOrEqual(200_000);
+    expect(slim.truncated).toBe(true);
+    expect(slim.counts.instances).toBe(8000);
+    expect(slim.instances[0]).toEqual({ kind: 'instance', id: big.instances[0]?.id, outcome: 'removed' });
+    expect(slim.instances.length).toBeLessThan(8000);
+    expect(JSON.parse(reapedOutput(big, 600_000)).instances).toHaveLength(8000);
+  });
+});
+
 // ---- fork guard (config.ts forkGuard, input allow-forks) ---------------------------------------
 
 describe('fork guard', () => {
@@ -496,6 +522,47 @@ describe('fork guard', () => {
     expect(start('pull_request', prEvent('acme/widgets', false))).not.toThrow();
     expect(start('push', undefined)).not.toThrow();
     expect(start('pull_request', prEvent('mallory/widgets', true), { 'allow-forks': 'true' })).not.toThrow();
+  });
+});
+
+// ---- .github/workflows/reap.yml -----------------------------------------------------------------
+
+describe('reap.yml', () => {
+  const root = new URL('..', import.meta.url).pathname;
+  const wfText = readFileSync(join(root, '.github/workflows/reap.yml'), 'utf8');
+  const wf = loadWorkflow(join(root, '.github/workflows/reap.yml'));
+  const on = wf.on as Obj;
+  const job = (wf.jobs as Obj).reap as Obj;
+  const steps = job.steps as Obj[];
+
+  it('runs every 15 minutes, and can be called and dispatched', () => {
+    expect(on.schedule).toEqual([{ cron: '*/15 * * * *' }]);
+    expect(Object.keys(on)).toEqual(expect.arrayContaining(['workflow_call', 'workflow_dispatch']));
+  });
+  it('asks only for contents: read and id-token: write, with a timeout and one reap at a time', () => {
+    expect(job.permissions).toEqual({ contents: 'read', 'id-token': 'write' });
+    expect(wf.permissions).toEqual({ contents: 'read' });
+    expect(job['timeout-minutes']).toBeGreaterThan(0);
+    expect(wf.concurrency).toMatchObject({ 'cancel-in-progress': false });
+  });
+  it('assumes the role with a configure-aws-credentials pin the other workflows use', () => {
+    const pins = (text: string) => [...text.matchAll(/aws-actions\/configure-aws-credentials@([0-9a-f]{40})/g)].map((m) => m[1]);
+    const ours = new Set(pins(wfText));
+    const dir = join(root, '.github/workflows');
+    const others = new Set(readdirSync(dir).filter((f) => f !== 'reap.yml' && /\.ya?ml$/.test(f)).flatMap((f) => pins(readFileSync(join(dir, f), 'utf8'))));
+    expect(ours.size).toBe(1);
+    expect(others).toContain([...ours][0]);
+  });
+  it(`calls the action as ${ACTION_REF} in mode reap, with dry-run, max-age and confirm passed through`, () => {
+    const step = steps.find((s) => s.uses === ACTION_REF) as Obj;
+    expect(step.with).toMatchObject({ mode: 'reap', 'dry-run': '${{ inputs.dry-run }}', 'max-age': '${{ inputs.max-age }}', confirm: '${{ inputs.confirm }}' });
+    expect(checkActionSteps(wf, actionInputs(loadWorkflow(join(root, 'action.yml'))))).toEqual([]);
+  });
+  it('meets the reusable-workflow policy: documented, pinned, no expressions in scripts, hygiene', () => {
+    expect([...checkDescriptions(wf), ...checkInterfaceUsed(wf), ...checkPinned(wf), ...checkNoExpressionsInRun(wf), ...checkJobHygiene(wf), ...checkIdToken(wf)]).toEqual([]);
+  });
+  it('dry-runs by default when started by hand', () => {
+    expect(((on.workflow_dispatch as Obj).inputs as Obj)['dry-run']).toMatchObject({ type: 'boolean', default: true });
   });
 });
 

@@ -34,6 +34,7 @@ describe('start', () => {
     const fleet = r.world.calls.find((c) => c.command === 'CreateFleet')?.input as Record<string, unknown>;
     expect(fleet).toMatchObject({ Type: 'instant', SpotOptions: { AllocationStrategy: 'price-capacity-optimized' }, TargetCapacitySpecification: { TotalTargetCapacity: 2, DefaultTargetCapacityType: 'spot' } });
     expect(String(fleet.ClientToken)).toMatch(/^spot-/);
+    expect(fleet.TagSpecifications).toEqual([{ ResourceType: 'instance', Tags: expect.arrayContaining([{ Key: TAGS.label, Value: res.label }, { Key: TAGS.managed, Value: 'true' }]) }]);
 
     // The secret goes to SSM, under the instance's id; user-data holds only the parameter path.
     const userData = Buffer.from(data.UserData, 'base64').toString('utf8');

@@ -4,7 +4,7 @@ import { makeAwsClients } from './aws/clients.js';
 import { parseConfig, runContext, type Config } from './config.js';
 import { InputError, errorMessage } from './errors.js';
 import { makeGitHub, type RateLimit } from './github/client.js';
-import { reap } from './modes/reap.js';
+import { reap, reapedOutput } from './modes/reap.js';
 import { describeRollback, start } from './modes/start.js';
 import { stop } from './modes/stop.js';
 import { StateRecorder, loadResources, markMainRan } from './state.js';
@@ -44,7 +44,7 @@ export async function runMain(): Promise<void> {
   if (cfg.mode === 'reap') {
     try {
       const r = await reap(cfg, { aws, gh, log });
-      core.setOutput('reaped', JSON.stringify(r));
+      core.setOutput('reaped', reapedOutput(r));
       await reapSummary(r);
       // What could be removed was; the failures are named so the next run or a person can follow up.
       if (r.problems.length > 0) core.setFailed(`reap could not do everything: ${r.problems.join('; ')}`);

@@ -100,10 +100,13 @@ export function overrides(cfg: StartConfig, market: Market): FleetLaunchTemplate
   return out;
 }
 
-export function fleetRequest(cfg: StartConfig, templateId: string, market: Market, count: number, token: string): CreateFleetCommandInput {
+export function fleetRequest(cfg: StartConfig, templateId: string, market: Market, count: number, token: string, tags: Record<string, string>): CreateFleetCommandInput {
   return {
     Type: 'instant',
     ClientToken: token,
+    // The template tags the instances too; repeating them here puts them in the request itself,
+    // where IAM's aws:RequestTag conditions are evaluated.
+    TagSpecifications: [{ ResourceType: 'instance', Tags: toTags(tags) }],
     TargetCapacitySpecification: {
       TotalTargetCapacity: count,
       DefaultTargetCapacityType: market,
@@ -171,12 +174,13 @@ export async function launch(
   aws: AwsClients,
   cfg: StartConfig,
   templateId: string,
+  tags: Record<string, string>,
   tokenFor: (purpose: string) => string,
   onLaunched: (instances: LaunchedInstance[]) => void,
   log: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<{ instances: LaunchedInstance[]; errors: FleetError[] }> {
-  const first = await createFleet(aws, fleetRequest(cfg, templateId, cfg.market, cfg.count, tokenFor(cfg.market)), signal);
+  const first = await createFleet(aws, fleetRequest(cfg, templateId, cfg.market, cfg.count, tokenFor(cfg.market), tags), signal);
   onLaunched(first.instances);
   const instances = [...first.instances];
   const errors = [...first.errors];
@@ -191,7 +195,7 @@ export async function launch(
     throw new SpotRunnerError(`Not enough ${cfg.market} capacity: launched ${instances.length} of ${cfg.count}: ${why}.${hint}`);
   }
   log(`Spot capacity short by ${missing} (${describeErrors(first.errors) || 'no error given'}); launching ${missing} on-demand`);
-  const second = await createFleet(aws, fleetRequest(cfg, templateId, 'on-demand', missing, tokenFor('on-demand')), signal);
+  const second = await createFleet(aws, fleetRequest(cfg, templateId, 'on-demand', missing, tokenFor('on-demand'), tags), signal);
   onLaunched(second.instances);
   instances.push(...second.instances);
   errors.push(...second.errors);

@@ -73,7 +73,7 @@ export function nukeRequested(cfg: Pick<ReapConfig, 'maxAgeMinutes' | 'confirm'>
   return true;
 }
 
-/** Live managed instances older than max-age (by LaunchTime, strictly older) or past their expires-at tag; nuke: all of them. */
+/** Live managed instances past their expires-at tag, or, without a readable one, older than max-age (strictly); nuke: all of them. */
 export function findInstances(instances: InstanceInfo[], rules: Rules): Finding[] {
   const out: Finding[] = [];
   for (const i of instances) {
@@ -86,10 +86,12 @@ export function findInstances(instances: InstanceInfo[], rules: Rules): Finding[
     const reasons: string[] = [];
     const expiresRaw = i.tags[TAGS.expiresAt];
     const expires = expiresRaw ? Date.parse(expiresRaw) : NaN;
-    if (Number.isFinite(expires) && expires < rules.now) reasons.push(`${TAGS.expiresAt} ${expiresRaw} has passed`);
-    if (i.launchTime) {
+    if (Number.isFinite(expires)) {
+      // The start that launched it declared its life: a 5-day training run is not a leak at 6 h.
+      if (expires < rules.now) reasons.push(`${TAGS.expiresAt} ${expiresRaw} has passed`);
+    } else if (i.launchTime) {
       const age = rules.now - i.launchTime.getTime();
-      if (age > rules.maxAgeMinutes * MINUTE) reasons.push(`launched ${minutes(age)} min ago, more than max-age ${rules.maxAgeMinutes}`);
+      if (age > rules.maxAgeMinutes * MINUTE) reasons.push(`no readable ${TAGS.expiresAt}, launched ${minutes(age)} min ago, more than max-age ${rules.maxAgeMinutes}`);
     }
     if (reasons.length > 0) out.push({ kind: 'instance', id: i.instanceId, label, reason: reasons.join('; ') });
   }
@@ -340,5 +342,29 @@ async function removeTemplates(aws: AwsClients, found: Finding[], problems: stri
       f.outcome = 'failed';
       problems.push(`deleting launch template ${f.id}: ${errorMessage(e)}`);
     }
+  }
+}
+
+/**
+ * The `reaped` output. GitHub caps a step output at 1 MB, which a big leak (thousands of
+ * instances) would pass: then each finding keeps only kind, id and outcome, and if that is
+ * still too long, the first N of each kind, with `truncated` and the full counts.
+ */
+export function reapedOutput(r: ReapResult, limit = 900_000): string {
+  const full = JSON.stringify(r);
+  if (full.length <= limit) return full;
+  const counts = { instances: r.instances.length, parameters: r.parameters.length, templates: r.templates.length, runners: r.runners.length };
+  const slim = (fs: Finding[], n: number) => fs.slice(0, n).map(({ kind, id, outcome }) => ({ kind, id, outcome }));
+  for (let n = Math.max(...Object.values(counts)); ; n = Math.floor(n / 2)) {
+    const out = JSON.stringify({
+      ...r,
+      instances: slim(r.instances, n),
+      parameters: slim(r.parameters, n),
+      templates: slim(r.templates, n),
+      runners: slim(r.runners, n),
+      truncated: true,
+      counts,
+    });
+    if (out.length <= limit || n === 0) return out;
   }
 }

@@ -145,8 +145,8 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
   if (cfg.dryRun) {
     const plan = {
       launchTemplate: { ...ltReq, LaunchTemplateData: { ...ltReq.LaunchTemplateData, UserData: '(below, decoded)' } },
-      fleet: fleetRequest(cfg, '<launch template id>', cfg.market, cfg.count, tokenFor(cfg.market)),
-      onDemandFallback: cfg.market === 'spot' && cfg.onDemandFallback ? fleetRequest(cfg, '<launch template id>', 'on-demand', cfg.count, tokenFor('on-demand')) : null,
+      fleet: fleetRequest(cfg, '<launch template id>', cfg.market, cfg.count, tokenFor(cfg.market), tags),
+      onDemandFallback: cfg.market === 'spot' && cfg.onDemandFallback ? fleetRequest(cfg, '<launch template id>', 'on-demand', cfg.count, tokenFor('on-demand'), tags) : null,
       runners: Array.from({ length: cfg.count }, (_, i) => ({ name: runnerName(label, i), labels, runnerGroupId: groupId, parameter: parameterName(label, '<instance-id>') })),
       tags,
       // user-data never holds a secret; the JIT config travels through SSM.
@@ -165,6 +165,7 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       aws,
       cfg,
       templateId,
+      tags,
       tokenFor,
       (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)),
       deps.log,
