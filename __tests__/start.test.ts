@@ -23,6 +23,7 @@ describe('start', () => {
     expect(r.world.count('CreateFleet')).toBe(1);
     expect(r.world.count('PutParameter')).toBe(2);
     expect(res.runners).toHaveLength(2);
+    expect(res.runners.map((x) => x.spotPrice)).toEqual(['0.0300', '0.0300']);
     expect(res.label).toMatch(/^spot-runner-4242-1-[0-9a-f]{6}-[0-9a-f]{8}$/);
 
     const lt = r.world.calls.find((c) => c.command === 'CreateLaunchTemplate')?.input as { LaunchTemplateData: Record<string, unknown> };

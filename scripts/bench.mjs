@@ -12,7 +12,7 @@
 //
 // How it runs TypeScript: the lab helpers (test/lab/moto.ts, github.ts, action.ts and what
 // they import) are transpiled with the project's own `typescript` (transpileModule, no type
-// check: tsc/jest do that) into node_modules/.cache/spot-runner-bench/, keeping their relative
+// check: tsc/jest do that) into node_modules/.cache/spot-runner-scripts/ (scripts/lib/load-ts.mjs), keeping their relative
 // layout so bare imports (ajv, @octokit/openapi) still resolve from node_modules. This takes
 // well under a second; nothing else is built. The bench itself stays plain Node ESM.
 //
@@ -35,10 +35,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, Agent } from 'node:http';
 import { cpus, totalmem } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import ts from 'typescript';
+import { loadTs } from './lib/load-ts.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = join(ROOT, 'dist', 'index.js');
@@ -99,27 +99,8 @@ if (!existsSync(DIST)) {
 const distStale = Math.max(newestMtime(join(ROOT, 'src')), statSync(join(ROOT, 'user-data', 'bootstrap.sh')).mtimeMs) > statSync(DIST).mtimeMs;
 if (distStale) log('WARNING: a file under src/ (or user-data/bootstrap.sh) is newer than dist/index.js; the figures are for the bundle as it is. Use --bundle to rebuild first.');
 
-// ---- the lab helpers, transpiled on the fly ----------------------------------------------
-function transpileTree(entries) {
-  const done = new Set();
-  const queue = entries.map((e) => join(ROOT, e));
-  while (queue.length > 0) {
-    const file = queue.pop();
-    if (done.has(file)) continue;
-    done.add(file);
-    const src = readFileSync(file, 'utf8');
-    const out = join(CACHE, relative(ROOT, file)).replace(/\.ts$/, '.js');
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText);
-    for (const m of src.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)\.js'/g)) queue.push(join(dirname(file), `${m[1]}.ts`));
-  }
-  writeFileSync(join(CACHE, 'package.json'), '{"type":"module"}\n');
-}
-transpileTree(['test/lab/moto.ts', 'test/lab/github.ts', 'test/lab/action.ts']);
-const lab = (p) => import(pathToFileURL(join(CACHE, p)).href);
-const { startMoto } = await lab('test/lab/moto.js');
-const { GitHubStandIn } = await lab('test/lab/github.js');
-const { runStep, inputEnvName } = await lab('test/lab/action.js');
+// ---- the lab helpers, transpiled on the fly (scripts/lib/load-ts.mjs) ---------------------
+const [{ startMoto }, { GitHubStandIn }, { runStep, inputEnvName }] = await loadTs('test/lab/moto.ts', 'test/lab/github.ts', 'test/lab/action.ts');
 const { EC2Client, DescribeImagesCommand, DescribeInstancesCommand, DescribeSubnetsCommand } = await import('@aws-sdk/client-ec2');
 const { SSMClient, DeleteParameterCommand, GetParameterCommand, PutParameterCommand } = await import('@aws-sdk/client-ssm');
 
@@ -457,7 +438,7 @@ const phaseTable = table(
 );
 const fmtCalls = (o) => Object.entries(o).filter(([, v]) => v > 0).sort().map(([k, v]) => `${k} ${v}`).join(', ');
 const economyTable = table(
-  ['N', 'EC2 mutating', 'EC2 mutating calls', 'EC2 reads', 'SSM writes (per runner)', 'GitHub requests', 'GitHub per runner', 'GitHub by operation', 'OpenAPI violations'],
+  ['N', 'EC2 mutating', 'EC2 mutating calls', 'EC2 reads', 'SSM writes (per runner)', 'GitHub requests', 'GitHub per runner', 'GitHub by operation (run 1)', 'OpenAPI violations'],
   sizes.map((n) => {
     const r0 = results[n][0];
     return [

@@ -21,6 +21,8 @@ while IFS= read -r -d '' f; do
   esac
 done < <(find user-data -type f ! -name '*.mjs' ! -name '*.py' ! -name '*.md' -print0)
 files+=(scripts/test-shell.sh scripts/bench-bootstrap.sh)
+# The lab's instance-side scripts (the simulator's aws shim and fake runner).
+files+=(test/lab/run.sh test/lab/shims/aws)
 if [[ -d packer/scripts ]]; then
   while IFS= read -r -d '' f; do files+=("$f"); done < <(find packer/scripts -type f -name '*.sh' -print0)
 fi

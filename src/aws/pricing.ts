@@ -55,3 +55,24 @@ export async function estimateCost(aws: AwsClients, instances: InstanceInfo[], n
   const known = lines.filter((l) => l.cost !== undefined);
   return { lines, total: known.length === lines.length ? known.reduce((a, l) => a + (l.cost ?? 0), 0) : undefined };
 }
+
+/** The latest spot price per type@AZ, for the start summary; best-effort (undefined when unknown). */
+export async function currentSpotPrices(aws: AwsClients, pairs: { instanceType: string; availabilityZone: string }[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const keys = [...new Set(pairs.map((p) => `${p.instanceType}@${p.availabilityZone}`))];
+  await Promise.all(
+    keys.map(async (key) => {
+      const [type, az] = key.split('@') as [string, string];
+      try {
+        const res = await aws.ec2.send(
+          new DescribeSpotPriceHistoryCommand({ InstanceTypes: [type as _InstanceType], AvailabilityZone: az || undefined, ProductDescriptions: ['Linux/UNIX'], StartTime: new Date(), MaxResults: 5 }),
+        );
+        const price = res.SpotPriceHistory?.[0]?.SpotPrice;
+        if (price) out.set(key, price);
+      } catch {
+        // The summary shows "—"; a price lookup never fails a start.
+      }
+    }),
+  );
+  return out;
+}

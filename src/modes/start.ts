@@ -3,6 +3,7 @@ import { createLaunchTemplate, fleetRequest, launch, launchTemplateRequest, type
 import { resolveLaunchInputs } from '../aws/image.js';
 import { describeByIds, instanceArn } from '../aws/instances.js';
 import { putSecret } from '../aws/params.js';
+import { currentSpotPrices } from '../aws/pricing.js';
 import type { StartConfig } from '../config.js';
 import { InputError, SpotRunnerError, errorMessage, httpStatus } from '../errors.js';
 import type { GitHub, RateLimit } from '../github/client.js';
@@ -157,30 +158,38 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
 
   deps.state.setContext(label, cfg.region, cfg.scope);
   try {
-    // 2. One launch template and one instant fleet (two only when on-demand must fill in).
+    // 2. One launch template and one instant fleet (two only when on-demand must fill in),
+    //    while GitHub issues the JIT configs: runner names need no instance id, and GitHub's
+    //    spaced-out writes then overlap the launch instead of following it.
     const templateId = await createLaunchTemplate(aws, ltReq, signal);
     deps.state.add('launchTemplateIds', templateId);
     const launchedAt = now();
-    const { instances } = await launch(
-      aws,
-      cfg,
-      templateId,
-      tags,
-      tokenFor,
-      (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)),
-      deps.log,
-      signal,
+    const jitsP = mapLimit(
+      Array.from({ length: cfg.count }, (_, i) => i),
+      8,
+      async (i) => {
+        signal?.throwIfAborted();
+        const jit = await createJitRunner(gh, target, runnerName(label, i), labels, groupId);
+        deps.state.add('runnerIds', jit.runner.id);
+        return jit;
+      },
     );
+    const launchP = launch(aws, cfg, templateId, tags, tokenFor, (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal);
+    // Both settle before either failure is thrown, so everything created is recorded for rollback.
+    const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
+    if (launchR.status === 'rejected') throw launchR.reason;
+    if (jitsR.status === 'rejected') throw jitsR.reason;
+    const { instances } = launchR.value;
+    const jits = jitsR.value;
     deps.log(`Fleet launched ${instances.length}: ${instances.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
     // One read gives the account (for the instance ARN the instance role's policy matches) and the AZs.
     const described = new Map((await describeByIds(aws, instances.map((i) => i.instanceId), signal)).map((i) => [i.instanceId, i]));
 
-    // 3. One JIT config per instance, parked in SSM under the instance's own id.
-    const rows = await mapLimit(instances, 8, async (inst, i) => {
+    // 3. Each JIT config parked in SSM under its instance's own id: the one thing that needs it.
+    const rows: RunnerRow[] = await mapLimit(instances, 8, async (inst, i) => {
       signal?.throwIfAborted();
-      const name = runnerName(label, i);
-      const jit = await createJitRunner(gh, target, name, labels, groupId);
-      deps.state.add('runnerIds', jit.runner.id);
+      const jit = jits[i] as (typeof jits)[number];
+      const name = jit.runner.name;
       const pname = parameterName(label, inst.instanceId);
       const d = described.get(inst.instanceId);
       const ptags: Record<string, string> = { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: inst.instanceId, [TAGS.runnerName]: name, [TAGS.expiresAt]: expiresAt };
@@ -201,6 +210,8 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     });
 
     deps.state.markDone();
+    const prices = await currentSpotPrices(aws, rows.filter((r) => r.market === 'spot'));
+    for (const r of rows) if (r.market === 'spot') r.spotPrice = prices.get(`${r.instanceType}@${r.availabilityZone}`);
     return { label, labels, runners: rows, dryRun: false };
   } catch (e) {
     const why = signal?.aborted ? `cancelled (${errorMessage(signal.reason)})` : errorMessage(e);

@@ -175,6 +175,16 @@ export class InstanceSimulator {
     await i.exited;
   }
 
+  /**
+   * A frozen machine (hung kernel): SIGSTOP to its whole process group, so none of its own
+   * watchdogs can fire. Only something outside (stop, reap) can end it now.
+   */
+  freeze(id: string): void {
+    const i = this.get(id) as Internal;
+    if (i.pgid === undefined) throw new Error(`instance simulator: ${id} has not booted`);
+    process.kill(-i.pgid, 'SIGSTOP');
+  }
+
   /** Resolves when pred holds (checked every 50 ms); rejects after timeoutMs with what it saw. */
   async waitFor(what: string, pred: () => boolean, timeoutMs = 30_000): Promise<void> {
     const end = Date.now() + timeoutMs;
