@@ -81,8 +81,10 @@ describe('fault matrix: capacity', () => {
     expect(post?.exitCode).toBe(0);
     expect(lab.proxy.count('CreateFleet', 'action')).toBe(1);
     expect(lab.sim.instances.size).toBe(0);
-    // nothing was registered at GitHub: the JIT configs come after the launch
-    expect(lab.gh.calls['generate-jitconfig']).toBe(0);
+    // The JIT configs are issued alongside the launch; start's rollback deregistered both.
+    expect(lab.gh.calls['generate-jitconfig']).toBe(2);
+    expect(lab.gh.calls['delete-runner']).toBeGreaterThanOrEqual(2);
+    expect(main.stdout).toMatch(/Rollback: deleted 2 runner\(s\)/);
     await lab.assertNoLeaks();
   }, 60_000);
 });
