@@ -47,6 +47,27 @@ async function builds(): Promise<Block[]> {
   return (await parseAll()).flatMap((d) => (d.build ?? []) as Block[]);
 }
 
+/** The build block's `source "type.name" { name = … }` usages, in order, as [source ref, body]. */
+function buildSources(build: Block | undefined): [string, Block][] {
+  const byRef = (build?.source ?? {}) as Record<string, Block[]>;
+  return Object.entries(byRef).flatMap(([ref, blocks]) => blocks.map((b): [string, Block] => [ref, b]));
+}
+
+/**
+ * One architecture's build as Packer runs it: the shared top-level source merged with the build-level
+ * source named after the architecture. Packer refuses a setting defined in both, and so does this.
+ */
+async function archBuild(arch: string): Promise<{ shared: Block; own: Block; merged: Block }> {
+  const [build] = await builds();
+  const usages = buildSources(build).filter(([, b]) => b.name === arch);
+  expect(usages).toHaveLength(1);
+  const [ref, own] = usages[0] ?? ['', {}];
+  const shared = (await sources()).get(ref) ?? {};
+  const { name: _name, ...settings } = own;
+  expect(Object.keys(settings).filter((k) => k in shared)).toEqual([]);
+  return { shared, own, merged: { ...shared, ...settings } };
+}
+
 async function locals(): Promise<Block> {
   return Object.assign({}, ...(await parseAll()).flatMap((d) => (d.locals ?? []) as Block[]));
 }
@@ -73,16 +94,29 @@ function run(cmd: string, args: string[], hint: string, opts: { cwd?: string; en
 const ARCHES = { x86_64: 'amd64', arm64: 'arm64' } as const;
 
 describe('the Packer template', () => {
-  it('parses, and has exactly one amazon-ebs source per architecture', async () => {
+  it('parses, and builds one shared amazon-ebs source once per architecture', async () => {
     expect(hclFiles.length).toBeGreaterThan(0);
     const s = await sources();
-    expect([...s.keys()].sort()).toEqual(['amazon-ebs.arm64', 'amazon-ebs.x86_64']);
-    const [build] = await builds();
-    expect(build?.sources).toEqual(['source.amazon-ebs.x86_64', 'source.amazon-ebs.arm64']);
+    expect([...s.keys()]).toEqual(['amazon-ebs.runner']);
+    const all = await builds();
+    expect(all).toHaveLength(1);
+    const [build] = all;
+    expect(build?.sources).toBeUndefined();
+    // `name` makes each build amazon-ebs.<arch>: what CI's -only=amazon-ebs.<arch> and source.name rely on.
+    expect(buildSources(build).map(([ref, b]) => [ref, b.name])).toEqual([
+      ['amazon-ebs.runner', 'x86_64'],
+      ['amazon-ebs.runner', 'arm64'],
+    ]);
   });
 
   it.each(Object.entries(ARCHES))('%s: Canonical Ubuntu LTS base, encrypted, IMDSv2-only, spot build, tagged', async (arch, ubuntuArch) => {
-    const src = (await sources()).get(`amazon-ebs.${arch}`) ?? {};
+    const { shared, own, merged: src } = await archBuild(arch);
+    // Common settings live once, in the shared source; only what differs is per architecture.
+    for (const key of ['encrypt_boot', 'imds_support', 'metadata_options', 'spot_price', 'launch_block_device_mappings', 'deprecate_at', 'ami_regions', 'ssh_clear_authorized_keys']) {
+      expect({ key, shared: key in shared }).toEqual({ key, shared: true });
+    }
+    expect(Object.keys(own).sort()).toEqual(['ami_name', 'name', 'run_tags', 'run_volume_tags', 'snapshot_tags', 'source_ami_filter', 'spot_instance_types', 'spot_tags', 'tags']);
+
     expect(src.encrypt_boot).toBe(true);
     expect(src.imds_support).toBe('v2.0');
     expect(first(src.metadata_options)).toMatchObject({ http_tokens: 'required', http_put_response_hop_limit: 1 });
@@ -100,13 +134,22 @@ describe('the Packer template', () => {
     expect(src.deprecate_at).toBe('${local.deprecate_at}');
     expect(src.ami_regions).toBe('${var.ami_regions}');
     expect(src.ssh_clear_authorized_keys).toBe(true);
+    expect(String(src.ami_name)).toContain(`spot-runner-\${var.variant}-${arch}-\${local.build_stamp}`);
 
-    for (const key of ['tags', 'snapshot_tags']) {
-      const expr = String(src[key]);
-      expect(expr).toContain('local.image_tags');
-      expect(expr).toContain(`"spot-runner:arch" = "${arch}"`);
-    }
-    expect(String(src.run_tags)).not.toContain('image_tags'); // the build instance is not a managed runner
+    // Images and snapshots get the managed schema plus this arch's tag; the build instance gets the build schema.
+    expect(src.tags).toBe(`\${merge(local.arch_image_tags["${arch}"], { "spot-runner:source-ami" = "{{ .SourceAMI }}" })}`);
+    expect(src.snapshot_tags).toBe(`\${local.arch_image_tags["${arch}"]}`);
+    for (const key of ['run_tags', 'run_volume_tags', 'spot_tags']) expect(src[key]).toBe(`\${local.arch_build_tags["${arch}"]}`);
+    const l = await locals();
+    const archList = 'for arch in ["x86_64", "arm64"] : arch => ';
+    const imageTags = String(l.arch_image_tags);
+    expect(imageTags).toContain(`${archList}merge(local.image_tags, {`);
+    expect(imageTags).toContain('"spot-runner:arch" = arch');
+    expect(imageTags).toContain('"Name" = "spot-runner-${var.variant}-${arch}"');
+    const buildTags = String(l.arch_build_tags);
+    expect(buildTags).toContain(`${archList}merge(local.build_tags, {`);
+    expect(buildTags).toContain('"Name" = "packer-spot-runner-${var.variant}-${arch}"');
+    expect(buildTags).not.toContain('image_tags'); // the build instance is not a managed runner
   });
 
   it('tags images and snapshots with managed, variant and content hash', async () => {
@@ -119,10 +162,12 @@ describe('the Packer template', () => {
   });
 
   it('refuses gpu on arm64, and has a provisioner script for every variant', async () => {
-    const arm = (await sources()).get('amazon-ebs.arm64') ?? {};
-    expect(String(arm.ami_name)).toMatch(/var\.variant == "gpu".*file\("REFUSED: the gpu variant is built for x86_64 only/);
-    const x86 = (await sources()).get('amazon-ebs.x86_64') ?? {};
-    expect(String(x86.ami_name)).not.toContain('REFUSED');
+    // The refusal sits in the arm64 build's own ami_name, which Packer evaluates only when that build is selected.
+    const arm = await archBuild('arm64');
+    expect(arm.shared.ami_name).toBeUndefined();
+    expect(String(arm.own.ami_name)).toMatch(/var\.variant == "gpu".*file\("REFUSED: the gpu variant is built for x86_64 only/);
+    const x86 = await archBuild('x86_64');
+    expect(String(x86.own.ami_name)).not.toContain('REFUSED');
 
     const variant = (await variables()).variant ?? {};
     const condition = String(first(variant.validation).condition);

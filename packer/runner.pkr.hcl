@@ -1,4 +1,4 @@
-# The spot-runner AMI: one template, a source per architecture.
+# The spot-runner AMI: one template, one shared source, built once per architecture.
 # CI builds one cell at a time:  packer build -only=amazon-ebs.<arch> -var variant=<v> -var content_hash=<h> packer/
 # Everything a runner needs is baked in here, so boot installs nothing (every boot second is job wait time).
 
@@ -23,11 +23,17 @@ locals {
     "spot-runner:ami-build" = "true"
     "spot-runner:variant"   = var.variant
   }
+
+  # The same schemas per architecture, for the build block's sources to pick theirs from.
+  arch_image_tags = { for arch in ["x86_64", "arm64"] : arch => merge(local.image_tags, { "Name" = "spot-runner-${var.variant}-${arch}", "spot-runner:arch" = arch }) }
+  arch_build_tags = { for arch in ["x86_64", "arm64"] : arch => merge(local.build_tags, { "Name" = "packer-spot-runner-${var.variant}-${arch}" }) }
 }
 
-source "amazon-ebs" "x86_64" {
+# Everything both architectures share. The build block below names one source per architecture
+# (amazon-ebs.x86_64, amazon-ebs.arm64) and adds only what differs. Packer merges the two bodies and
+# refuses a setting defined in both, so a per-architecture setting must not appear here.
+source "amazon-ebs" "runner" {
   region        = var.region
-  ami_name      = "spot-runner-${var.variant}-x86_64-${local.build_stamp}"
   ami_regions   = var.ami_regions
   encrypt_boot  = true
   kms_key_id    = var.kms_key_id != "" ? var.kms_key_id : null
@@ -36,21 +42,10 @@ source "amazon-ebs" "x86_64" {
   ena_support   = true
   sriov_support = true
 
-  source_ami_filter {
-    filters = {
-      name                = "ubuntu/images/hvm-ssd-gp3/ubuntu-${var.ubuntu_series}-amd64-server-*"
-      architecture        = "x86_64"
-      root-device-type    = "ebs"
-      virtualization-type = "hvm"
-    }
-    owners      = ["099720109477"] # Canonical: only its Ubuntu images are trusted as a base
-    most_recent = true
-  }
-
-  # Spot for the build instance: a fleet request over several types, at up to the on-demand price.
-  spot_instance_types = var.x86_64_instance_types
-  spot_price          = "auto"
-  subnet_id           = var.subnet_id != "" ? var.subnet_id : null
+  # Spot for the build instance: a fleet request over several types (spot_instance_types, per
+  # architecture), at up to the on-demand price.
+  spot_price = "auto"
+  subnet_id  = var.subnet_id != "" ? var.subnet_id : null
 
   metadata_options {
     http_endpoint               = "enabled"
@@ -78,77 +73,53 @@ source "amazon-ebs" "x86_64" {
     delay_seconds = 15
     max_attempts  = 240
   }
-
-  tags            = merge(local.image_tags, { "Name" = "spot-runner-${var.variant}-x86_64", "spot-runner:arch" = "x86_64", "spot-runner:source-ami" = "{{ .SourceAMI }}" })
-  snapshot_tags   = merge(local.image_tags, { "Name" = "spot-runner-${var.variant}-x86_64", "spot-runner:arch" = "x86_64" })
-  run_tags        = merge(local.build_tags, { "Name" = "packer-spot-runner-${var.variant}-x86_64" })
-  run_volume_tags = merge(local.build_tags, { "Name" = "packer-spot-runner-${var.variant}-x86_64" })
-  spot_tags       = merge(local.build_tags, { "Name" = "packer-spot-runner-${var.variant}-x86_64" })
-}
-
-source "amazon-ebs" "arm64" {
-  region = var.region
-  # NVIDIA driver + CUDA images are x86_64 only. Packer evaluates this only when the arm64 source is
-  # selected, so gpu + arm64 stops here with this message instead of failing halfway through a build.
-  ami_name      = var.variant == "gpu" ? file("REFUSED: the gpu variant is built for x86_64 only; use -only=amazon-ebs.x86_64") : "spot-runner-${var.variant}-arm64-${local.build_stamp}"
-  ami_regions   = var.ami_regions
-  encrypt_boot  = true
-  kms_key_id    = var.kms_key_id != "" ? var.kms_key_id : null
-  imds_support  = "v2.0"
-  deprecate_at  = local.deprecate_at
-  ena_support   = true
-  sriov_support = true
-
-  source_ami_filter {
-    filters = {
-      name                = "ubuntu/images/hvm-ssd-gp3/ubuntu-${var.ubuntu_series}-arm64-server-*"
-      architecture        = "arm64"
-      root-device-type    = "ebs"
-      virtualization-type = "hvm"
-    }
-    owners      = ["099720109477"] # Canonical: only its Ubuntu images are trusted as a base
-    most_recent = true
-  }
-
-  spot_instance_types = var.arm64_instance_types
-  spot_price          = "auto"
-  subnet_id           = var.subnet_id != "" ? var.subnet_id : null
-
-  metadata_options {
-    http_endpoint               = "enabled"
-    http_tokens                 = "required"
-    http_put_response_hop_limit = 1
-  }
-
-  launch_block_device_mappings {
-    device_name           = "/dev/sda1"
-    volume_size           = local.volume_size
-    volume_type           = "gp3"
-    encrypted             = true
-    delete_on_termination = true
-  }
-
-  communicator                              = "ssh"
-  ssh_username                              = "ubuntu"
-  ssh_timeout                               = "15m"
-  temporary_key_pair_type                   = "ed25519"
-  temporary_security_group_source_public_ip = true
-  ssh_clear_authorized_keys                 = true
-
-  aws_polling {
-    delay_seconds = 15
-    max_attempts  = 240
-  }
-
-  tags            = merge(local.image_tags, { "Name" = "spot-runner-${var.variant}-arm64", "spot-runner:arch" = "arm64", "spot-runner:source-ami" = "{{ .SourceAMI }}" })
-  snapshot_tags   = merge(local.image_tags, { "Name" = "spot-runner-${var.variant}-arm64", "spot-runner:arch" = "arm64" })
-  run_tags        = merge(local.build_tags, { "Name" = "packer-spot-runner-${var.variant}-arm64" })
-  run_volume_tags = merge(local.build_tags, { "Name" = "packer-spot-runner-${var.variant}-arm64" })
-  spot_tags       = merge(local.build_tags, { "Name" = "packer-spot-runner-${var.variant}-arm64" })
 }
 
 build {
-  sources = ["source.amazon-ebs.x86_64", "source.amazon-ebs.arm64"]
+  # One build per architecture: `name` makes it amazon-ebs.<arch> (for -only) and source.name below.
+  source "amazon-ebs.runner" {
+    name                = "x86_64"
+    ami_name            = "spot-runner-${var.variant}-x86_64-${local.build_stamp}"
+    spot_instance_types = var.x86_64_instance_types
+    source_ami_filter {
+      filters = {
+        name                = "ubuntu/images/hvm-ssd-gp3/ubuntu-${var.ubuntu_series}-amd64-server-*"
+        architecture        = "x86_64"
+        root-device-type    = "ebs"
+        virtualization-type = "hvm"
+      }
+      owners      = ["099720109477"] # Canonical: only its Ubuntu images are trusted as a base
+      most_recent = true
+    }
+    tags            = merge(local.arch_image_tags["x86_64"], { "spot-runner:source-ami" = "{{ .SourceAMI }}" })
+    snapshot_tags   = local.arch_image_tags["x86_64"]
+    run_tags        = local.arch_build_tags["x86_64"]
+    run_volume_tags = local.arch_build_tags["x86_64"]
+    spot_tags       = local.arch_build_tags["x86_64"]
+  }
+
+  source "amazon-ebs.runner" {
+    name = "arm64"
+    # NVIDIA driver + CUDA images are x86_64 only. Packer evaluates this only when the arm64 build is
+    # selected, so gpu + arm64 stops here with this message instead of failing halfway through a build.
+    ami_name            = var.variant == "gpu" ? file("REFUSED: the gpu variant is built for x86_64 only; use -only=amazon-ebs.x86_64") : "spot-runner-${var.variant}-arm64-${local.build_stamp}"
+    spot_instance_types = var.arm64_instance_types
+    source_ami_filter {
+      filters = {
+        name                = "ubuntu/images/hvm-ssd-gp3/ubuntu-${var.ubuntu_series}-arm64-server-*"
+        architecture        = "arm64"
+        root-device-type    = "ebs"
+        virtualization-type = "hvm"
+      }
+      owners      = ["099720109477"] # Canonical: only its Ubuntu images are trusted as a base
+      most_recent = true
+    }
+    tags            = merge(local.arch_image_tags["arm64"], { "spot-runner:source-ami" = "{{ .SourceAMI }}" })
+    snapshot_tags   = local.arch_image_tags["arm64"]
+    run_tags        = local.arch_build_tags["arm64"]
+    run_volume_tags = local.arch_build_tags["arm64"]
+    spot_tags       = local.arch_build_tags["arm64"]
+  }
 
   # cloud-init still owns apt on first boot; exit 2 means "done, with recoverable warnings".
   # Staging lives in /var/tmp because /tmp is wiped by the reboot below.

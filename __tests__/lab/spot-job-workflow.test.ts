@@ -284,7 +284,7 @@ describe('spot-job.yml in the lab', () => {
     expect(step(run, 'start', 'AWS credentials (OIDC)').ran).toBe(false);
     expect(step(run, 'start', 'AWS credentials (access keys)')).toMatchObject({ ran: true, kind: 'not-run', with: { 'aws-access-key-id': 'testing', 'aws-region': 'us-east-1' } });
     const [startAction] = host.rec.actions;
-    expect(startAction?.inputs).toMatchObject({ mode: 'start', 'github-token': lab.gh.token, market: 'spot', 'on-demand-fallback': 'true', 'max-lifetime': '1', 'idle-timeout': '0.5', 'subnet-ids': lab.subnets.join(','), 'instance-types': 'c7i.large, c6i.large' });
+    expect(startAction?.inputs).toMatchObject({ mode: 'start', 'github-token': lab.gh.token, market: 'spot', 'on-demand-fallback': 'true', 'max-lifetime': '16', 'idle-timeout': '0.5', 'subnet-ids': lab.subnets.join(','), 'instance-types': 'c7i.large, c6i.large' });
     expect(startAction?.main.errors).toEqual([]);
     expect(startAction?.post).toBeUndefined();
 

@@ -1,4 +1,4 @@
-import { CreateTagsCommand, TerminateInstancesCommand, paginateDescribeInstances, waitUntilInstanceTerminated, type Filter, type Instance } from '@aws-sdk/client-ec2';
+import { TerminateInstancesCommand, paginateDescribeInstances, waitUntilInstanceTerminated, type Filter, type Instance } from '@aws-sdk/client-ec2';
 import { TAGS } from '../tags.js';
 import { errorCode } from '../errors.js';
 import type { AwsClients } from './clients.js';
@@ -96,10 +96,6 @@ export async function waitTerminated(aws: AwsClients, ids: string[], maxWaitSeco
   } catch {
     return false;
   }
-}
-
-export async function tagInstances(aws: AwsClients, ids: string[], tags: Record<string, string>): Promise<void> {
-  await aws.ec2.send(new CreateTagsCommand({ Resources: ids, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }));
 }
 
 export function instanceArn(region: string, account: string, id: string): string {
