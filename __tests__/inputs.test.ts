@@ -1,13 +1,12 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
-import nock from 'nock';
+import { describe, expect, it } from '@jest/globals';
+import { offlineGitHub } from '../test/fakes/github.js';
 import { parseList } from '../src/config.js';
 import { InputError } from '../src/errors.js';
 import { start } from '../src/modes/start.js';
 import { BASE_START, ENV, config, rig } from '../test/fakes/harness.js';
 import type { StartConfig } from '../src/config.js';
 
-nock.disableNetConnect();
-afterEach(() => nock.cleanAll());
+offlineGitHub();
 
 /** Parses and starts with a fake world; whatever fails, nothing may have been created. */
 async function attempt(inputs: Record<string, string>, env: Record<string, string> = ENV, event?: unknown) {

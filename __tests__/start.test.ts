@@ -1,12 +1,11 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
-import nock from 'nock';
+import { describe, expect, it } from '@jest/globals';
+import { offlineGitHub } from '../test/fakes/github.js';
 import { readFileSync } from 'node:fs';
 import { awsError } from '../test/fakes/aws.js';
 import { rig, runStart, type Rig } from '../test/fakes/harness.js';
 import { TAGS } from '../src/tags.js';
 
-nock.disableNetConnect();
-afterEach(() => nock.cleanAll());
+offlineGitHub();
 
 function expectNothingLeft(r: Rig) {
   expect(r.world.live()).toHaveLength(0);

@@ -1,12 +1,11 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
-import nock from 'nock';
+import { describe, expect, it } from '@jest/globals';
+import { offlineGitHub } from '../test/fakes/github.js';
 import { stop } from '../src/modes/stop.js';
 import { teardown } from '../src/teardown.js';
 import { awsError } from '../test/fakes/aws.js';
 import { rig, runStart, stopConfig, type Rig } from '../test/fakes/harness.js';
 
-nock.disableNetConnect();
-afterEach(() => nock.cleanAll());
+offlineGitHub();
 
 const target = { scope: 'repo' as const, owner: 'acme', repo: 'widgets' };
 

@@ -2,22 +2,10 @@
 // persistent outage), 5 (the runner never comes online: broken image), 6 (start cancelled
 // mid-wait). Each ends with its kill path (start's own rollback and its post step) run and
 // nothing left.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { startLab, type Lab } from '../../test/lab/lab.js';
+import { describe, expect, it } from '@jest/globals';
+import { useLab } from '../../test/lab/use-lab.js';
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await startLab();
-}, 60_000);
-beforeEach(async () => {
-  await lab.reset();
-});
-afterEach(async () => {
-  await lab.sim.reset();
-});
-afterAll(async () => {
-  await lab?.close();
-});
+const lab = useLab();
 
 // GitHub retry waits grow as (n+1)² × this base; the lab shrinks it.
 const fastRetries = { SPOT_RUNNER_GITHUB_RETRY_BASE_MS: '50' };

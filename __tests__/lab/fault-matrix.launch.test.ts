@@ -2,23 +2,11 @@
 // count only, fallback off) and 3 (a throttling storm, and a CreateFleet whose answer is lost:
 // the SDK's retry must not launch twice). The AWS fault proxy plays EC2's capacity and
 // ClientToken idempotency (moto has neither); see test/lab/aws-proxy.ts.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
-import { startLab, type Lab } from '../../test/lab/lab.js';
+import { useLab } from '../../test/lab/use-lab.js';
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await startLab();
-}, 60_000);
-beforeEach(async () => {
-  await lab.reset();
-});
-afterEach(async () => {
-  await lab.sim.reset();
-});
-afterAll(async () => {
-  await lab?.close();
-});
+const lab = useLab();
 
 interface Row {
   instanceId: string;

@@ -2,25 +2,13 @@
 // mid-job), 11 (stop twice, stop after reap). Real parts only: the bundled action, the real
 // rendered user-data run by the instance simulator, the AWS SDK against moto (through the
 // fault proxy), the OpenAPI-checked GitHub stand-in.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startLab, type Lab } from '../../test/lab/lab.js';
+import { useLab } from '../../test/lab/use-lab.js';
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await startLab();
-}, 60_000);
-beforeEach(async () => {
-  await lab.reset();
-});
-afterEach(async () => {
-  await lab.sim.reset();
-});
-afterAll(async () => {
-  await lab?.close();
-});
+const lab = useLab();
 
 const ids = (json: string | undefined) => JSON.parse(json ?? '[]') as string[];
 

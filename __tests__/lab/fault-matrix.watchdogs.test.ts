@@ -1,23 +1,11 @@
 // Fault matrix (issue 4), the kill paths that need no control plane: 7 (no job: idle-timeout),
 // 8 (a hung job: the max-lifetime deadline), and the last resort, 10 (the stop job never runs
 // and the machine is frozen: a scheduled reap removes everything once the TTL has passed).
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { fileURLToPath } from 'node:url';
-import { startLab, type Lab } from '../../test/lab/lab.js';
+import { useLab } from '../../test/lab/use-lab.js';
 
-let lab: Lab;
-beforeAll(async () => {
-  lab = await startLab();
-}, 60_000);
-beforeEach(async () => {
-  await lab.reset();
-});
-afterEach(async () => {
-  await lab.sim.reset();
-});
-afterAll(async () => {
-  await lab?.close();
-});
+const lab = useLab();
 
 const ids = (json: string | undefined) => JSON.parse(json ?? '[]') as string[];
 // Boot + the first spot/idle check + power-off + the simulator's terminate.

@@ -1,3 +1,4 @@
+import { afterAll, afterEach, beforeAll } from '@jest/globals';
 import nock from 'nock';
 
 export interface FakeRunner {
@@ -83,4 +84,18 @@ export class NockGitHub {
   done(): void {
     nock.cleanAll();
   }
+}
+
+/**
+ * nock patches Node's http for the whole jest worker, and a worker runs several test files:
+ * forbid real connections for this file's tests only, and hand the worker back afterwards, so
+ * a later file's loopback servers (moto, the stand-in) are not refused.
+ */
+export function offlineGitHub(): void {
+  beforeAll(() => nock.disableNetConnect());
+  afterEach(() => nock.cleanAll());
+  afterAll(() => {
+    nock.cleanAll();
+    nock.enableNetConnect();
+  });
 }
