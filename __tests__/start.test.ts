@@ -68,6 +68,18 @@ describe('start', () => {
     expect(res.runners.map((x) => x.market).sort()).toEqual(['on-demand', 'on-demand', 'spot']);
   });
 
+  it('treats a whole-call capacity error like per-override ones: on-demand fills in', async () => {
+    const r = rig();
+    r.world.fleet = (req, call) => {
+      if (call === 1) return awsError('InsufficientInstanceCapacity', 'There is no Spot capacity available that matches your request.', 500);
+      const spec = req.TargetCapacitySpecification as { TotalTargetCapacity: number; DefaultTargetCapacityType: string };
+      return { launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({ type: 'c7i.large', market: spec.DefaultTargetCapacityType })) };
+    };
+    const res = await runStart(r);
+    expect(r.world.calls.filter((c) => c.command === 'CreateFleet').map((c) => (c.input.TargetCapacitySpecification as { DefaultTargetCapacityType: string }).DefaultTargetCapacityType)).toEqual(['spot', 'on-demand']);
+    expect(res.runners.map((x) => x.market)).toEqual(['on-demand', 'on-demand']);
+  });
+
   it('fails cleanly on missing spot capacity when the fallback is off', async () => {
     const r = rig();
     r.world.fleet = () => ({ launch: [{ type: 'c7i.large', market: 'spot' }], errors: [{ code: 'InsufficientInstanceCapacity', market: 'spot' }] });

@@ -8,7 +8,7 @@ import {
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
 import type { Market, StartConfig } from '../config.js';
-import { SpotRunnerError } from '../errors.js';
+import { SpotRunnerError, errorCode, errorMessage } from '../errors.js';
 import type { AwsClients } from './clients.js';
 import type { ResolvedImage } from './image.js';
 
@@ -180,7 +180,11 @@ export async function launch(
   log: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<{ instances: LaunchedInstance[]; errors: FleetError[] }> {
-  const first = await createFleet(aws, fleetRequest(cfg, templateId, cfg.market, cfg.count, tokenFor(cfg.market), tags), signal);
+  const first = await createFleet(aws, fleetRequest(cfg, templateId, cfg.market, cfg.count, tokenFor(cfg.market), tags), signal).catch((e: unknown): FleetOutcome => {
+    // Instant fleets report capacity per override, but a whole-call capacity error means the same.
+    if (!isCapacityError(errorCode(e))) throw e;
+    return { instances: [], errors: [{ code: errorCode(e), message: errorMessage(e), market: cfg.market }] };
+  });
   onLaunched(first.instances);
   const instances = [...first.instances];
   const errors = [...first.errors];
