@@ -96,10 +96,12 @@ describe('start', () => {
     expectNothingLeft(r);
   });
 
-  it('rolls back when CreateFleet itself fails', async () => {
+  it('rolls back when CreateFleet itself fails, and stops issuing JIT configs', async () => {
     const r = rig();
     r.world.fleet = () => awsError('UnauthorizedOperation', 'You are not authorized to perform: ec2:CreateFleet');
-    await expect(runStart(r)).rejects.toThrow(/not authorized.*rolled back/);
+    await expect(runStart(r, { count: '30' })).rejects.toThrow(/not authorized.*rolled back/);
+    // At most the 8 already in flight when the launch failed were registered (and then removed).
+    expect(r.github.requests.filter((q) => q.method === 'POST').length).toBeLessThanOrEqual(8);
     expectNothingLeft(r);
   });
 

@@ -164,17 +164,21 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     const templateId = await createLaunchTemplate(aws, ltReq, signal);
     deps.state.add('launchTemplateIds', templateId);
     const launchedAt = now();
+    // A failed launch stops further registrations; the ones in flight finish and are recorded.
+    const launchFailed = new AbortController();
     const jitsP = mapLimit(
       Array.from({ length: cfg.count }, (_, i) => i),
       8,
       async (i) => {
         signal?.throwIfAborted();
+        launchFailed.signal.throwIfAborted();
         const jit = await createJitRunner(gh, target, runnerName(label, i), labels, groupId);
         deps.state.add('runnerIds', jit.runner.id);
         return jit;
       },
     );
     const launchP = launch(aws, cfg, templateId, tags, tokenFor, (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal);
+    launchP.catch(() => launchFailed.abort(new Error('the launch failed')));
     // Both settle before either failure is thrown, so everything created is recorded for rollback.
     const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
     if (launchR.status === 'rejected') throw launchR.reason;
