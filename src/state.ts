@@ -47,9 +47,6 @@ export class StateRecorder {
     this.save();
   }
 
-  markDone(): void {
-    core.saveState('startSucceeded', 'true');
-  }
 }
 
 export function loadResources(): Resources | undefined {

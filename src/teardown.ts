@@ -1,6 +1,6 @@
 import type { AwsClients } from './aws/clients.js';
 import { describeByIds, describeByTag, terminate, type InstanceInfo } from './aws/instances.js';
-import { deleteParameters, namesUnder } from './aws/params.js';
+import { deleteParameters, describeUnder } from './aws/params.js';
 import { deleteTemplate, describeTemplatesByTag } from './aws/templates.js';
 import { errorMessage } from './errors.js';
 import type { GitHub } from './github/client.js';
@@ -59,7 +59,7 @@ export async function teardown(aws: AwsClients, gh: GitHub | undefined, target: 
     }),
     attempt('deleting parameters', async () => {
       const names = new Set(res.parameterNames);
-      for (const l of labels) for (const n of await namesUnder(aws, `${PARAMETER_ROOT}/${l}`)) names.add(n);
+      for (const l of labels) for (const p of await describeUnder(aws, `${PARAMETER_ROOT}/${l}`)) names.add(p.name);
       report.parametersDeleted = await deleteParameters(aws, [...names]);
     }),
     attempt('deleting launch templates', async () => {

@@ -27,9 +27,10 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
-export const defaultWaitOptions = (timeoutMs: number, now = Date.now): Omit<WaitOptions, 'sleep' | 'log'> => ({
+/** Polls stay sparse until SPOT_RUNNER_EXPECTED_BOOT_SECONDS (default 20) after the launch. */
+export const defaultWaitOptions = (timeoutMs: number, launchedAt: number, now = Date.now): Omit<WaitOptions, 'sleep' | 'log'> => ({
   timeoutMs,
-  firstExpectedOnlineAt: now() + (Number(process.env.SPOT_RUNNER_EXPECTED_BOOT_SECONDS ?? 20) * 1000),
+  firstExpectedOnlineAt: launchedAt + Number(process.env.SPOT_RUNNER_EXPECTED_BOOT_SECONDS ?? 20) * 1000,
   intervalMs: 1000,
   instanceCheckMs: 5000,
   listThreshold: 3,

@@ -18,18 +18,6 @@ export async function putSecret(aws: AwsClients, name: string, value: string, ta
   );
 }
 
-/** Names under a path, without reading (or decrypting) their values. */
-export async function namesUnder(aws: AwsClients, path: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const page of paginateDescribeParameters(
-    { client: aws.ssm },
-    { ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: [path] }], MaxResults: 50 },
-  )) {
-    for (const p of page.Parameters ?? []) if (p.Name) names.push(p.Name);
-  }
-  return names;
-}
-
 export interface ParameterInfo {
   name: string;
   lastModified?: Date;

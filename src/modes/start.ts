@@ -205,7 +205,7 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     });
 
     // 4. Wait for all of them, watching the instances too.
-    const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, now), firstExpectedOnlineAt: launchedAt + Number(process.env.SPOT_RUNNER_EXPECTED_BOOT_SECONDS ?? 20) * 1000, ...deps.wait };
+    const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now), ...deps.wait };
     await waitForRunners(gh, aws, target, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId })), deps.rate, {
       ...w,
       sleep: deps.sleep ?? sleep,
@@ -213,7 +213,6 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       signal,
     });
 
-    deps.state.markDone();
     const prices = await currentSpotPrices(aws, rows.filter((r) => r.market === 'spot'));
     for (const r of rows) if (r.market === 'spot') r.spotPrice = prices.get(`${r.instanceType}@${r.availabilityZone}`);
     return { label, labels, runners: rows, dryRun: false };
