@@ -1,9 +1,9 @@
 import * as core from '@actions/core';
 import { readFileSync } from 'node:fs';
-import { makeAwsClients } from './aws/clients.js';
+import { makeAwsClients, type AwsClients } from './aws/clients.js';
 import { parseConfig, runContext, type Config } from './config.js';
 import { InputError, errorMessage } from './errors.js';
-import { makeGitHub, type RateLimit } from './github/client.js';
+import { makeGitHub, type GitHub, type RateLimit } from './github/client.js';
 import { reap, reapedOutput } from './modes/reap.js';
 import { describeRollback, start } from './modes/start.js';
 import { stop } from './modes/stop.js';
@@ -102,8 +102,14 @@ export async function runMain(): Promise<void> {
   }
 }
 
+/** How post makes its clients; tests hand in the in-memory worlds. */
+export interface PostClients {
+  aws: (region: string) => AwsClients;
+  gh: (token: string) => GitHub;
+}
+
 /** The post step runs only when the job failed or was cancelled: remove whatever start recorded. */
-export async function runPost(): Promise<void> {
+export async function runPost(make: PostClients = { aws: makeAwsClients, gh: (t) => makeGitHub(t) }): Promise<void> {
   const res = loadResources();
   if (!res || !res.label) {
     core.info('spot-runner post: start created nothing; nothing to roll back');
@@ -118,8 +124,14 @@ export async function runPost(): Promise<void> {
   if (cfg && cfg.mode !== 'start') return;
   const region = res.region ?? cfg?.region ?? process.env.AWS_REGION ?? '';
   const token = cfg?.githubToken ?? core.getInput('github-token');
-  const aws = makeAwsClients(region);
-  const gh = token ? makeGitHub(token) : undefined;
+  if (!region) {
+    core.warning(`spot-runner post: no region was recorded or given, so nothing could be removed. Resources tagged spot-runner:label=${res.label} may remain; reap mode will remove them.`);
+    return;
+  }
+  if (token) core.setSecret(token);
+  else core.warning('spot-runner post: no github-token: runners carrying the label stay registered until reap removes them');
+  const aws = make.aws(region);
+  const gh = token ? make.gh(token) : undefined;
   const [owner = '', repo = ''] = (process.env.GITHUB_REPOSITORY ?? '').split('/');
   try {
     const report = await teardown(aws, gh, { scope: res.scope ?? 'repo', owner, repo }, res);

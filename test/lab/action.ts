@@ -53,9 +53,15 @@ export interface StepOptions {
   /** STATE_* for a post step. */
   state?: Record<string, string>;
   post?: boolean;
-  /** Cancel like the runner: SIGINT at this moment, SIGTERM 7.5 s later (scaled by cancelGraceMs). */
+  /**
+   * Cancel like the runner (ProcessInvoker in actions/runner): SIGINT at this moment, SIGTERM
+   * 7.5 s later (cancelGraceMs), SIGKILL 2.5 s after that (killGraceMs).
+   */
   cancelAfterMs?: number;
   cancelGraceMs?: number;
+  killGraceMs?: number;
+  /** SIGKILL outright when this resolves: the runner's kill token, a crashed runner, an OOM kill. */
+  killWhen?: Promise<unknown>;
   /** Resolves when the step should be cancelled (alternative to cancelAfterMs). */
   cancelWhen?: Promise<unknown>;
   timeoutMs?: number;
@@ -86,10 +92,16 @@ export async function runStep(o: StepOptions): Promise<StepResult> {
   const timers: NodeJS.Timeout[] = [];
   const cancel = () => {
     child.kill('SIGINT');
-    timers.push(setTimeout(() => child.kill('SIGTERM'), o.cancelGraceMs ?? 7500));
+    timers.push(
+      setTimeout(() => {
+        child.kill('SIGTERM');
+        timers.push(setTimeout(() => child.kill('SIGKILL'), o.killGraceMs ?? 2500));
+      }, o.cancelGraceMs ?? 7500),
+    );
   };
   if (o.cancelAfterMs !== undefined) timers.push(setTimeout(cancel, o.cancelAfterMs));
   if (o.cancelWhen) void o.cancelWhen.then(cancel);
+  if (o.killWhen) void o.killWhen.then(() => child.kill('SIGKILL'));
   timers.push(setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 120_000));
   const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res) => child.on('exit', (c, s) => res([c, s])));
   for (const t of timers) clearTimeout(t);
@@ -110,8 +122,8 @@ export async function runStep(o: StepOptions): Promise<StepResult> {
 /** main, then post when `post-if: failure() || cancelled()` holds, carrying state across. */
 export async function runWithPost(o: StepOptions): Promise<{ main: StepResult; post?: StepResult }> {
   const main = await runStep(o);
-  const failedOrCancelled = main.exitCode !== 0 || o.cancelAfterMs !== undefined || o.cancelWhen !== undefined;
+  const failedOrCancelled = main.exitCode !== 0 || o.cancelAfterMs !== undefined || o.cancelWhen !== undefined || o.killWhen !== undefined;
   if (!failedOrCancelled) return { main };
-  const post = await runStep({ ...o, cancelAfterMs: undefined, cancelWhen: undefined, state: main.state, post: true });
+  const post = await runStep({ ...o, cancelAfterMs: undefined, cancelWhen: undefined, killWhen: undefined, state: main.state, post: true });
   return { main, post };
 }
