@@ -55,8 +55,9 @@ async function bakeImage(o: { variant: string; arch: AmiArch; hash: string; regi
   ];
   const made = await ec2.send(new CreateImageCommand({ InstanceId: instanceId, Name: `spot-runner-${o.variant}-${o.arch}-${o.hash.slice(0, 4)}-${Math.random()}`, TagSpecifications: [{ ResourceType: 'image', Tags: tags }] }));
   const imageId = made.ImageId ?? '';
-  const image = await describeImage(ec2, imageId);
-  const snapshotIds = image ? imageSnapshotIds(image) : [];
+  // Read straight from moto's answer, not through the code under test.
+  const raw = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
+  const snapshotIds = (raw?.BlockDeviceMappings ?? []).flatMap((b) => (b.Ebs?.SnapshotId ? [b.Ebs.SnapshotId] : []));
   expect(snapshotIds.length).toBeGreaterThan(0);
   await ec2.send(new CreateTagsCommand({ Resources: snapshotIds, Tags: tags }));
   return { imageId, snapshotIds };
@@ -75,6 +76,21 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   await moto.reset();
+});
+
+describe('imageSnapshotIds', () => {
+  it('lists the EBS snapshots of an image and skips instance-store and empty mappings', () => {
+    const image = {
+      BlockDeviceMappings: [
+        { DeviceName: '/dev/sda1', Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', VolumeSize: 16 } },
+        { DeviceName: '/dev/sdb', VirtualName: 'ephemeral0' },
+        { DeviceName: '/dev/sdc', Ebs: { VolumeSize: 100 } },
+        { DeviceName: '/dev/sdd', Ebs: { SnapshotId: 'snap-0bbbbbbbbbbbbbbb2' } },
+      ],
+    };
+    expect(imageSnapshotIds(image)).toEqual(['snap-0aaaaaaaaaaaaaaa1', 'snap-0bbbbbbbbbbbbbbb2']);
+    expect(imageSnapshotIds({})).toEqual([]);
+  });
 });
 
 describe('publish and find by content hash', () => {

@@ -200,6 +200,7 @@ describe('docs/iam/control-role.json matches what src/ (start, stop, reap) calls
       }
     });
     it('passes a role only to EC2, and only the named instance role', () => {
+      expect(grants('iam:PassRole').length).toBeGreaterThan(0);
       for (const s of grants('iam:PassRole')) {
         expect(condition(s, 'StringEquals', 'iam:PassedToService')).toBe('ec2.amazonaws.com');
         expect(list(s.Resource).every((r) => !r.includes('*:role/*') && !r.endsWith('role/*'))).toBe(true);

@@ -1,4 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { offlineGitHub } from '../test/fakes/github.js';
 import { parseList } from '../src/config.js';
 import { InputError } from '../src/errors.js';
@@ -7,6 +10,8 @@ import { BASE_START, ENV, config, rig } from '../test/fakes/harness.js';
 import type { StartConfig } from '../src/config.js';
 
 offlineGitHub();
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Parses and starts with a fake world; whatever fails, nothing may have been created. */
 async function attempt(inputs: Record<string, string>, env: Record<string, string> = ENV, event?: unknown) {
@@ -73,8 +78,30 @@ describe('every bad input fails with its name and a fix, and creates nothing', (
     expect(r.github.requests.filter((q) => q.method !== 'GET')).toEqual([]);
   });
 
-  it('has at least 20 distinct cases', () => {
-    expect(new Set(BAD.map(([w]) => w)).size).toBeGreaterThanOrEqual(20);
+  it('refuses, in this table or a named test, every input the code names in an InputError', async () => {
+    // Read the code, not the table: a new InputError('x', …) without a case here fails this test.
+    const named = new Set<string>();
+    for (const f of readdirSync(join(ROOT, 'src'), { recursive: true }) as string[]) {
+      if (!f.endsWith('.ts')) continue;
+      for (const m of readFileSync(join(ROOT, 'src', f), 'utf8').matchAll(/new InputError\(\s*'([^']+)'/g)) named.add(m[1] as string);
+    }
+    expect(named.size).toBeGreaterThanOrEqual(10);
+    const refused = new Set<string>();
+    for (const [, over] of BAD) {
+      const { error } = await attempt({ ...BASE_START, ...over });
+      if (error instanceof InputError) refused.add(error.input);
+    }
+    // Inputs of other modes and contexts, refused in the tests named here.
+    const elsewhere: Record<string, string> = {
+      label: "'stop inputs' below",
+      'instance-ids': "'stop inputs' below",
+      'allow-forks': "'fork guard' below",
+      'aws-region': "'needs a region from the input or the environment' below",
+      'max-age': 'reap.test.ts',
+      confirm: 'reap.test.ts',
+      GITHUB_REPOSITORY: "'the run context' below",
+    };
+    expect([...named].filter((n) => !refused.has(n) && !(n in elsewhere)).sort()).toEqual([]);
   });
 
   it('rejects a token GitHub refuses before launching anything', async () => {
@@ -88,6 +115,13 @@ describe('every bad input fails with its name and a fix, and creates nothing', (
     const { AWS_REGION: _drop, ...noRegion } = ENV;
     expect(() => config(BASE_START, noRegion)).toThrow(/Input 'aws-region': no region given and neither AWS_REGION nor AWS_DEFAULT_REGION is set/);
     expect((config(BASE_START, { ...noRegion, AWS_DEFAULT_REGION: 'eu-west-1' }) as StartConfig).region).toBe('eu-west-1');
+  });
+});
+
+describe('the run context', () => {
+  it('needs GITHUB_REPOSITORY', () => {
+    const { GITHUB_REPOSITORY: _drop, ...noRepo } = ENV;
+    expect(() => config(BASE_START, noRepo)).toThrow(/Input 'GITHUB_REPOSITORY': it is not set/);
   });
 });
 

@@ -265,6 +265,7 @@ describe('formatting and linting', () => {
     const help = run('packer', ['fmt', '-h'], 'apt-get install -y packer');
     const recursive = `${help.stdout}${help.stderr}`.includes('-recursive');
     // Debian's packer 1.6.6 has no -recursive: then every .pkr.hcl must sit directly in packer/.
+    expect(hclFiles.length).toBeGreaterThan(0);
     if (!recursive) expect(hclFiles.every((f) => relative(PACKER_DIR, f) === f.split('/').pop())).toBe(true);
     const args = recursive ? ['fmt', '-check', '-diff', '-recursive', 'packer/'] : ['fmt', '-check', '-diff', 'packer/'];
     const r = run('packer', args, 'apt-get install -y packer');

@@ -2,15 +2,12 @@
 // post must remove whatever the recorded state and the label point at. runPost runs in-process
 // here, with the action's inputs and state exactly where the runner puts them (INPUT_*, STATE_*).
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { CreateFleetCommand, CreateLaunchTemplateCommand } from '@aws-sdk/client-ec2';
-import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { makeGitHub } from '../src/github/client.js';
 import { runPost } from '../src/main.js';
 import { emptyResources, type Resources } from '../src/state.js';
-import { TAGS } from '../src/tags.js';
 import { NockGitHub, offlineGitHub } from '../test/fakes/github.js';
 import { FakeWorld } from '../test/fakes/world.js';
-import { ENV, freshStateFile } from '../test/fakes/harness.js';
+import { ENV, freshStateFile, seedRun } from '../test/fakes/harness.js';
 
 offlineGitHub();
 
@@ -43,40 +40,11 @@ function setState(res: Resources | undefined) {
   if (res) process.env.STATE_resources = JSON.stringify(res);
 }
 
-/** What a start leaves when it is SIGKILLed mid-wait: a template, two machines, their parameters and runners. */
+/** What a start leaves when it is SIGKILLed mid-wait; the fakes' call logs start empty after it. */
 async function killedStart(world: FakeWorld, gh: NockGitHub) {
-  const { ec2, ssm } = world.clients();
-  const tags = [
-    { Key: TAGS.managed, Value: 'true' },
-    { Key: TAGS.label, Value: LABEL },
-  ];
-  const lt = await ec2.send(
-    new CreateLaunchTemplateCommand({
-      LaunchTemplateName: LABEL,
-      LaunchTemplateData: { TagSpecifications: [{ ResourceType: 'instance', Tags: tags }] },
-      TagSpecifications: [{ ResourceType: 'launch-template', Tags: tags }],
-    }),
-  );
-  const templateId = lt.LaunchTemplate?.LaunchTemplateId ?? '';
-  const fleet = await ec2.send(
-    new CreateFleetCommand({
-      Type: 'instant',
-      LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: templateId, Version: '$Latest' }, Overrides: [{ InstanceType: 'c7i.large' }] }],
-      TargetCapacitySpecification: { TotalTargetCapacity: 2, DefaultTargetCapacityType: 'spot' },
-    }),
-  );
-  const instanceIds = (fleet.Instances ?? []).flatMap((g) => g.InstanceIds ?? []);
-  const parameterNames = instanceIds.map((id) => `/spot-runner/jit/${LABEL}/${id}`);
-  for (const name of parameterNames) {
-    await ssm.send(new PutParameterCommand({ Name: name, Type: 'SecureString', Value: 'jit-secret', Tags: tags }));
-  }
-  const runnerIds = instanceIds.map((_, k) => {
-    const id = 500 + k;
-    gh.runners.set(id, { id, name: `${LABEL}-${k + 1}`, status: 'offline', busy: false, labels: [{ id: 1, name: LABEL, type: 'custom' }] });
-    return id;
-  });
+  const run = await seedRun(world, gh, LABEL);
   world.calls.length = 0;
-  return { templateId, instanceIds, parameterNames, runnerIds };
+  return run;
 }
 
 function clients(world: FakeWorld) {

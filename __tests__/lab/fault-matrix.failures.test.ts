@@ -10,12 +10,17 @@ const lab = useLab();
 // GitHub retry waits grow as (n+1)² × this base; the lab shrinks it.
 const fastRetries = { SPOT_RUNNER_GITHUB_RETRY_BASE_MS: '50' };
 
-/** Every instance ended no later than `bound` ms after it launched. */
-function lifetimesBelow(bound: number) {
+/**
+ * Every instance was terminated by the action (start's rollback or its post step), not by its
+ * own watchdogs: a logical check, where a time bound would measure the machine.
+ */
+function terminatedByTheAction() {
   expect(lab.sim.instances.size).toBeGreaterThan(0);
+  expect(lab.proxy.count('TerminateInstances', 'action')).toBeGreaterThan(0);
   for (const i of lab.sim.instances.values()) {
     expect(i.terminatedAt).toBeDefined();
-    expect(i.lifetimeMs()).toBeLessThan(bound);
+    expect(i.end).toBe('terminated-externally');
+    expect(i.powerOffReason).toBeUndefined();
   }
 }
 
@@ -46,7 +51,7 @@ describe('fault matrix: GitHub faults', () => {
     expect(post?.exitCode).toBe(0);
     lab.gh.clearFaults();
     await lab.sim.waitAllTerminated(10_000);
-    lifetimesBelow(main.ms);
+    terminatedByTheAction();
     await lab.assertNoLeaks();
   }, 60_000);
 });
@@ -58,20 +63,17 @@ describe('fault matrix: the runner never comes online', () => {
     expect(main.exitCode).toBe(1);
     // the instance's own phase tag names the reason, well before wait-timeout (30 s)
     expect(main.errors.join('\n')).toMatch(/will not come online: instance i-[0-9a-f]+ \(c7i\.large, \w[\w-]*, phase failed:runner-exited-without-job:exit-1/);
-    expect(main.ms).toBeLessThan(20_000);
     expect(post?.exitCode).toBe(0);
     await lab.sim.waitAllTerminated(10_000);
     for (const i of lab.sim.instances.values()) {
       expect(i.powerOffReason).toBe('runner-exited-without-job:exit-1');
       expect(i.console()).toContain('power-off: runner-exited-without-job:exit-1');
     }
-    lifetimesBelow(main.ms + 2_000);
     await lab.assertNoLeaks();
   }, 60_000);
 
   it('5b. the runner never reaches GitHub: wait-timeout, the error carries the phase, everything removed', async () => {
     lab.sim.behaviour = { runner: 'no-connect' };
-    const waitMs = 0.15 * 60_000;
     const { main, post } = await lab.start({ count: '1', 'wait-timeout': '0.15', 'idle-timeout': '0.5' });
     expect(main.exitCode).toBe(1);
     expect(main.errors.join('\n')).toMatch(/Timed out after 9 s waiting for 1 runner\(s\).*phase runner-started/);
@@ -79,7 +81,7 @@ describe('fault matrix: the runner never comes online', () => {
     await lab.sim.waitAllTerminated(10_000);
     // bound of this path: wait-timeout, plus the rollback
     for (const i of lab.sim.instances.values()) expect(i.end).toBe('terminated-externally');
-    lifetimesBelow(waitMs + 8_000);
+    terminatedByTheAction();
     await lab.assertNoLeaks();
   }, 60_000);
 });
@@ -96,8 +98,9 @@ describe('fault matrix: cancel', () => {
     expect(main.exitCode).toBe(1);
     expect(post?.exitCode).toBe(0);
     await lab.sim.waitAllTerminated(10_000);
-    // bound of the cancel path: gone within a few seconds of the cancel
-    for (const i of lab.sim.instances.values()) expect((i.terminatedAt ?? Infinity) - cancelAt).toBeLessThan(5_000);
+    // the cancel path: start's own rollback terminated them, after the cancel
+    terminatedByTheAction();
+    for (const i of lab.sim.instances.values()) expect(i.terminatedAt ?? 0).toBeGreaterThanOrEqual(cancelAt);
     await lab.assertNoLeaks();
   }, 60_000);
 });

@@ -20,15 +20,14 @@ async function instancesOf(label: string) {
   return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
 }
 
-/** Stop, then the end state; every instance lived no longer than start + stop (+ slack). */
-async function stopAndCheck(label: string, startedAt: number) {
+/** Stop, then the end state: every instance was terminated from outside (by stop), nothing left. */
+async function stopAndCheck(label: string) {
   const stop = await lab.stop(label);
   expect(stop.errors).toEqual([]);
   expect(stop.exitCode).toBe(0);
   await lab.sim.waitAllTerminated(10_000);
   for (const i of lab.sim.instances.values()) {
     expect(i.end).toBe('terminated-externally');
-    expect(i.lifetimeMs()).toBeLessThan(Date.now() - startedAt);
   }
   await lab.assertNoLeaks();
 }
@@ -36,7 +35,6 @@ async function stopAndCheck(label: string, startedAt: number) {
 describe('fault matrix: capacity', () => {
   it('2a. no spot capacity for the first type: the fleet launches the second type, as spot', async () => {
     lab.proxy.setCapacity({ noSpotTypes: ['c7i.large'] });
-    const t0 = Date.now();
     const { main } = await lab.start({ count: '2' });
     expect(main.errors).toEqual([]);
     expect(main.exitCode).toBe(0);
@@ -44,12 +42,11 @@ describe('fault matrix: capacity', () => {
     expect(r.map((x) => `${x.instanceType} ${x.market}`)).toEqual(['c6i.large spot', 'c6i.large spot']);
     expect(lab.proxy.count('CreateFleet', 'action')).toBe(1);
     expect((await instancesOf(main.outputs.label ?? '')).map((i) => i.InstanceType)).toEqual(['c6i.large', 'c6i.large']);
-    await stopAndCheck(main.outputs.label ?? '', t0);
+    await stopAndCheck(main.outputs.label ?? '');
   }, 60_000);
 
   it('2b. no spot at all beyond one: on-demand fills exactly the missing count', async () => {
     lab.proxy.setCapacity({ spotAvailable: 1 });
-    const t0 = Date.now();
     const { main } = await lab.start({ count: '3' });
     expect(main.errors).toEqual([]);
     expect(main.exitCode).toBe(0);
@@ -58,7 +55,7 @@ describe('fault matrix: capacity', () => {
     expect(main.stdout).toMatch(/Spot capacity short by 2 .*InsufficientInstanceCapacity.*launching 2 on-demand/);
     const lifecycles = (await instancesOf(main.outputs.label ?? '')).map((i) => i.InstanceLifecycle ?? 'on-demand').sort();
     expect(lifecycles).toEqual(['on-demand', 'on-demand', 'spot']);
-    await stopAndCheck(main.outputs.label ?? '', t0);
+    await stopAndCheck(main.outputs.label ?? '');
   }, 60_000);
 
   it('2c. no spot and on-demand-fallback off: a clean failure that names the cause, and nothing left', async () => {
@@ -86,7 +83,6 @@ describe('fault matrix: throttling', () => {
     lab.proxy.inject({ action: 'DescribeImages', fault: { kind: 'throttle' }, times: 2, source: 'action' });
     lab.proxy.inject({ action: 'DescribeInstanceTypes', fault: { kind: 'throttle' }, times: 2, source: 'action' });
     lab.proxy.inject({ action: 'PutParameter', fault: { kind: 'throttle' }, times: 2, source: 'action' });
-    const t0 = Date.now();
     const { main } = await lab.start({ count: '2' });
     expect(main.errors).toEqual([]);
     expect(main.exitCode).toBe(0);
@@ -98,6 +94,6 @@ describe('fault matrix: throttling', () => {
     expect(launched).toEqual([...(JSON.parse(main.outputs['instance-ids'] ?? '[]') as string[])].sort());
     expect(launched).toHaveLength(2);
     expect(lab.proxy.calls.filter((c) => c.fault === 'throttle').length).toBeGreaterThanOrEqual(10);
-    await stopAndCheck(main.outputs.label ?? '', t0);
+    await stopAndCheck(main.outputs.label ?? '');
   }, 90_000);
 });

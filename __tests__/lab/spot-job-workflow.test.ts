@@ -308,6 +308,7 @@ describe('spot-job.yml in the lab', () => {
     expect(run.summary).toContain('- result: **success**');
     expect(run.summary).not.toContain('reclaimed');
     expect(run.outputs).toMatchObject({ outcome: 'success', interrupted: 'false', retried: 'false', label });
+    expect(host.rec.actions.length).toBeGreaterThan(0);
     expect(host.rec.actions.every((a) => a.main.exitCode === 0 && a.main.errors.length === 0)).toBe(true);
     await lab.sim.waitAllTerminated(20_000);
     await lab.assertNoLeaks();

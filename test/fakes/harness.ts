@@ -1,6 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateFleetCommand, CreateLaunchTemplateCommand } from '@aws-sdk/client-ec2';
+import { PutParameterCommand } from '@aws-sdk/client-ssm';
+import { TAGS } from '../../src/tags.js';
 import { parseConfig, runContext, type StartConfig, type StopConfig } from '../../src/config.js';
 import { makeGitHub, type RateLimit } from '../../src/github/client.js';
 import { StateRecorder } from '../../src/state.js';
@@ -73,4 +76,50 @@ export function rig(extra: Partial<StartDeps> = {}): Rig {
 
 export async function runStart(r: Rig, overrides: Record<string, string> = {}) {
   return start(startConfig(overrides), r.deps);
+}
+
+export interface SeededRun {
+  label: string;
+  templateId: string;
+  instanceIds: string[];
+  parameterNames: string[];
+  runnerIds: number[];
+}
+
+/**
+ * What one start leaves in the world when nothing removed it (killed mid-wait): a template, its
+ * machines, their JIT parameters and runners, all carrying the label. Built through the fakes'
+ * own API, not through start, so teardown and post tests do not depend on start's flow.
+ */
+export async function seedRun(world: FakeWorld, gh: NockGitHub, label: string, o: { count?: number; firstRunnerId?: number } = {}): Promise<SeededRun> {
+  const count = o.count ?? 2;
+  const { ec2, ssm } = world.clients();
+  const tags = [
+    { Key: TAGS.managed, Value: 'true' },
+    { Key: TAGS.label, Value: label },
+  ];
+  const lt = await ec2.send(
+    new CreateLaunchTemplateCommand({
+      LaunchTemplateName: label,
+      LaunchTemplateData: { TagSpecifications: [{ ResourceType: 'instance', Tags: tags }] },
+      TagSpecifications: [{ ResourceType: 'launch-template', Tags: tags }],
+    }),
+  );
+  const templateId = lt.LaunchTemplate?.LaunchTemplateId ?? '';
+  const fleet = await ec2.send(
+    new CreateFleetCommand({
+      Type: 'instant',
+      LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: templateId, Version: '$Latest' }, Overrides: [{ InstanceType: 'c7i.large' }] }],
+      TargetCapacitySpecification: { TotalTargetCapacity: count, DefaultTargetCapacityType: 'spot' },
+    }),
+  );
+  const instanceIds = (fleet.Instances ?? []).flatMap((g) => g.InstanceIds ?? []);
+  const parameterNames = instanceIds.map((id) => `/spot-runner/jit/${label}/${id}`);
+  for (const name of parameterNames) await ssm.send(new PutParameterCommand({ Name: name, Type: 'SecureString', Value: 'jit-secret', Tags: tags }));
+  const runnerIds = instanceIds.map((_, k) => {
+    const id = (o.firstRunnerId ?? 500) + k;
+    gh.runners.set(id, { id, name: `${label}-${k + 1}`, status: 'offline', busy: false, labels: [{ id: 1, name: label, type: 'custom' }] });
+    return id;
+  });
+  return { label, templateId, instanceIds, parameterNames, runnerIds };
 }

@@ -126,13 +126,9 @@ export function toJsonSchema(node: Json): Json {
 const asSchema = (s: Schema): Schema => toJsonSchema(s) as Schema;
 
 let operations: Operation[] | undefined;
-/** Milliseconds the last cold load took (the big description, or the extracted cache). */
-export let specLoadMs = 0;
-
 /** The runner operations of the description: read once per process, from a cache file after the first run. */
 export function loadOperations(): Operation[] {
   if (operations) return operations;
-  const t0 = Date.now();
   const { file, version } = specFile();
   const cache = cacheFile(version, statSync(file).size);
   if (existsSync(cache)) {
@@ -149,7 +145,6 @@ export function loadOperations(): Operation[] {
       // a read-only node_modules only costs speed
     }
   }
-  specLoadMs = Date.now() - t0;
   return operations;
 }
 

@@ -1,0 +1,123 @@
+// teardown() is what rollback, post and stop share: it must remove exactly one run's resources,
+// report exactly what it did, and keep going when one kind fails.
+import { describe, expect, it } from '@jest/globals';
+import { makeGitHub } from '../src/github/client.js';
+import { emptyResources } from '../src/state.js';
+import { teardown } from '../src/teardown.js';
+import { awsError } from '../test/fakes/aws.js';
+import { NockGitHub, offlineGitHub } from '../test/fakes/github.js';
+import { seedRun } from '../test/fakes/harness.js';
+import { FakeWorld } from '../test/fakes/world.js';
+
+offlineGitHub();
+
+const MINE = 'spot-runner-4242-1-abcdef-0123abcd';
+const THEIRS = 'spot-runner-4243-1-abcdef-89abcdef';
+const TARGET = { scope: 'repo' as const, owner: 'acme', repo: 'widgets' };
+
+async function twoRuns() {
+  process.env.SPOT_RUNNER_GITHUB_RETRY_BASE_MS = '1';
+  const world = new FakeWorld();
+  const gh = new NockGitHub();
+  const mine = await seedRun(world, gh, MINE, { firstRunnerId: 500 });
+  const theirs = await seedRun(world, gh, THEIRS, { firstRunnerId: 600 });
+  world.calls.length = 0;
+  return { world, gh, mine, theirs, client: makeGitHub('ghs_teardown') };
+}
+
+const terminateCalls = (world: FakeWorld) => world.calls.filter((c) => c.command === 'TerminateInstances').map((c) => c.input.InstanceIds as string[]);
+
+describe('teardown', () => {
+  it('removes one run by its label alone, reports exactly that, and leaves another run untouched', async () => {
+    const { world, gh, mine, theirs, client } = await twoRuns();
+    const report = await teardown(world.clients(), client, TARGET, { ...emptyResources(), label: MINE });
+
+    expect(report.problems).toEqual([]);
+    expect([...report.terminated].sort()).toEqual([...mine.instanceIds].sort());
+    expect([...report.runnersDeleted].sort()).toEqual(mine.runnerIds);
+    expect([...report.parametersDeleted].sort()).toEqual([...mine.parameterNames].sort());
+    expect(report.templatesDeleted).toEqual([mine.templateId]);
+    expect(report.runnersBusy).toEqual([]);
+    expect(report.instances.map((i) => i.instanceId).sort()).toEqual([...mine.instanceIds].sort());
+
+    // The other run: every machine, parameter, template and runner still there.
+    for (const id of theirs.instanceIds) expect(world.instances.get(id)?.State.Name).toBe('pending');
+    expect([...world.params.keys()].sort()).toEqual([...theirs.parameterNames].sort());
+    expect([...world.templates.keys()]).toEqual([theirs.templateId]);
+    expect([...gh.runners.keys()].sort()).toEqual(theirs.runnerIds);
+  });
+
+  it('deletes a runner that carries the label among its other labels, and none without it', async () => {
+    const { world, gh, mine, client } = await twoRuns();
+    for (const id of mine.runnerIds) {
+      const r = gh.runners.get(id);
+      if (r) r.labels = [{ id: 9, name: 'self-hosted', type: 'read-only' }, ...r.labels, { id: 10, name: 'kani', type: 'custom' }];
+    }
+    const report = await teardown(world.clients(), client, TARGET, { ...emptyResources(), label: MINE });
+    expect([...report.runnersDeleted].sort()).toEqual(mine.runnerIds);
+    expect(gh.runners.size).toBe(2);
+  });
+
+  it('does not terminate again what is already shutting down or terminated', async () => {
+    const { world, mine, client } = await twoRuns();
+    const [a = '', b = ''] = mine.instanceIds;
+    Object.assign(world.instances.get(a) ?? {}, { State: { Name: 'shutting-down' } });
+    Object.assign(world.instances.get(b) ?? {}, { State: { Name: 'terminated' } });
+    const report = await teardown(world.clients(), client, TARGET, { ...emptyResources(), label: MINE, instanceIds: mine.instanceIds });
+    expect(terminateCalls(world)).toEqual([]);
+    expect(report.terminated).toEqual([]);
+    expect(report.problems).toEqual([]);
+  });
+
+  it('without a GitHub client, removes the AWS side and reports no problem', async () => {
+    const { world, gh, mine } = await twoRuns();
+    const report = await teardown(world.clients(), undefined, TARGET, { ...emptyResources(), label: MINE });
+    expect(report.problems).toEqual([]);
+    expect(report.runnersDeleted).toEqual([]);
+    expect(gh.requests).toEqual([]);
+    expect([...report.terminated].sort()).toEqual([...mine.instanceIds].sort());
+  });
+
+  it('counts as deleted only runners it deleted: one already gone is not reported', async () => {
+    const { world, gh, mine, client } = await twoRuns();
+    gh.runners.delete(mine.runnerIds[0] ?? 0);
+    const report = await teardown(world.clients(), client, TARGET, { ...emptyResources(), label: MINE, runnerIds: mine.runnerIds });
+    expect(report.runnersDeleted).toEqual([mine.runnerIds[1]]);
+    expect(report.problems).toEqual([]);
+  });
+
+  it('names a busy runner as a problem and leaves it registered', async () => {
+    const { world, gh, mine, client } = await twoRuns();
+    const busy = gh.runners.get(mine.runnerIds[0] ?? 0);
+    if (busy) busy.busy = true;
+    const report = await teardown(world.clients(), client, TARGET, { ...emptyResources(), label: MINE });
+    expect(report.runnersBusy).toEqual([mine.runnerIds[0]]);
+    expect(report.runnersDeleted).toEqual([mine.runnerIds[1]]);
+    expect(report.problems).toEqual([`runners ${mine.runnerIds[0]} are busy and were left registered; their instances are terminated, so GitHub will drop them when the job ends`]);
+  });
+
+  it('keeps going when one kind fails, and names the kind that failed', async () => {
+    const { world, gh, mine, client } = await twoRuns();
+    world.on('DeleteLaunchTemplate', () => {
+      throw awsError('UnauthorizedOperation', 'You are not authorized to perform: ec2:DeleteLaunchTemplate');
+    });
+    world.on('DescribeParameters', () => {
+      throw awsError('AccessDeniedException', 'not allowed: ssm:DescribeParameters');
+    });
+    const report = await teardown(world.clients(), client, TARGET, { ...emptyResources(), label: MINE });
+    expect(report.problems.sort()).toEqual([
+      'deleting launch templates: You are not authorized to perform: ec2:DeleteLaunchTemplate',
+      'deleting parameters: not allowed: ssm:DescribeParameters',
+    ]);
+    expect([...report.terminated].sort()).toEqual([...mine.instanceIds].sort());
+    expect([...gh.runners.keys()].filter((id) => mine.runnerIds.includes(id))).toEqual([]);
+  });
+
+  it('with neither a label nor ids, touches nothing', async () => {
+    const { world, gh, client } = await twoRuns();
+    const report = await teardown(world.clients(), client, TARGET, emptyResources());
+    expect(world.mutating()).toEqual([]);
+    expect(gh.requests.filter((q) => q.method === 'DELETE')).toEqual([]);
+    expect(report).toEqual({ instances: [], terminated: [], runnersDeleted: [], runnersBusy: [], parametersDeleted: [], templatesDeleted: [], problems: [] });
+  });
+});

@@ -1,0 +1,25 @@
+// npm run mutate: StrykerJS over the unit suites, for the files where a wrong branch leaks money
+// or machines. Not part of npm test (it takes tens of minutes); the score is in docs/testing.md.
+export default {
+  packageManager: 'npm',
+  testRunner: 'jest',
+  testRunnerNodeArgs: ['--experimental-vm-modules'],
+  jest: {
+    projectType: 'custom',
+    configFile: 'jest.config.js',
+    // The unit suites only: the lab and moto suites run the bundle, not the mutated sources.
+    config: {
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/.stryker-tmp/', '/__tests__/lab/', 'integration\\.moto', 'moto-harness', 'ami\\.test', 'packer\\.test', 'workflows\\.test', 'readme\\.test', 'userdata-render'],
+    },
+    enableFindRelatedTests: false,
+  },
+  mutate: ['src/teardown.ts', 'src/waiter.ts', 'src/aws/fleet.ts', 'src/modes/*.ts', 'src/config.ts'],
+  coverageAnalysis: 'perTest',
+  ignoreStatic: true,
+  concurrency: 2,
+  timeoutMS: 20_000,
+  reporters: ['clear-text', 'progress', 'json'],
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  ignorePatterns: ['dist', '.lab', 'reports', 'deploy/cdk.out'],
+  tempDirName: '.stryker-tmp',
+};
