@@ -1,9 +1,9 @@
 import * as core from '@actions/core';
 import { readFileSync } from 'node:fs';
 import { makeAwsClients } from './aws/clients.js';
-import { parseConfig, runContext, type Config } from './config.js';
+import { parseConfig, parseGitHubAuth, runContext, type Config } from './config.js';
 import { InputError, errorMessage } from './errors.js';
-import { makeGitHub, type RateLimit } from './github/client.js';
+import { connectGitHub, type RateLimit } from './github/client.js';
 import { reap, reapedOutput } from './modes/reap.js';
 import { describeRollback, start } from './modes/start.js';
 import { stop } from './modes/stop.js';
@@ -35,11 +35,17 @@ export async function runMain(): Promise<void> {
     core.setFailed(errorMessage(e));
     return;
   }
-  core.setSecret(cfg.githubToken);
+  core.setSecret(cfg.githubAuth.kind === 'token' ? cfg.githubAuth.token : cfg.githubAuth.privateKey);
   const log = (l: string) => core.info(l);
   const aws = makeAwsClients(cfg.region);
   const rate: RateLimit = {};
-  const gh = makeGitHub(cfg.githubToken, rate);
+  let gh;
+  try {
+    gh = await connectGitHub(cfg.githubAuth, { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo }, rate);
+  } catch (e) {
+    core.setFailed(errorMessage(e));
+    return;
+  }
 
   if (cfg.mode === 'reap') {
     try {
@@ -117,12 +123,19 @@ export async function runPost(): Promise<void> {
   }
   if (cfg && cfg.mode !== 'start') return;
   const region = res.region ?? cfg?.region ?? process.env.AWS_REGION ?? '';
-  const token = cfg?.githubToken ?? core.getInput('github-token');
   const aws = makeAwsClients(region);
-  const gh = token ? makeGitHub(token) : undefined;
   const [owner = '', repo = ''] = (process.env.GITHUB_REPOSITORY ?? '').split('/');
+  const target = { scope: res.scope ?? 'repo', owner, repo } as const;
+  let gh;
   try {
-    const report = await teardown(aws, gh, { scope: res.scope ?? 'repo', owner, repo }, res);
+    // The token main used may have expired (an App's lasts an hour): post mints its own.
+    const auth = cfg?.githubAuth ?? parseGitHubAuth((n) => core.getInput(n));
+    gh = auth ? await connectGitHub(auth, target) : undefined;
+  } catch (e) {
+    core.warning(`spot-runner post: cannot reach GitHub (${errorMessage(e)}); runners of ${res.label} stay registered until reap removes them`);
+  }
+  try {
+    const report = await teardown(aws, gh, target, res);
     for (const l of describeRollback(report)) core.info(`spot-runner post: ${l}`);
     for (const p of report.problems) core.warning(`spot-runner post: ${p}`);
   } catch (e) {
