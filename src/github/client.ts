@@ -87,7 +87,8 @@ export function makeGitHub(auth: string | GitHubAuth, rate: RateLimit = {}): Git
       },
     },
   );
-  if (a.kind === 'app') mask(a.privateKey);
+  // The runner masks a multi-line secret only as a whole: mask each line of the key as well.
+  if (a.kind === 'app') for (const part of [a.privateKey, ...a.privateKey.split('\n').filter((l) => l.trim().length > 8 && !l.startsWith('-----'))]) mask(part.trim());
   else mask(a.token);
   // Every credential that goes out (the App's JWT, each installation token) is masked first.
   octokit.hook.before('request', (o) => {
@@ -95,7 +96,12 @@ export function makeGitHub(auth: string | GitHubAuth, rate: RateLimit = {}): Git
     const cred = /^(?:token|bearer)\s+(\S+)$/i.exec(h.authorization ?? '')?.[1];
     if (cred) mask(cred);
   });
-  octokit.hook.after('request', (response) => recordRateLimit(rate, response.headers as Record<string, string | undefined>));
+  octokit.hook.after('request', (response) => {
+    // The auth strategy adds its header below these hooks; the minted token is masked as it arrives.
+    const minted = (response.data as { token?: unknown } | undefined)?.token;
+    if (typeof minted === 'string' && /\/access_tokens$/.test(new URL(response.url, 'https://x').pathname)) mask(minted);
+    recordRateLimit(rate, response.headers as Record<string, string | undefined>);
+  });
   return octokit;
 }
 
