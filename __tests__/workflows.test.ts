@@ -16,6 +16,7 @@ import {
   checkCaller,
   checkDescriptions,
   checkForkGuard,
+  expandComposites,
   checkIdToken,
   checkInterfaceUsed,
   checkJobHygiene,
@@ -380,6 +381,17 @@ jobs:
   });
   it('checkIdToken finds id-token: write without a role', () => {
     expect(checkIdToken(called)).toEqual(["job 'a' asks for id-token: write but assumes no role"]);
+  });
+  it('expandComposites inlines spot-runner/spot-runner/credentials@v1 and refuses unknown or missing inputs', () => {
+    const call = { name: 'AWS credentials', uses: 'spot-runner/spot-runner/credentials@v1', with: { 'aws-region': '${{ inputs.aws-region }}', 'role-session-name': 'x' } };
+    const out = expandComposites([call], 'job');
+    expect(out.map((x) => x.name)).toEqual(['Check credentials', 'AWS credentials (OIDC)', 'AWS credentials (access keys)']);
+    expect(out[1]?.if).toBe("steps.composite0__auth.outputs.method == 'oidc'");
+    expect((out[1]?.with as Record<string, string>)['role-session-name']).toBe("${{ 'x' }}");
+    expect((out[2]?.with as Record<string, string>)['aws-region']).toBe('${{ (inputs.aws-region) }}');
+    expect(() => expandComposites([{ ...call, with: { ...call.with, bogus: '1' } }], 'job')).toThrow(/with.bogus is not an input/);
+    expect(() => expandComposites([{ ...call, with: {} }], 'job')).toThrow(/required input 'aws-region'/);
+    expect(() => expandComposites([{ uses: 'spot-runner/spot-runner/nope@v1' }], 'job')).toThrow(/does not exist/);
   });
   it('checkForkGuard finds a start without allow-forks, and a copied guard step', () => {
     expect(checkForkGuard(called)).toEqual(["job 'a' starts runners without passing inputs.allow-forks", "job 'c' starts runners without passing inputs.allow-forks"]);
