@@ -138,7 +138,7 @@ export function expandComposites(steps: Obj[], where: string): Obj[] {
       continue;
     }
     const sw = `${where}.steps[${index}] '${String(step.name ?? step.uses)}'`;
-    for (const k of Object.keys(step)) if (!['name', 'uses', 'with'].includes(k)) throw new Error(`${sw}: '${k}' on a composite step is not supported by this interpreter`);
+    for (const k of Object.keys(step)) if (!['name', 'id', 'uses', 'with'].includes(k)) throw new Error(`${sw}: '${k}' on a composite step is not supported by this interpreter`);
     const declared = obj(a.inputs);
     const given = obj(step.with);
     for (const k of Object.keys(given)) if (!(k in declared)) throw new Error(`${sw}: with.${k} is not an input of ${String(step.uses)}`);
@@ -157,12 +157,23 @@ export function expandComposites(steps: Obj[], where: string): Obj[] {
     const prefix = `${typeof step.id === 'string' ? step.id : `composite${index}`}__`;
     const inner = (Array.isArray(obj(a.runs).steps) ? (obj(a.runs).steps as unknown[]) : []).map(obj);
     const ids = inner.map((x) => x.id).filter((x): x is string => typeof x === 'string');
+    // Outputs: supported when each is the same-named output of one inner step; that step then
+    // takes the caller's id, so `steps.<caller id>.outputs.X` reads it unchanged.
+    const outs = Object.entries(obj(a.outputs));
+    let outputStep: string | undefined;
+    for (const [name, o] of outs) {
+      const m = /^\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}$/.exec(String(obj(o).value ?? ''));
+      if (!m || m[2] !== name || (outputStep !== undefined && outputStep !== m[1])) throw new Error(`${sw}: output '${name}' of ${String(step.uses)} is not the same-named output of one step, which this interpreter cannot map`);
+      outputStep = m[1];
+    }
+    if (outs.length > 0 && typeof step.id !== 'string') throw new Error(`${sw}: a composite with outputs needs an id`);
+    const newId = (id: string) => (id === outputStep ? String(step.id) : `${prefix}${id}`);
     const rewrite = (text: string): string => {
       let t = text.replace(/\binputs\.([A-Za-z0-9_-]+)/g, (_m, n: string) => {
         if (!(n in declared)) throw new Error(`${sw}: ${String(step.uses)} reads inputs.${n}, which it does not declare`);
         return exprOf(n);
       });
-      for (const id of ids) t = t.replace(new RegExp(`\\bsteps\\.${id}\\.`, 'g'), `steps.${prefix}${id}.`);
+      for (const id of ids) t = t.replace(new RegExp(`\\bsteps\\.${id}\\.`, 'g'), `steps.${newId(id)}.`);
       return t;
     };
     const deep = (v: unknown): unknown => (typeof v === 'string' ? rewrite(v) : Array.isArray(v) ? v.map(deep) : isObj(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, deep(x)])) : v);
@@ -170,7 +181,7 @@ export function expandComposites(steps: Obj[], where: string): Obj[] {
       if (x.run !== undefined && x.shell !== 'bash') throw new Error(`${sw}: composite run steps must say shell: bash`);
       const { shell: _shell, ...rest } = x;
       const e = deep(rest) as Obj;
-      if (typeof x.id === 'string') e.id = `${prefix}${x.id}`;
+      if (typeof x.id === 'string') e.id = newId(x.id);
       // `run:` is script text, not an expression: the composite's run steps read inputs through env.
       if (typeof x.run === 'string') e.run = x.run;
       out.push(e);
