@@ -28,7 +28,12 @@ async function attempt(inputs: Record<string, string>, env: Record<string, strin
 // [what, inputs (over BASE_START), expected message]
 const BAD: [string, Record<string, string>, RegExp][] = [
   ['unknown mode', { mode: 'launch' }, /Input 'mode': 'launch' is not one of start, stop, reap/],
-  ['missing token', { 'github-token': ' ' }, /Input 'github-token': it is empty/],
+  ['missing token', { 'github-token': ' ' }, /Input 'github-token': neither github-token nor github-app-id/],
+  ['token and App both', { 'github-app-id': '4242', 'github-app-private-key': '-----BEGIN RSA PRIVATE KEY-----\nMII\n-----END RSA PRIVATE KEY-----' }, /Input 'github-token': both github-token and GitHub App inputs .*Fix: give either github-token or github-app-id with github-app-private-key, not both/],
+  ['App id without key', { 'github-token': '', 'github-app-id': '4242' }, /Input 'github-app-private-key': it is empty but github-app-id is given/],
+  ['App key without id', { 'github-token': '', 'github-app-private-key': '-----BEGIN RSA PRIVATE KEY-----\nMII\n-----END RSA PRIVATE KEY-----' }, /Input 'github-app-id': it is empty but github-app-private-key is given/],
+  ['App key not PEM', { 'github-token': '', 'github-app-id': '4242', 'github-app-private-key': 'hunter2' }, /Input 'github-app-private-key': it is not a PEM private key/],
+  ['App installation not a number', { 'github-token': '', 'github-app-id': '4242', 'github-app-private-key': '-----BEGIN RSA PRIVATE KEY-----\nMII\n-----END RSA PRIVATE KEY-----', 'github-app-installation-id': 'abc' }, /Input 'github-app-installation-id': 'abc' is not a number/],
   ['malformed region', { 'aws-region': 'moon-base-1a' }, /Input 'aws-region': 'moon-base-1a' is not a region name/],
   ['missing image', { image: '' }, /Input 'image': it is required for start/],
   ['image neither ami nor ssm', { image: 'ubuntu-24.04' }, /Input 'image': 'ubuntu-24.04' is neither an AMI id nor ssm:<name>/],
@@ -152,16 +157,4 @@ describe('lists and defaults', () => {
   });
 });
 
-describe('fork guard', () => {
-  const pr = (head: string, fork: boolean) => ({ pull_request: { head: { repo: { full_name: head, fork } }, base: { repo: { full_name: 'acme/widgets' } } } });
-  it('refuses a pull request from a fork, naming the risk', () => {
-    expect(() => config(BASE_START, { ...ENV, GITHUB_EVENT_NAME: 'pull_request' }, pr('mallory/widgets', true))).toThrow(/refusing to start runners for a pull request from the fork mallory\/widgets: a self-hosted runner would run code/);
-  });
-  it('refuses pull_request_target unless allowed', () => {
-    expect(() => config(BASE_START, { ...ENV, GITHUB_EVENT_NAME: 'pull_request_target' }, pr('acme/widgets', false))).toThrow(/Input 'allow-forks': refusing to start runners for pull_request_target/);
-    expect(() => config({ ...BASE_START, 'allow-forks': 'true' }, { ...ENV, GITHUB_EVENT_NAME: 'pull_request_target' }, pr('mallory/widgets', true))).not.toThrow();
-  });
-  it('allows a pull request from a branch of the same repository', () => {
-    expect(() => config(BASE_START, { ...ENV, GITHUB_EVENT_NAME: 'pull_request' }, pr('acme/widgets', false))).not.toThrow();
-  });
-});
+// The fork guard's cases live in __tests__/fork-guard.test.ts, with real event payloads.

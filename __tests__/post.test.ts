@@ -2,7 +2,6 @@
 // post must remove whatever the recorded state and the label point at. runPost runs in-process
 // here, with the action's inputs and state exactly where the runner puts them (INPUT_*, STATE_*).
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { makeGitHub } from '../src/github/client.js';
 import { runPost } from '../src/main.js';
 import { emptyResources, type Resources } from '../src/state.js';
 import { NockGitHub, offlineGitHub } from '../test/fakes/github.js';
@@ -14,7 +13,7 @@ offlineGitHub();
 const LABEL = 'spot-runner-4242-1-abcdef-0123abcd';
 const INPUTS: Record<string, string> = {
   mode: 'start',
-  'github-token': 'ghs_posttoken',
+  'github-token': 'ghs_testtoken',
   image: 'ami-0123456789abcdef0',
   'instance-types': 'c7i.large',
   count: '2',
@@ -48,7 +47,7 @@ async function killedStart(world: FakeWorld, gh: NockGitHub) {
 }
 
 function clients(world: FakeWorld) {
-  return { aws: () => world.clients(), gh: (t: string) => makeGitHub(t) };
+  return { aws: () => world.clients() };
 }
 
 function terminatedIds(world: FakeWorld): string[] {
@@ -112,7 +111,7 @@ describe('post step, run alone after main was killed', () => {
     const world = new FakeWorld();
     const gh = new NockGitHub();
     await killedStart(world, gh);
-    setInputs({ mode: 'stop', 'github-token': 'ghs_posttoken', label: LABEL });
+    setInputs({ mode: 'stop', 'github-token': 'ghs_testtoken', label: LABEL });
     setState({ ...emptyResources(), label: LABEL, region: 'us-east-1', scope: 'repo' });
     await runPost(clients(world));
     expect(world.mutating()).toEqual([]);

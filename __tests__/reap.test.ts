@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { CreateLaunchTemplateCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { DescribeParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import nock from 'nock';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ import { GRACE_MINUTES, findInstances, findParameters, findRunners, findTemplate
 import { TAGS } from '../src/tags.js';
 
 import { FakeAws, awsError } from '../test/fakes/aws.js';
-import { BASE_START, ENV, config, freshStateFile } from '../test/fakes/harness.js';
+import { ENV, config, freshStateFile } from '../test/fakes/harness.js';
 import { GitHubStandIn } from '../test/lab/github.js';
 import { ACTION_REF, actionInputs, checkActionSteps, checkDescriptions, checkIdToken, checkInterfaceUsed, checkJobHygiene, checkNoExpressionsInRun, checkPinned, loadWorkflow, type Obj } from '../test/workflows/check.js';
 import { startMoto, type Moto } from '../test/lab/moto.js';
@@ -27,10 +28,13 @@ const jitPath = (label: string, instanceId: string) => `/spot-runner/jit/${label
 
 const MIN = 60_000;
 const NOW = Date.parse('2026-03-01T12:00:00Z');
-const rules = (over: Partial<Rules> = {}): Rules => ({ now: NOW, maxAgeMinutes: 390, nuke: false, ...over });
+const rules = (over: Partial<Rules> = {}): Rules => ({ now: NOW, maxAgeMinutes: 390, nuke: false, home: HOME, ...over });
 const ago = (minutes: number) => new Date(NOW - minutes * MIN);
 const LABEL_A = 'spot-runner-100-1-aaaaaa-0000000a';
 const LABEL_B = 'spot-runner-200-1-bbbbbb-0000000b';
+const ACCOUNT = '123456789012';
+/** homeLabel('us-east-1', ACCOUNT), written out: the expected value is not computed by the code under test. */
+const HOME = 'sr-home-' + createHash('sha256').update(`${ACCOUNT}/us-east-1`).digest('hex').slice(0, 8);
 
 let seq = 0;
 const hex = (n: number) => n.toString(16).padStart(17, '0');
@@ -47,7 +51,7 @@ function inst(over: { label?: string; age?: number; state?: string; expiresAt?: 
   };
 }
 const tpl = (label: string, age: number, tags?: Record<string, string>): TemplateInfo => ({ id: `lt-${hex(++seq)}`, name: label, createdAt: ago(age), tags: tags ?? { [TAGS.managed]: 'true', [TAGS.label]: label } });
-const runner = (name: string, over: Partial<Runner> = {}): Runner => ({ id: ++seq, name, status: 'offline', busy: false, labels: ['self-hosted', name.replace(/-\d+$/, '')], ...over });
+const runner = (name: string, over: Partial<Runner> = {}): Runner => ({ id: ++seq, name, status: 'offline', busy: false, labels: ['self-hosted', name.replace(/-\d+$/, ''), HOME], ...over });
 
 describe('findInstances', () => {
   it('keeps an instance exactly at max-age and reaps it one millisecond later', () => {
@@ -176,10 +180,24 @@ describe('findRunners', () => {
     const busy = runner(`${LABEL_B}-1`, { busy: true });
     const busyOnline = runner(`${LABEL_B}-2`, { busy: true, status: 'online' });
     const online = runner(`${LABEL_B}-3`, { status: 'online' });
-    const foreign = runner('build-box-7', { labels: ['self-hosted', LABEL_B] });
+    const foreign = runner('build-box-7', { labels: ['self-hosted', LABEL_B, HOME] });
     const all = [busy, busyOnline, online, foreign];
     expect(findRunners(all, [], [], [], rules())).toEqual([]);
-    expect(findRunners(all, [], [], [], rules({ maxAgeMinutes: 0, nuke: true }))).toEqual([]);
+    // A nuke leaves nothing registered: an idle online runner goes too (its instance goes), a busy one never.
+    expect(findRunners(all, [], [], [], rules({ maxAgeMinutes: 0, nuke: true })).map((f) => f.name)).toEqual([online.name]);
+  });
+  it("never touches a runner of another account or region: its home label is not this reaper's", () => {
+    const mine = runner(`${LABEL_B}-1`);
+    const otherRegion = runner(`${LABEL_B}-2`, { labels: ['self-hosted', LABEL_B, 'sr-home-0badc0de'] });
+    const olderVersion = runner(`${LABEL_B}-3`, { labels: ['self-hosted', LABEL_B] });
+    expect(findRunners([mine, otherRegion, olderVersion], [], [], [], rules()).map((f) => f.name)).toEqual([mine.name]);
+    expect(findRunners([mine, otherRegion, olderVersion], [], [], [], rules({ maxAgeMinutes: 0, nuke: true })).map((f) => f.name)).toEqual([mine.name]);
+  });
+  it('deregisters the runner of an instance it terminates in the same run, though GitHub still says online', () => {
+    const old = inst({ label: LABEL_A, age: 500 });
+    const stillOnline = runner(`${LABEL_A}-1`, { status: 'online' });
+    const found = findRunners([stillOnline], [old], [], findInstances([old], rules()), rules());
+    expect(found.map((f) => f.name)).toEqual([stillOnline.name]);
   });
   it('keeps runners of a start in progress: its template is inside the grace period though EC2 lists no instance yet', () => {
     const r = runner(`${LABEL_B}-1`);
@@ -189,7 +207,7 @@ describe('findRunners', () => {
   it('removes the runners of instances being reaped', () => {
     const old = inst({ label: LABEL_A, age: 500 });
     const found = findRunners([runner(`${LABEL_A}-1`)], [old], [], findInstances([old], rules()), rules());
-    expect(found[0]?.reason).toBe('offline, and its instances are being reaped');
+    expect(found[0]?.reason).toBe('its instances are being reaped (GitHub still says offline)');
   });
   it('reads the label from the runner labels, else from its name', () => {
     expect(runnerLabel({ id: 1, name: `${LABEL_A}-3`, status: 'offline', busy: false, labels: ['self-hosted', 'spot', 'spot-runner-extra', LABEL_A] })).toBe(LABEL_A);
@@ -344,7 +362,7 @@ class PagedGitHub {
   }
   add(name: string, over: Partial<Pick<GhRunner, 'status' | 'busy'>> & { labels?: string[] } = {}): number {
     const id = this.next++;
-    const labels = (over.labels ?? ['self-hosted', name.replace(/-\d+$/, '')]).map((n, k) => ({ id: k + 1, name: n, type: 'custom' as const }));
+    const labels = (over.labels ?? ['self-hosted', name.replace(/-\d+$/, ''), HOME]).map((n, k) => ({ id: k + 1, name: n, type: 'custom' as const }));
     this.runners.set(id, { id, name, os: 'Linux', status: over.status ?? 'offline', busy: over.busy ?? false, labels });
     return id;
   }
@@ -360,7 +378,7 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
   afterAll(() => nock.enableNetConnect());
 
   const reapCfg = (inputs: Record<string, string> = {}) => config({ mode: 'reap', 'github-token': 'ghs_test', ...inputs }) as ReapConfig;
-  const deps = (world: ReapWorld, logs: string[] = []) => ({ aws: world.clients(), gh: makeGitHub('ghs_test'), log: (l: string) => logs.push(l), now: () => NOW });
+  const deps = (world: ReapWorld, logs: string[] = []) => ({ aws: world.clients(), gh: makeGitHub('ghs_test'), log: (l: string) => logs.push(l), now: () => NOW, accountId: async () => ACCOUNT });
 
   it('pages through 2500 instances and 250 runners, terminates in batches of 1000, deletes parameters 10 at a time', async () => {
     const world = new ReapWorld();
@@ -510,27 +528,6 @@ describe('reapedOutput', () => {
 
 // ---- fork guard (config.ts forkGuard, input allow-forks) ---------------------------------------
 
-describe('fork guard', () => {
-  const prEvent = (head: string, fork: boolean) => ({ pull_request: { head: { repo: { full_name: head, fork } }, base: { repo: { full_name: 'acme/widgets' } } } });
-  const start = (eventName: string, event: unknown, inputs: Record<string, string> = {}) => () => config({ ...BASE_START, ...inputs }, { ...ENV, GITHUB_EVENT_NAME: eventName }, event);
-
-  it('refuses a pull_request from a fork, naming the input, the fork and the reason', () => {
-    expect(start('pull_request', prEvent('mallory/widgets', true))).toThrow(/Input 'allow-forks': refusing to start runners for a pull request from the fork mallory\/widgets: .*AWS network and instance role/);
-  });
-  it('treats a head repository other than the base as a fork even without the fork flag', () => {
-    expect(start('pull_request', prEvent('mallory/widgets', false))).toThrow(/from the fork mallory\/widgets/);
-  });
-  it('refuses pull_request_target unless allow-forks is true, even from the same repository', () => {
-    expect(start('pull_request_target', prEvent('acme/widgets', false))).toThrow(/Input 'allow-forks': refusing to start runners for pull_request_target/);
-    expect(start('pull_request_target', prEvent('mallory/widgets', true), { 'allow-forks': 'true' })).not.toThrow();
-  });
-  it('allows a same-repository pull request, a push, and a fork when allow-forks is true', () => {
-    expect(start('pull_request', prEvent('acme/widgets', false))).not.toThrow();
-    expect(start('push', undefined)).not.toThrow();
-    expect(start('pull_request', prEvent('mallory/widgets', true), { 'allow-forks': 'true' })).not.toThrow();
-  });
-});
-
 // ---- .github/workflows/reap.yml -----------------------------------------------------------------
 
 describe('reap.yml', () => {
@@ -625,9 +622,9 @@ describe('reap on moto with the GitHub stand-in', () => {
     await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'someone-elses', LaunchTemplateData: { ImageId: ami } }));
     await ssm.send(new PutParameterCommand({ Name: '/spot-runner/ami/base/x86_64', Value: ami, Type: 'String' }));
     const runners = {
-      ghosts: [gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-1`, labels: ['self-hosted', LABEL_A] }), gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-2`, labels: ['self-hosted', LABEL_A] })],
-      busy: gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-3`, labels: ['self-hosted', LABEL_A], status: 'online', busy: true }),
-      healthy: gh.seedRunner({ scope: SCOPE, name: `${LABEL_B}-1`, labels: ['self-hosted', LABEL_B] }),
+      ghosts: [gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-1`, labels: ['self-hosted', LABEL_A, HOME] }), gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-2`, labels: ['self-hosted', LABEL_A, HOME] })],
+      busy: gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-3`, labels: ['self-hosted', LABEL_A, HOME], status: 'online', busy: true }),
+      healthy: gh.seedRunner({ scope: SCOPE, name: `${LABEL_B}-1`, labels: ['self-hosted', LABEL_B, HOME] }),
       foreign: gh.seedRunner({ scope: SCOPE, name: 'build-box-1', labels: ['self-hosted'] }),
     };
     return { leaked, healthy, stranger: stranger as string, runners };
@@ -647,7 +644,7 @@ describe('reap on moto with the GitHub stand-in', () => {
 
   function reapDeps() {
     process.env.GITHUB_API_URL = gh.url;
-    return { aws: { ec2, ssm }, gh: makeGitHub(gh.token), log: () => undefined, now: () => Date.now() + 60 * MIN };
+    return { aws: { ec2, ssm }, gh: makeGitHub(gh.token), log: () => undefined, now: () => Date.now() + 60 * MIN, accountId: async () => ACCOUNT };
   }
   const cfg = (inputs: Record<string, string> = {}) => config({ mode: 'reap', 'github-token': gh.token, ...inputs }) as ReapConfig;
 

@@ -130,8 +130,7 @@ describe('start', () => {
   });
 
   it('times out waiting, says what each instance was doing, and rolls back', async () => {
-    const r = rig();
-    r.github.onCreate = () => {}; // never online
+    const r = rig({}, { machines: false }); // never online
     const p = runStart(r, { count: '1' });
     await new Promise((res) => setTimeout(res, 50));
     for (const i of r.world.live()) r.world.setPhase(i.InstanceId, 'runner-started');
@@ -140,8 +139,7 @@ describe('start', () => {
   });
 
   it('fails fast with the reason when an instance reports a failed phase', async () => {
-    const r = rig({ wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } });
-    r.github.onCreate = () => {};
+    const r = rig({ wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } }, { machines: false });
     const p = runStart(r, { count: '1' });
     await new Promise((res) => setTimeout(res, 50));
     const runnerGets = () => r.github.requests.filter((q) => q.method === 'GET' && /\/runners\/\d+$/.test(q.path)).length;
@@ -154,8 +152,7 @@ describe('start', () => {
   });
 
   it('fails fast when an instance dies before its runner is online', async () => {
-    const r = rig({ wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } });
-    r.github.onCreate = () => {};
+    const r = rig({ wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } }, { machines: false });
     const p = runStart(r, { count: '1' });
     await new Promise((res) => setTimeout(res, 50));
     for (const i of r.world.live()) Object.assign(i, { State: { Name: 'terminated' }, StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Server.SpotInstanceTermination: Spot instance termination' } });
@@ -165,8 +162,7 @@ describe('start', () => {
 
   it('rolls back when cancelled mid-wait', async () => {
     const ac = new AbortController();
-    const r = rig({ signal: ac.signal, wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } });
-    r.github.onCreate = () => {};
+    const r = rig({ signal: ac.signal, wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } }, { machines: false });
     const p = runStart(r);
     setTimeout(() => ac.abort(new Error('received SIGINT')), 80);
     await expect(p).rejects.toThrow(/cancelled \(received SIGINT\)/);
@@ -184,10 +180,9 @@ describe('start', () => {
 
   it('honours the primary rate limit when the budget is nearly spent', async () => {
     const slept: number[] = [];
-    const r = rig();
+    const r = rig({}, { machines: false });
     r.github.rateRemaining = 1;
     r.github.rateResetSeconds = 3;
-    r.github.onCreate = () => {};
     r.deps.sleep = async (ms) => {
       slept.push(ms);
       // The runner comes online only once start has paused for the reset.

@@ -22,7 +22,7 @@ async function twoRuns() {
   const mine = await seedRun(world, gh, MINE, { firstRunnerId: 500 });
   const theirs = await seedRun(world, gh, THEIRS, { firstRunnerId: 600 });
   world.calls.length = 0;
-  return { world, gh, mine, theirs, client: makeGitHub('ghs_teardown') };
+  return { world, gh, mine, theirs, client: makeGitHub('ghs_testtoken') };
 }
 
 const terminateCalls = (world: FakeWorld) => world.calls.filter((c) => c.command === 'TerminateInstances').map((c) => c.input.InstanceIds as string[]);

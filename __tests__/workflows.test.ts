@@ -16,6 +16,7 @@ import {
   checkCaller,
   checkDescriptions,
   checkForkGuard,
+  expandComposites,
   checkIdToken,
   checkInterfaceUsed,
   checkJobHygiene,
@@ -156,7 +157,7 @@ describe('policy of the reusable workflows', () => {
     it('passes values to scripts through env, never ${{ }} inside run:', () => expect(checkNoExpressionsInRun(wf)).toEqual([]));
     it('sets timeout-minutes and permissions on every job', () => expect(checkJobHygiene(wf, INHERITS_PERMISSIONS[file])).toEqual([]));
     it('asks for id-token: write only where a role is assumed', () => expect(checkIdToken(wf)).toEqual([]));
-    it('guards against forks before starting runners', () => expect(checkForkGuard(wf)).toEqual([]));
+    it("leaves the fork guard to the action: passes inputs.allow-forks, keeps no copy", () => expect(checkForkGuard(wf)).toEqual([]));
     it('declares allow-forks as a boolean that defaults to false', () => {
       expect(callInputs(wf)['allow-forks']).toMatchObject({ type: 'boolean', default: false });
     });
@@ -244,26 +245,6 @@ describe('provision-spot-runner.yml settings step (run with bash)', () => {
     expect(settings({ ...seedEnv, HAS_KEYS: 'false' }).out).toMatch(/no AWS credentials/);
     expect(settings({ ...seedEnv, HAS_RUNNER_TOKEN: 'false' }).out).toMatch(/RUNNER_ADMIN_TOKEN/);
     expect(settings({ ...seedEnv, ROLE_TO_ASSUME: 'arn:aws:iam::123456789012:role/x' }).out).toMatch(/id-token: write/);
-  });
-});
-
-describe('fork guard step (run with bash)', () => {
-  const guard = (file: string, env: Record<string, string>) =>
-    runStep(file, 'start', 'Fork guard', { ALLOW_FORKS: 'false', REPOSITORY: 'acme/app', HEAD_REPO: '', HEAD_IS_FORK: '', EVENT_NAME: 'push', ...env });
-  describe.each(OWNED)('%s', (file) => {
-    it('refuses a pull request from a fork, with the reason', () => {
-      const r = guard(file, { EVENT_NAME: 'pull_request', HEAD_REPO: 'mallory/app', HEAD_IS_FORK: 'true' });
-      expect(r.code).toBe(1);
-      expect(r.out).toMatch(/refusing to start runners for a pull request from the fork mallory\/app: .*AWS/);
-    });
-    it('refuses pull_request_target', () => {
-      expect(guard(file, { EVENT_NAME: 'pull_request_target', HEAD_REPO: 'acme/app' }).code).toBe(1);
-    });
-    it('allows pushes, same-repository pull requests, and forks when allow-forks is true', () => {
-      expect(guard(file, {}).code).toBe(0);
-      expect(guard(file, { EVENT_NAME: 'pull_request', HEAD_REPO: 'acme/app', HEAD_IS_FORK: 'false' }).code).toBe(0);
-      expect(guard(file, { EVENT_NAME: 'pull_request', HEAD_REPO: 'mallory/app', HEAD_IS_FORK: 'true', ALLOW_FORKS: 'true' }).code).toBe(0);
-    });
   });
 });
 
@@ -378,7 +359,6 @@ jobs:
     expect(checkActionSteps(called, action)).toEqual([
       `job 'a' uses 'spot-runner/spot-runner@main'; every reference to the action must be '${ACTION_REF}'`,
       "job 'a' gives the action 'bogus', which action.yml does not declare",
-      "job 'a' calls the action without the required input 'github-token'",
     ]);
   });
   it('checkPinned finds a tag reference', () => {
@@ -398,13 +378,21 @@ jobs:
   it('checkIdToken finds id-token: write without a role', () => {
     expect(checkIdToken(called)).toEqual(["job 'a' asks for id-token: write but assumes no role"]);
   });
-  it('checkForkGuard finds a start without guard or allow-forks', () => {
-    expect(checkForkGuard(called)).toEqual([
-      "job 'a' starts runners without passing allow-forks",
-      "job 'a' starts runners without a fork guard step before it",
-      "job 'c' starts runners without passing allow-forks",
-      "job 'c' starts runners without a fork guard step before it",
-    ]);
+  it('expandComposites inlines spot-runner/spot-runner/credentials@v1 and refuses unknown or missing inputs', () => {
+    const call = { name: 'AWS credentials', uses: 'spot-runner/spot-runner/credentials@v1', with: { 'aws-region': '${{ inputs.aws-region }}', 'role-session-name': 'x' } };
+    const out = expandComposites([call], 'job');
+    expect(out.map((x) => x.name)).toEqual(['Check credentials', 'AWS credentials (OIDC)', 'AWS credentials (access keys)']);
+    expect(out[1]?.if).toBe("steps.composite0__auth.outputs.method == 'oidc'");
+    expect((out[1]?.with as Record<string, string>)['role-session-name']).toBe("${{ 'x' }}");
+    expect((out[2]?.with as Record<string, string>)['aws-region']).toBe('${{ (inputs.aws-region) }}');
+    expect(() => expandComposites([{ ...call, with: { ...call.with, bogus: '1' } }], 'job')).toThrow(/with.bogus is not an input/);
+    expect(() => expandComposites([{ ...call, with: {} }], 'job')).toThrow(/required input 'aws-region'/);
+    expect(() => expandComposites([{ uses: 'spot-runner/spot-runner/nope@v1' }], 'job')).toThrow(/does not exist/);
+  });
+  it('checkForkGuard finds a start without allow-forks, and a copied guard step', () => {
+    expect(checkForkGuard(called)).toEqual(["job 'a' starts runners without passing inputs.allow-forks", "job 'c' starts runners without passing inputs.allow-forks"]);
+    const copied = parseWorkflow('jobs:\n  s:\n    steps:\n      - name: Fork guard\n        run: exit 0\n');
+    expect(checkForkGuard(copied)).toEqual(["job 's' keeps its own fork guard step; the action's guard is the one place"]);
   });
   it('checkCaller finds unknown inputs, wrong types, missing inputs and secrets, and missing permissions', () => {
     const caller = parseWorkflow(`

@@ -1,4 +1,5 @@
 import { InputError } from './errors.js';
+import type { GitHubAuth } from './github/client.js';
 
 // Every input is parsed and validated here, once, into a typed config. Nothing else reads inputs.
 
@@ -16,12 +17,24 @@ export interface RunContext {
   runAttempt: string;
   job: string;
   eventName: string;
-  /** The event payload's pull_request head/base repo names, when there is one. */
-  pullRequest?: { headRepo: string; baseRepo: string; fork: boolean };
+  /** Where the code the job would run comes from, read from the event payload (see forkOrigin). */
+  origin?: Origin;
+}
+
+/**
+ * The event's pull request, if any: `foreign` when its head repository is not this repository
+ * (compared by id: `head.repo.fork` is also true for a branch PR inside a repository that is
+ * itself a fork) or is gone (`head.repo` null: the fork was deleted).
+ */
+export interface Origin {
+  route: string;
+  foreign: boolean;
+  /** The head repository's name, or why it is unknown. */
+  head: string;
 }
 
 interface Common {
-  githubToken: string;
+  githubAuth: GitHubAuth;
   region: string;
   scope: Scope;
   /** org scope: the organisation; repo scope: the owner. */
@@ -176,28 +189,80 @@ function region(get: InputGetter, env: NodeJS.ProcessEnv): string {
   return v;
 }
 
+type RepoRef = { id?: number; full_name?: string; fork?: boolean } | null | undefined;
+interface EventPayload {
+  repository?: RepoRef;
+  pull_request?: { head?: { repo?: RepoRef } };
+  workflow_run?: { event?: string; head_repository?: RepoRef; repository?: RepoRef };
+  issue?: { number?: number; pull_request?: unknown };
+}
+
+/** Reads where the job's code comes from, for the events that can carry code from outside the repository. */
+export function forkOrigin(eventName: string, event: unknown): Origin | undefined {
+  const ev = (event ?? {}) as EventPayload;
+  const selfId = ev.repository?.id;
+  const compare = (route: string, head: RepoRef, baseId: number | undefined): Origin => {
+    if (!head) return { route, foreign: true, head: 'a deleted repository (head.repo is null)' };
+    return { route, foreign: head.id === undefined || baseId === undefined || head.id !== baseId, head: head.full_name ?? `repository id ${String(head.id)}` };
+  };
+  if (ev.pull_request && (eventName.startsWith('pull_request') || eventName === 'pull_request_target')) {
+    return compare(eventName, ev.pull_request.head?.repo ?? null, selfId);
+  }
+  if (eventName === 'workflow_run' && ev.workflow_run && (ev.workflow_run.event ?? '').startsWith('pull_request')) {
+    // A run triggered by a pull request: its head_repository is the fork, when it is one.
+    return compare(`workflow_run of a ${ev.workflow_run.event ?? 'pull_request'} run`, ev.workflow_run.head_repository ?? null, ev.workflow_run.repository?.id ?? selfId);
+  }
+  if (eventName === 'issue_comment' && ev.issue?.pull_request) {
+    // The payload does not say where the pull request's head lives: treat it as foreign.
+    return { route: 'issue_comment on a pull request', foreign: true, head: `pull request #${String(ev.issue.number ?? '?')} (the comment payload does not name its head repository)` };
+  }
+  return undefined;
+}
+
 export function runContext(env: NodeJS.ProcessEnv, event: unknown): RunContext {
   const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
   if (!owner || !repo) throw new InputError('GITHUB_REPOSITORY', 'it is not set', 'run the action inside GitHub Actions, or set GITHUB_REPOSITORY=owner/name');
-  const ev = event as { pull_request?: { head?: { repo?: { full_name?: string; fork?: boolean } }; base?: { repo?: { full_name?: string } } } } | undefined;
-  const pr = ev?.pull_request;
-  const head = pr?.head?.repo?.full_name ?? '';
-  const base = pr?.base?.repo?.full_name ?? '';
+  const eventName = env.GITHUB_EVENT_NAME || '';
   return {
     owner,
     repo,
     runId: env.GITHUB_RUN_ID || '0',
     runAttempt: env.GITHUB_RUN_ATTEMPT || '1',
     job: env.GITHUB_JOB || 'job',
-    eventName: env.GITHUB_EVENT_NAME || '',
-    pullRequest: pr ? { headRepo: head, baseRepo: base, fork: Boolean(pr.head?.repo?.fork) || (head !== '' && head !== base) } : undefined,
+    eventName,
+    origin: forkOrigin(eventName, event),
   };
+}
+
+/** github-token, or github-app-id with github-app-private-key (and optionally the installation): exactly one. */
+export function parseGitHubAuth(get: InputGetter): GitHubAuth {
+  const token = get('github-token').trim();
+  const appId = get('github-app-id').trim();
+  const key = get('github-app-private-key').trim().replace(/\\n/g, '\n');
+  const inst = get('github-app-installation-id').trim();
+  const app = appId !== '' || key !== '' || inst !== '';
+  if (token !== '' && app) {
+    throw new InputError('github-token', 'both github-token and GitHub App inputs (github-app-id, github-app-private-key) are given', 'give either github-token or github-app-id with github-app-private-key, not both');
+  }
+  if (token === '' && !app) {
+    throw new InputError('github-token', 'neither github-token nor github-app-id with github-app-private-key is given', 'pass a token that may manage self-hosted runners (e.g. secrets.RUNNER_ADMIN_TOKEN), or a GitHub App: github-app-id and github-app-private-key');
+  }
+  if (token !== '') return { kind: 'token', token };
+  if (!/^\d{1,12}$/.test(appId) && !/^Iv[0-9A-Za-z.]{8,40}$/.test(appId)) {
+    throw new InputError('github-app-id', appId === '' ? 'it is empty but github-app-private-key is given' : `'${appId}' is neither an App id nor a client id`, "give the App's numeric id (or its client id, Iv…) from the App's settings page");
+  }
+  if (!/^-----BEGIN (RSA )?PRIVATE KEY-----[\s\S]+-----END (RSA )?PRIVATE KEY-----$/.test(key)) {
+    throw new InputError('github-app-private-key', key === '' ? 'it is empty but github-app-id is given' : 'it is not a PEM private key', "paste the whole .pem file the App's settings page generated, BEGIN and END lines included");
+  }
+  if (inst !== '' && !/^\d{1,15}$/.test(inst)) {
+    throw new InputError('github-app-installation-id', `'${inst}' is not a number`, "give the installation's numeric id, or leave it empty to look it up for this repository or organisation");
+  }
+  return { kind: 'app', appId, privateKey: key, installationId: inst === '' ? undefined : Number(inst) };
 }
 
 export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunContext): Config {
   const mode = oneOf<Mode>(get, 'mode', ['start', 'stop', 'reap'], '' as Mode);
-  const githubToken = get('github-token').trim();
-  if (githubToken === '') throw new InputError('github-token', 'it is empty', 'pass a token that may manage self-hosted runners, e.g. secrets.RUNNER_ADMIN_TOKEN');
+  const githubAuth = parseGitHubAuth(get);
   const scope = oneOf<Scope>(get, 'runner-scope', ['repo', 'org'], 'repo');
   const runnerGroup = get('runner-group').trim() || undefined;
   if (runnerGroup !== undefined && scope !== 'org') {
@@ -207,7 +272,7 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
     throw new InputError('runner-group', `'${runnerGroup}' is not a valid group name or id`, 'use the group name or its numeric id');
   }
   const common: Common = {
-    githubToken,
+    githubAuth,
     region: region(get, env),
     scope,
     org: run.owner,
@@ -317,14 +382,12 @@ function jsonIds(raw: string): string[] {
   throw new InputError('instance-ids', 'it starts with [ but is not a JSON array of strings', "pass the start step's instance-ids output unchanged");
 }
 
-/** Self-hosted runners run untrusted code from forks with the instance's network and role; refuse unless asked. */
-function forkGuard(run: RunContext, allowForks: boolean): void {
-  if (allowForks) return;
+/**
+ * Self-hosted runners run untrusted code from forks with the instance's network and role; refuse
+ * unless asked. The one fork guard: the reusable workflows rely on it instead of keeping copies.
+ */
+export function forkGuard(run: RunContext, allowForks: boolean): void {
+  if (allowForks || !run.origin?.foreign) return;
   const why = 'a self-hosted runner would run code from outside the repository with access to your AWS network and instance role';
-  if (run.eventName === 'pull_request_target') {
-    throw new InputError('allow-forks', `refusing to start runners for pull_request_target: ${why}`, "set allow-forks: true only if the job never checks out or runs the pull request's code");
-  }
-  if (run.eventName.startsWith('pull_request') && run.pullRequest?.fork) {
-    throw new InputError('allow-forks', `refusing to start runners for a pull request from the fork ${run.pullRequest.headRepo}: ${why}`, 'run it from a branch of this repository, or set allow-forks: true if you accept that risk');
-  }
+  throw new InputError('allow-forks', `refusing to start runners for ${run.origin.route} from ${run.origin.head}: ${why}`, "run it from a branch of this repository, or set allow-forks: true only if the job never checks out or runs the pull request's code");
 }

@@ -1,9 +1,9 @@
 import * as core from '@actions/core';
 import { readFileSync } from 'node:fs';
 import { makeAwsClients, type AwsClients } from './aws/clients.js';
-import { parseConfig, runContext, type Config } from './config.js';
+import { parseConfig, parseGitHubAuth, runContext, type Config } from './config.js';
 import { InputError, errorMessage } from './errors.js';
-import { makeGitHub, type GitHub, type RateLimit } from './github/client.js';
+import { connectGitHub, type RateLimit } from './github/client.js';
 import { reap, reapedOutput } from './modes/reap.js';
 import { describeRollback, start } from './modes/start.js';
 import { stop } from './modes/stop.js';
@@ -35,11 +35,17 @@ export async function runMain(): Promise<void> {
     core.setFailed(errorMessage(e));
     return;
   }
-  core.setSecret(cfg.githubToken);
+  core.setSecret(cfg.githubAuth.kind === 'token' ? cfg.githubAuth.token : cfg.githubAuth.privateKey);
   const log = (l: string) => core.info(l);
   const aws = makeAwsClients(cfg.region);
   const rate: RateLimit = {};
-  const gh = makeGitHub(cfg.githubToken, rate);
+  let gh;
+  try {
+    gh = await connectGitHub(cfg.githubAuth, { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo }, rate);
+  } catch (e) {
+    core.setFailed(errorMessage(e));
+    return;
+  }
 
   if (cfg.mode === 'reap') {
     try {
@@ -102,14 +108,13 @@ export async function runMain(): Promise<void> {
   }
 }
 
-/** How post makes its clients; tests hand in the in-memory worlds. */
+/** How post makes its AWS clients; tests hand in the in-memory world. */
 export interface PostClients {
   aws: (region: string) => AwsClients;
-  gh: (token: string) => GitHub;
 }
 
 /** The post step runs only when the job failed or was cancelled: remove whatever start recorded. */
-export async function runPost(make: PostClients = { aws: makeAwsClients, gh: (t) => makeGitHub(t) }): Promise<void> {
+export async function runPost(make: PostClients = { aws: makeAwsClients }): Promise<void> {
   const res = loadResources();
   if (!res || !res.label) {
     core.info('spot-runner post: start created nothing; nothing to roll back');
@@ -123,18 +128,23 @@ export async function runPost(make: PostClients = { aws: makeAwsClients, gh: (t)
   }
   if (cfg && cfg.mode !== 'start') return;
   const region = res.region ?? cfg?.region ?? process.env.AWS_REGION ?? '';
-  const token = cfg?.githubToken ?? core.getInput('github-token');
   if (!region) {
     core.warning(`spot-runner post: no region was recorded or given, so nothing could be removed. Resources tagged spot-runner:label=${res.label} may remain; reap mode will remove them.`);
     return;
   }
-  if (token) core.setSecret(token);
-  else core.warning('spot-runner post: no github-token: runners carrying the label stay registered until reap removes them');
   const aws = make.aws(region);
-  const gh = token ? make.gh(token) : undefined;
   const [owner = '', repo = ''] = (process.env.GITHUB_REPOSITORY ?? '').split('/');
+  const target = { scope: res.scope ?? 'repo', owner, repo } as const;
+  let gh;
   try {
-    const report = await teardown(aws, gh, { scope: res.scope ?? 'repo', owner, repo }, res);
+    // The token main used may have expired (an App's lasts an hour): post mints its own.
+    const auth = cfg?.githubAuth ?? parseGitHubAuth((n) => core.getInput(n));
+    gh = auth ? await connectGitHub(auth, target) : undefined;
+  } catch (e) {
+    core.warning(`spot-runner post: cannot reach GitHub (${errorMessage(e)}); runners of ${res.label} stay registered until reap removes them`);
+  }
+  try {
+    const report = await teardown(aws, gh, target, res);
     for (const l of describeRollback(report)) core.info(`spot-runner post: ${l}`);
     for (const p of report.problems) core.warning(`spot-runner post: ${p}`);
   } catch (e) {

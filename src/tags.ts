@@ -16,6 +16,8 @@ export const TAGS = {
 
 /** GitHub runner names and labels start with this, so reap can find ghosts by name. */
 export const NAME_PREFIX = 'spot-runner-';
+/** The runner label carrying a short hash of the AWS account and region (see homeLabel in src/label.ts). */
+export const HOME_PREFIX = 'sr-home-';
 
 /** Every JIT config lives under this SSM path: /spot-runner/jit/<label>/<instance-id>. */
 export const PARAMETER_ROOT = '/spot-runner/jit';

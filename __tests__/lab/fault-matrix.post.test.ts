@@ -3,6 +3,7 @@
 // step, with the same inputs and the state main recorded, is the only thing left to clean up.
 import { describe, expect, it } from '@jest/globals';
 import { DescribeParametersCommand } from '@aws-sdk/client-ssm';
+import { makeTestApp } from '../../test/fakes/github-app.js';
 import { useLab } from '../../test/lab/use-lab.js';
 
 const lab = useLab();
@@ -12,8 +13,21 @@ async function jitParameters(): Promise<string[]> {
   return (r.Parameters ?? []).map((p) => p.Name ?? '');
 }
 
+/** The credentials as the step gets them: a PAT, or a GitHub App whose tokens post mints anew. */
+const CREDENTIALS: [string, () => Record<string, string>][] = [
+  ['a PAT', () => ({})],
+  [
+    'GitHub App credentials',
+    () => {
+      const app = makeTestApp({ scopes: ['repos/acme/widgets'] });
+      lab.gh.registerApp(app);
+      return { 'github-token': '', 'github-app-id': String(app.appId), 'github-app-private-key': app.privateKey };
+    },
+  ],
+];
+
 describe('fault matrix: post step alone', () => {
-  it('13. start SIGKILLed once machines, runners and parameters exist: post removes all of it', async () => {
+  it.each(CREDENTIALS)('13. start SIGKILLed once machines, runners and parameters exist: post removes all of it (%s)', async (_what, credentials) => {
     lab.sim.behaviour = { boot: 'never' };
     let seen = { instances: 0, runners: 0, parameters: 0 };
     const everythingExists = lab.sim.waitFor(
@@ -24,7 +38,7 @@ describe('fault matrix: post step alone', () => {
       },
       30_000,
     );
-    const { main, post } = await lab.start({ count: '2', 'wait-timeout': '1' }, { killWhen: everythingExists });
+    const { main, post } = await lab.start({ count: '2', 'wait-timeout': '1', ...credentials() }, { killWhen: everythingExists });
 
     // main died without a word: no rollback, no summary, killed by the signal.
     expect(main.signal).toBe('SIGKILL');

@@ -278,8 +278,9 @@ describe('spot-job.yml in the lab', () => {
     );
     expect({ problems: wiringProblems(run, false), run: describeRun(run) }).toEqual({ problems: [], run: expect.any(String) });
 
-    // start: the guard and the credentials check ran for real; access keys, not OIDC
-    expect(step(run, 'start', 'Fork guard')).toMatchObject({ ran: true, outcome: 'success' });
+    // start: the credentials sub-action (spot-runner/spot-runner/credentials@v1, expanded from
+    // this repository) ran for real: access keys, not OIDC. The fork guard is the action's own.
+    expect(step(run, 'start', 'Check credentials')).toMatchObject({ ran: true, outcome: 'success', id: 'composite0__auth' });
     expect(step(run, 'start', 'Check credentials').outputs).toEqual({ method: 'keys' });
     expect(step(run, 'start', 'AWS credentials (OIDC)').ran).toBe(false);
     expect(step(run, 'start', 'AWS credentials (access keys)')).toMatchObject({ ran: true, kind: 'not-run', with: { 'aws-access-key-id': 'testing', 'aws-region': 'us-east-1' } });

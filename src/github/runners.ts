@@ -38,16 +38,42 @@ export interface JitRunner {
   encodedJitConfig: string;
 }
 
-export async function createJitRunner(gh: GitHub, t: Target, name: string, labels: string[], groupId: number): Promise<JitRunner> {
+/** How often start re-creates a runner whose first answer was lost (409 on the resend). */
+export const JIT_ATTEMPTS = 3;
+
+async function postJit(gh: GitHub, t: Target, body: Record<string, unknown>) {
+  return t.scope === 'org'
+    ? gh.request('POST /orgs/{org}/actions/runners/generate-jitconfig', { org: t.owner, ...(body as { name: string; runner_group_id: number; labels: string[] }) })
+    : gh.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', { owner: t.owner, repo: t.repo, ...(body as { name: string; runner_group_id: number; labels: string[] }) });
+}
+
+/**
+ * Registers one JIT runner. If GitHub carried out a request whose answer was lost, the retry
+ * plugin's resend gets 409 Already exists: the runner exists but its JIT config never arrived.
+ * Then the runner is found by name, deleted, and created again, at most JIT_ATTEMPTS times.
+ */
+export async function createJitRunner(gh: GitHub, t: Target, name: string, labels: string[], groupId: number, log: (l: string) => void = () => {}): Promise<JitRunner> {
   const body = { name, runner_group_id: groupId, labels, work_folder: '_work' };
-  const res =
-    t.scope === 'org'
-      ? await gh.request('POST /orgs/{org}/actions/runners/generate-jitconfig', { org: t.owner, ...body })
-      : await gh.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', { owner: t.owner, repo: t.repo, ...body });
-  const data = res.data as unknown as { runner: Parameters<typeof toRunner>[0]; encoded_jit_config: string };
-  // Masked before anything could print it.
-  core.setSecret(data.encoded_jit_config);
-  return { runner: toRunner(data.runner), encodedJitConfig: data.encoded_jit_config };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await postJit(gh, t, body);
+      const data = res.data as unknown as { runner: Parameters<typeof toRunner>[0]; encoded_jit_config: string };
+      // Masked before anything could print it.
+      core.setSecret(data.encoded_jit_config);
+      return { runner: toRunner(data.runner), encodedJitConfig: data.encoded_jit_config };
+    } catch (e) {
+      if (httpStatus(e) !== 409 || attempt >= JIT_ATTEMPTS) {
+        if (httpStatus(e) === 409) throw new SpotRunnerError(`Runner ${name} still exists after ${attempt} attempts to replace it (GitHub answers 409 Already exists): ${errorMessage(e)}`);
+        throw e;
+      }
+      const stale = (await listRunners(gh, t, name)).filter((r) => r.name === name);
+      log(`Runner ${name} already exists (a lost answer: GitHub created it but its reply never arrived); deleting ${stale.map((r) => r.id).join(', ') || 'nothing found'} and creating it again`);
+      for (const r of stale) {
+        const outcome = await deleteRunner(gh, t, r.id);
+        if (outcome === 'busy') throw new SpotRunnerError(`Runner ${name} (id ${r.id}) already exists and is running a job; pick another label`);
+      }
+    }
+  }
 }
 
 /** undefined when GitHub no longer knows the runner (ephemeral runners vanish after their job). */
@@ -64,26 +90,52 @@ export async function getRunner(gh: GitHub, t: Target, id: number): Promise<Runn
   }
 }
 
-/** Every runner of the scope, all pages. */
-export async function listRunners(gh: GitHub, t: Target): Promise<Runner[]> {
+/** Every runner of the scope, all pages; with `name`, only the runners of that name (GitHub filters). */
+export async function listRunners(gh: GitHub, t: Target, name?: string): Promise<Runner[]> {
   const pick = (r: { data: unknown }) => ((r.data as { runners?: Parameters<typeof toRunner>[0][] }).runners ?? (r.data as Parameters<typeof toRunner>[0][])).map(toRunner);
+  const byName = name === undefined ? {} : { name };
   return t.scope === 'org'
-    ? gh.paginate('GET /orgs/{org}/actions/runners', { org: t.owner, per_page: 100 }, pick)
-    : gh.paginate('GET /repos/{owner}/{repo}/actions/runners', { owner: t.owner, repo: t.repo, per_page: 100 }, pick);
+    ? gh.paginate('GET /orgs/{org}/actions/runners', { org: t.owner, per_page: 100, ...byName }, pick)
+    : gh.paginate('GET /repos/{owner}/{repo}/actions/runners', { owner: t.owner, repo: t.repo, per_page: 100, ...byName }, pick);
 }
 
 export type DeleteOutcome = 'deleted' | 'gone' | 'busy';
 
+/**
+ * GitHub answers 422 on DELETE for two reasons ("Validation failed, or the endpoint has been
+ * spammed"): the runner is running a job, or too many requests hit the endpoint. The first is an
+ * outcome; the second is retried after a pause.
+ */
+export function isBusyRefusal(e: unknown): boolean {
+  return /still running a job|is busy|currently running/i.test(errorMessage(e));
+}
+
+export interface DeleteOptions {
+  /** How often a "spammed" 422 is retried. */
+  spamRetries?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
 /** Idempotent: a runner that is already gone counts as removed. */
-export async function deleteRunner(gh: GitHub, t: Target, id: number): Promise<DeleteOutcome> {
-  try {
-    if (t.scope === 'org') await gh.request('DELETE /orgs/{org}/actions/runners/{runner_id}', { org: t.owner, runner_id: id });
-    else await gh.request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', { owner: t.owner, repo: t.repo, runner_id: id });
-    return 'deleted';
-  } catch (e) {
-    const status = httpStatus(e);
-    if (status === 404) return 'gone';
-    if (status === 422) return 'busy';
-    throw new SpotRunnerError(`Deleting runner ${id} failed: ${errorMessage(e)}`);
+export async function deleteRunner(gh: GitHub, t: Target, id: number, o: DeleteOptions = {}): Promise<DeleteOutcome> {
+  const retries = o.spamRetries ?? 4;
+  const pause = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const baseMs = Number(process.env.SPOT_RUNNER_GITHUB_RETRY_BASE_MS) || 1000;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (t.scope === 'org') await gh.request('DELETE /orgs/{org}/actions/runners/{runner_id}', { org: t.owner, runner_id: id });
+      else await gh.request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', { owner: t.owner, repo: t.repo, runner_id: id });
+      return 'deleted';
+    } catch (e) {
+      const status = httpStatus(e);
+      if (status === 404) return 'gone';
+      if (status === 422 && isBusyRefusal(e)) return 'busy';
+      if (status === 422 && attempt < retries) {
+        core.info(`Deleting runner ${id}: GitHub refused (${errorMessage(e)}); retrying in ${(baseMs * 2 ** attempt) / 1000} s`);
+        await pause(baseMs * 2 ** attempt);
+        continue;
+      }
+      throw new SpotRunnerError(`Deleting runner ${id} failed: ${errorMessage(e)}`);
+    }
   }
 }

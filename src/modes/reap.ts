@@ -7,6 +7,8 @@ import { InputError, errorMessage } from '../errors.js';
 import type { GitHub } from '../github/client.js';
 import { deleteRunner, listRunners, type Runner, type Target } from '../github/runners.js';
 import { NAME_PREFIX, PARAMETER_ROOT, TAGS } from '../tags.js';
+import { callerAccount } from '../aws/account.js';
+import { homeLabel } from '../label.js';
 
 // Reap is the last kill path. It knows nothing but the tag schema in src/tags.ts, and it
 // decides in pure functions (findInstances … planReap) so every rule is unit-testable; reap()
@@ -49,6 +51,8 @@ export interface Rules {
   maxAgeMinutes: number;
   nuke: boolean;
   graceMinutes?: number;
+  /** This reaper's home label (account + region): runners without it belong to another reaper. */
+  home?: string;
 }
 
 export interface Plan {
@@ -193,10 +197,13 @@ export function runnerLabel(r: Runner): string {
 }
 
 /**
- * Ghost runners: named with NAME_PREFIX, offline, not busy, and no live instance carries their
- * label. A managed template still inside its grace period also keeps its label alive: its start
- * may have registered runners whose instances EC2 does not list yet. Nuke: every offline,
- * idle, prefixed runner. Busy runners are never touched.
+ * Ghost runners: named with NAME_PREFIX, carrying this reaper's home label (runners started from
+ * another account or region are never touched), offline, not busy, and no live instance carries
+ * their label. A managed template still inside its grace period also keeps its label alive: its
+ * start may have registered runners whose instances EC2 does not list yet. A runner whose
+ * instances this reap terminates goes in the same run, whatever GitHub still says about it
+ * (GitHub marks it offline only a while after its machine is gone). Nuke: every runner of this
+ * home. Busy runners are never touched.
  */
 export function findRunners(runners: Runner[], instances: InstanceInfo[], templates: TemplateInfo[], reaped: Finding[], rules: Rules): Finding[] {
   const live = liveness(instances, reaped);
@@ -205,17 +212,22 @@ export function findRunners(runners: Runner[], instances: InstanceInfo[], templa
     const age = ageOf(t.createdAt, rules.now);
     if (managed(t.tags) && age !== undefined && age < grace) live.liveLabels.add(t.tags[TAGS.label] || t.name);
   }
+  const home = rules.home?.toLowerCase();
   const out: Finding[] = [];
   for (const r of runners) {
-    if (!r.name.startsWith(NAME_PREFIX) || r.busy || r.status !== 'offline') continue;
+    if (!r.name.startsWith(NAME_PREFIX) || r.busy) continue;
+    if (home !== undefined && !r.labels.some((l) => l.toLowerCase() === home)) continue;
     const label = runnerLabel(r);
     if (rules.nuke) {
-      out.push({ kind: 'runner', id: String(r.id), name: r.name, label, reason: 'nuke: every offline spot-runner runner goes' });
+      out.push({ kind: 'runner', id: String(r.id), name: r.name, label, reason: 'nuke: every spot-runner runner of this account and region goes' });
       continue;
     }
-    if (live.liveLabels.has(label)) continue;
-    const reason = live.reapedLabels.has(label) ? 'offline, and its instances are being reaped' : 'offline, and no live instance carries its label';
-    out.push({ kind: 'runner', id: String(r.id), name: r.name, label, reason });
+    if (live.reapedLabels.has(label)) {
+      out.push({ kind: 'runner', id: String(r.id), name: r.name, label, reason: `its instances are being reaped (GitHub still says ${r.status})` });
+      continue;
+    }
+    if (r.status !== 'offline' || live.liveLabels.has(label)) continue;
+    out.push({ kind: 'runner', id: String(r.id), name: r.name, label, reason: 'offline, and no live instance carries its label' });
   }
   return out;
 }
@@ -237,6 +249,8 @@ export interface ReapDeps {
   /** The lab moves time past the TTL with this. */
   now?: () => number;
   graceMinutes?: number;
+  /** The AWS account (default: STS GetCallerIdentity); with the region it names this reaper's home. */
+  accountId?: () => Promise<string>;
 }
 
 export interface ReapResult extends Plan {
@@ -255,7 +269,8 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
   const nuke = nukeRequested(cfg);
   const { aws, gh } = deps;
   const graceMinutes = deps.graceMinutes ?? GRACE_MINUTES;
-  const rules: Rules = { now: (deps.now ?? Date.now)(), maxAgeMinutes: cfg.maxAgeMinutes, nuke, graceMinutes };
+  const account = await (deps.accountId ?? (() => callerAccount(cfg.region)))();
+  const rules: Rules = { now: (deps.now ?? Date.now)(), maxAgeMinutes: cfg.maxAgeMinutes, nuke, graceMinutes, home: homeLabel(cfg.region, account) };
   const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
   const problems: string[] = [];
 

@@ -8,7 +8,8 @@ import type { StartConfig } from '../config.js';
 import { InputError, SpotRunnerError, errorMessage, httpStatus } from '../errors.js';
 import type { GitHub, RateLimit } from '../github/client.js';
 import { createJitRunner, resolveRunnerGroup, type Target } from '../github/runners.js';
-import { clientToken, makeLabel, runnerName } from '../label.js';
+import { clientToken, homeLabel, makeLabel, runnerLabels, runnerName } from '../label.js';
+import { callerAccount } from '../aws/account.js';
 import type { StateRecorder } from '../state.js';
 import type { RunnerRow } from '../summary.js';
 import { PARAMETER_ROOT, TAGS, parameterName } from '../tags.js';
@@ -29,6 +30,8 @@ export interface StartDeps {
   wait?: Partial<WaitOptions>;
   /** Tests fix the random part of the label. */
   label?: string;
+  /** The AWS account (default: STS GetCallerIdentity); part of the runners' home label. */
+  accountId?: () => Promise<string>;
 }
 
 export interface StartResult {
@@ -117,7 +120,8 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
   const groupId = await resolveRunnerGroup(gh, target, cfg.runnerGroup);
 
   const label = deps.label ?? makeLabel(cfg.run);
-  const labels = [label, ...cfg.extraLabels.filter((l) => l !== label)];
+  const account = await (deps.accountId ?? (() => callerAccount(cfg.region, signal)))();
+  const labels = runnerLabels(label, image.arch, homeLabel(cfg.region, account), cfg.extraLabels);
   const expiresAt = new Date(now() + cfg.maxLifetimeMinutes * 60_000).toISOString();
   const tags: Record<string, string> = {
     ...cfg.tags,
@@ -172,7 +176,7 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       async (i) => {
         signal?.throwIfAborted();
         launchFailed.signal.throwIfAborted();
-        const jit = await createJitRunner(gh, target, runnerName(label, i), labels, groupId);
+        const jit = await createJitRunner(gh, target, runnerName(label, i), labels, groupId, deps.log);
         deps.state.add('runnerIds', jit.runner.id);
         return jit;
       },

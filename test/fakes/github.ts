@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll } from '@jest/globals';
 import nock from 'nock';
+import { AppRegistry } from './github-app.js';
 
 export interface FakeRunner {
   id: number;
@@ -9,76 +10,167 @@ export interface FakeRunner {
   labels: { id: number; name: string; type: 'read-only' | 'custom' }[];
 }
 
-/** null lets one request through untouched, so a fault can be aimed at the n-th call. */
-type Fault = { status: number; headers?: Record<string, string>; body?: unknown } | null;
+/**
+ * null lets one request through untouched, so a fault can be aimed at the n-th call.
+ * `lose: true` carries the request out and then answers with the status: a lost answer.
+ */
+type Fault = { status: number; headers?: Record<string, string>; body?: unknown; lose?: boolean } | null;
+
+// GitHub's own labels; config.sh adds them, a JIT runner gets only what its request names.
+const READ_ONLY = new Set(['self-hosted', 'linux', 'windows', 'macos', 'x64', 'arm64', 'arm']);
+/** Tokens the fake accepts besides the installation tokens it issued. */
+export const FAKE_TOKENS = ['ghs_testtoken'];
 
 /**
  * GitHub's runner API through nock, for unit tests. Runners live in a map; `faults` queues
- * responses per operation so a test can put a 5xx or a rate limit exactly where it wants.
+ * responses per operation (jit, get, list, delete, installation, token) so a test can put a 5xx,
+ * a rate limit or a lost answer exactly where it wants. A JIT runner is offline until a
+ * (simulated) machine connects with its JIT config: `connect()`.
  */
 export class NockGitHub {
   runners = new Map<number, FakeRunner>();
   requests: { method: string; path: string }[] = [];
   faults: Record<string, Fault[]> = {};
-  /** What x-ratelimit-remaining says on every answer. */
+  /** What x-ratelimit-remaining says on core answers. */
   rateRemaining = 4000;
   rateResetSeconds = 3600;
-  /** Called after a JIT runner is created: tests decide when it comes online. */
-  onCreate: (r: FakeRunner) => void = (r) => {
-    r.status = 'online';
-  };
+  /** generate-jitconfig draws on its own bucket, actions_runner_registration. */
+  registrationRemaining = 9000;
+  /** Called after a JIT runner is created; by default nothing happens: it stays offline. */
+  onCreate: (r: FakeRunner) => void = () => {};
+  readonly apps = new AppRegistry();
+  tokens = new Set(FAKE_TOKENS);
   private nextId = 100;
+  private readonly configs = new Map<string, number>();
   readonly scope: nock.Scope;
 
   constructor(readonly base = 'https://api.github.com', readonly owner = 'acme', readonly repo = 'widgets') {
     const prefix = `/repos/${owner}/${repo}/actions/runners`;
-    const rl = () => ({ 'x-ratelimit-limit': '5000', 'x-ratelimit-remaining': String(this.rateRemaining), 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + this.rateResetSeconds), 'x-ratelimit-resource': 'core' });
-    const fault = (op: string): nock.ReplyFnResult | undefined => {
-      const f = this.faults[op]?.shift();
-      return f ? [f.status, f.body ?? { message: `injected ${f.status}` }, { ...rl(), ...(f.headers ?? {}) }] : undefined;
+    const rl = (resource = 'core') => ({
+      'x-ratelimit-limit': resource === 'core' ? '5000' : '10000',
+      'x-ratelimit-remaining': String(resource === 'core' ? this.rateRemaining : this.registrationRemaining),
+      'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + this.rateResetSeconds),
+      'x-ratelimit-resource': resource,
+    });
+    const unauthorized = (auth: string | undefined): nock.ReplyFnResult | undefined => {
+      const t = /^(?:token|bearer)\s+(\S+)$/i.exec(auth ?? '')?.[1] ?? '';
+      return this.tokens.has(t) || this.apps.tokenValid(t) ? undefined : [401, { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' }, rl()];
     };
+    // Runs `act` unless a fault says otherwise; a lost answer runs it and still fails.
+    const guarded = (op: string, req: { headers: Record<string, string | string[]> }, act: () => nock.ReplyFnResult, resource = 'core'): nock.ReplyFnResult => {
+      const bad = unauthorized(req.headers.authorization as string | undefined);
+      if (bad) return bad;
+      const f = this.faults[op]?.shift();
+      if (!f) return act();
+      if (f.lose) act();
+      return [f.status, f.body ?? { message: `injected ${f.status}` }, { ...rl(resource), ...(f.headers ?? {}) }];
+    };
+    const runnerOf = (uri: string) => this.runners.get(Number(new URL(uri, base).pathname.split('/').pop()));
     this.scope = nock(base)
       .persist()
       .post(`${prefix}/generate-jitconfig`)
-      .reply((uri: string, body: nock.Body): nock.ReplyFnResult => {
-        this.requests.push({ method: 'POST', path: uri });
-        const f = fault('jit');
-        if (f) return f;
-        const b = body as { name: string; labels: string[] };
-        if ([...this.runners.values()].some((r) => r.name === b.name)) return [409, { message: 'Already exists' }, rl()];
-        const r: FakeRunner = { id: this.nextId++, name: b.name, status: 'offline', busy: false, labels: b.labels.map((name, k) => ({ id: k + 1, name, type: 'custom' })) };
-        this.runners.set(r.id, r);
-        this.onCreate(r);
-        return [201, { runner: r, encoded_jit_config: Buffer.from(`jit-secret-for-${r.id}-${'x'.repeat(40)}`).toString('base64') }, rl()];
+      .reply(function (this: nock.ReplyFnContext, uri: string, body: nock.Body): nock.ReplyFnResult {
+        return self.jit(this.req, uri, body, guarded, rl);
       })
       .get(new RegExp(`^${prefix}/(\\d+)$`))
-      .reply((uri: string): nock.ReplyFnResult => {
-        this.requests.push({ method: 'GET', path: uri });
-        const f = fault('get');
-        if (f) return f;
-        const r = this.runners.get(Number(uri.split('/').pop()));
-        return r ? [200, r, rl()] : [404, { message: 'Not Found' }, rl()];
+      .reply(function (this: nock.ReplyFnContext, uri: string): nock.ReplyFnResult {
+        self.requests.push({ method: 'GET', path: uri });
+        return guarded('get', this.req, () => {
+          const r = runnerOf(uri);
+          return r ? [200, r, rl()] : [404, { message: 'Not Found' }, rl()];
+        });
       })
       .get(new RegExp(`^${prefix}(\\?.*)?$`))
-      .reply((uri: string): nock.ReplyFnResult => {
-        this.requests.push({ method: 'GET', path: uri });
-        const f = fault('list');
-        if (f) return f;
-        const all = [...this.runners.values()];
-        return [200, { total_count: all.length, runners: all }, rl()];
+      .reply(function (this: nock.ReplyFnContext, uri: string): nock.ReplyFnResult {
+        self.requests.push({ method: 'GET', path: uri });
+        return guarded('list', this.req, () => self.page(uri, rl()));
       })
       .delete(new RegExp(`^${prefix}/(\\d+)$`))
-      .reply((uri: string): nock.ReplyFnResult => {
-        this.requests.push({ method: 'DELETE', path: uri });
-        const f = fault('delete');
-        if (f) return f;
-        const id = Number(uri.split('/').pop());
-        const r = this.runners.get(id);
-        if (!r) return [404, { message: 'Not Found' }, rl()];
-        if (r.busy) return [422, { message: 'Bad request - Runner "x" is still running a job"' }, rl()];
-        this.runners.delete(id);
-        return [204, '', rl()];
+      .reply(function (this: nock.ReplyFnContext, uri: string): nock.ReplyFnResult {
+        self.requests.push({ method: 'DELETE', path: uri });
+        return guarded('delete', this.req, () => {
+          const r = runnerOf(uri);
+          if (!r) return [404, { message: 'Not Found' }, rl()];
+          if (r.busy) return [422, { message: `Bad request - Runner "${r.name}" is still running a job"` }, rl()];
+          self.runners.delete(r.id);
+          return [204, '', rl()];
+        });
+      })
+      .get(`/repos/${owner}/${repo}/installation`)
+      .reply(function (this: nock.ReplyFnContext, uri: string): nock.ReplyFnResult {
+        self.requests.push({ method: 'GET', path: uri });
+        return self.installation(this.req, `repos/${owner}/${repo}`, rl());
+      })
+      .get(`/orgs/${owner}/installation`)
+      .reply(function (this: nock.ReplyFnContext, uri: string): nock.ReplyFnResult {
+        self.requests.push({ method: 'GET', path: uri });
+        return self.installation(this.req, `orgs/${owner}`, rl());
+      })
+      .post(/^\/app\/installations\/(\d+)\/access_tokens$/)
+      .reply(function (this: nock.ReplyFnContext, uri: string): nock.ReplyFnResult {
+        self.requests.push({ method: 'POST', path: uri });
+        const v = self.apps.verifyJwt(this.req.headers.authorization as string | undefined);
+        if (!v.ok) return [401, { message: v.message }, rl()];
+        const issued = self.apps.issueToken(v.app, Number(uri.split('/')[3]));
+        if (!issued) return [404, { message: 'Not Found' }, rl()];
+        return [201, { token: issued.token, expires_at: issued.expiresAt, permissions: { administration: 'write' }, repository_selection: 'selected' }, rl()];
       });
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+  }
+
+  private jit(req: { headers: Record<string, string | string[]> }, uri: string, body: nock.Body, guarded: (op: string, req: { headers: Record<string, string | string[]> }, act: () => nock.ReplyFnResult, resource?: string) => nock.ReplyFnResult, rl: (resource?: string) => Record<string, string>): nock.ReplyFnResult {
+    this.requests.push({ method: 'POST', path: uri });
+    return guarded(
+      'jit',
+      req,
+      () => {
+        const b = body as { name: string; labels: string[] };
+        if ([...this.runners.values()].some((r) => r.name === b.name)) return [409, { message: `Already exists - A runner with the name ${b.name} already exists.` }, rl('actions_runner_registration')];
+        const r: FakeRunner = { id: this.nextId++, name: b.name, status: 'offline', busy: false, labels: b.labels.map((name, k) => ({ id: k + 1, name, type: READ_ONLY.has(name.toLowerCase()) ? 'read-only' : 'custom' })) };
+        this.runners.set(r.id, r);
+        const encoded = Buffer.from(`jit-secret-for-${r.id}-${'x'.repeat(40)}`).toString('base64');
+        this.configs.set(encoded, r.id);
+        this.onCreate(r);
+        return [201, { runner: r, encoded_jit_config: encoded }, rl('actions_runner_registration')];
+      },
+      'actions_runner_registration',
+    );
+  }
+
+  /** GitHub's pagination: per_page (≤ 100, default 30), page, a Link header; `name` filters. */
+  private page(uri: string, headers: Record<string, string>): nock.ReplyFnResult {
+    const u = new URL(uri, this.base);
+    const name = u.searchParams.get('name');
+    const all = [...this.runners.values()].filter((r) => name === null || r.name === name);
+    const perPage = Math.min(Math.max(Number(u.searchParams.get('per_page') ?? 30) || 30, 1), 100);
+    const page = Math.max(Number(u.searchParams.get('page') ?? 1) || 1, 1);
+    const last = Math.max(Math.ceil(all.length / perPage), 1);
+    const link = (n: number, rel: string) => {
+      const l = new URL(u.toString());
+      l.searchParams.set('per_page', String(perPage));
+      l.searchParams.set('page', String(n));
+      return `<${l.toString()}>; rel="${rel}"`;
+    };
+    const links = [...(page < last ? [link(page + 1, 'next'), link(last, 'last')] : []), ...(page > 1 ? [link(1, 'first'), link(page - 1, 'prev')] : [])];
+    return [200, { total_count: all.length, runners: all.slice((page - 1) * perPage, page * perPage) }, { ...headers, ...(links.length ? { link: links.join(', ') } : {}) }];
+  }
+
+  private installation(req: { headers: Record<string, string | string[]> }, scope: string, headers: Record<string, string>): nock.ReplyFnResult {
+    const f = this.faults.installation?.shift();
+    if (f) return [f.status, f.body ?? { message: `injected ${f.status}` }, headers];
+    const v = this.apps.verifyJwt(req.headers.authorization as string | undefined);
+    if (!v.ok) return [401, { message: v.message }, headers];
+    if (this.apps.installationFor(v.app, scope) === undefined) return [404, { message: 'Not Found' }, headers];
+    return [200, AppRegistry.installationBody(v.app, this.base, this.owner, scope.startsWith('orgs/') ? 'Organization' : 'User'), headers];
+  }
+
+  /** The machine holding this JIT config connects: its runner goes online. */
+  connect(encodedJitConfig: string): FakeRunner | undefined {
+    const id = this.configs.get(encodedJitConfig.trim());
+    const r = id === undefined ? undefined : this.runners.get(id);
+    if (r) r.status = 'online';
+    return r;
   }
 
   done(): void {

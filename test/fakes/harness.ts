@@ -53,12 +53,32 @@ export interface Rig {
   deps: StartDeps;
 }
 
-export function rig(extra: Partial<StartDeps> = {}): Rig {
+/**
+ * The machines of the unit world: once a JIT config is parked in SSM, its instance "boots" and
+ * its runner connects after `bootMs`, unless the test drives the machines itself (`machines: false`).
+ * Until then the runner is offline, as at GitHub, so the happy path really waits.
+ */
+function simulateMachines(world: FakeWorld, github: NockGitHub, bootMs: number): void {
+  world.on('PutParameter', (input) => {
+    const tags = Object.fromEntries(((input.Tags as { Key: string; Value: string }[]) ?? []).map((t) => [t.Key, t.Value]));
+    world.params.set(input.Name as string, { value: input.Value as string, tags });
+    const instanceId = String(input.Name).split('/').pop() ?? '';
+    setTimeout(() => {
+      if (world.instances.get(instanceId)?.State.Name !== 'running' && world.instances.get(instanceId)?.State.Name !== 'pending') return;
+      world.setPhase(instanceId, 'runner-started');
+      github.connect(String(input.Value));
+    }, bootMs).unref();
+    return { Version: 1 };
+  });
+}
+
+export function rig(extra: Partial<StartDeps> = {}, o: { machines?: boolean; bootMs?: number } = {}): Rig {
   freshStateFile();
   process.env.SPOT_RUNNER_GITHUB_RETRY_BASE_MS = '1';
   process.env.SPOT_RUNNER_GITHUB_WRITE_GAP_MS = '0';
   const world = new FakeWorld();
   const github = new NockGitHub();
+  if (o.machines ?? true) simulateMachines(world, github, o.bootMs ?? 15);
   const state = new StateRecorder();
   const logs: string[] = [];
   const rate: RateLimit = {};
@@ -68,6 +88,7 @@ export function rig(extra: Partial<StartDeps> = {}): Rig {
     rate,
     state,
     log: (l) => logs.push(l),
+    accountId: async () => '123456789012',
     wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 2000 },
     ...extra,
   };

@@ -5,6 +5,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sharedValidator } from './openapi.js';
+import { AppRegistry, type TestApp } from '../fakes/github-app.js';
 
 export type LabOperation =
   | 'generate-jitconfig'
@@ -12,7 +13,9 @@ export type LabOperation =
   | 'get-runner'
   | 'delete-runner'
   | 'list-runner-groups'
-  | 'list-labels';
+  | 'list-labels'
+  | 'get-installation'
+  | 'create-installation-token';
 
 // OpenAPI operationId → the stand-in's short name (both scopes share one name).
 const OPERATIONS: Record<string, LabOperation> = {
@@ -27,7 +30,12 @@ const OPERATIONS: Record<string, LabOperation> = {
   'actions/list-self-hosted-runner-groups-for-org': 'list-runner-groups',
   'actions/list-labels-for-self-hosted-runner-for-repo': 'list-labels',
   'actions/list-labels-for-self-hosted-runner-for-org': 'list-labels',
+  'apps/get-repo-installation': 'get-installation',
+  'apps/get-org-installation': 'get-installation',
+  'apps/create-installation-access-token': 'create-installation-token',
 };
+// Operations GitHub authenticates with the App's JWT, not with a token.
+const JWT_OPERATIONS = new Set<LabOperation>(['get-installation', 'create-installation-token']);
 const ALL_OPERATIONS = [...new Set(Object.values(OPERATIONS))];
 
 // Labels GitHub treats as built in; everything else a JIT request names is custom.
@@ -35,7 +43,11 @@ const READ_ONLY_LABELS = new Set(['self-hosted', 'linux', 'windows', 'macos', 'x
 const DOCS = 'https://docs.github.com/rest/actions/self-hosted-runners';
 const JIT_MARK = 'spot-runner-github-standin';
 
-export type FaultStatus = 500 | 502 | 503 | 504 | 422 | 'secondary-rate-limit';
+/**
+ * `lost-answer`: the request is carried out, then the client gets a 502 (a proxy timing out
+ * after GitHub acted); `spammed`: DELETE's other 422, "the endpoint has been spammed".
+ */
+export type FaultStatus = 500 | 502 | 503 | 504 | 422 | 'secondary-rate-limit' | 'lost-answer' | 'spammed';
 export interface Fault {
   operation: LabOperation | '*';
   status: FaultStatus;
@@ -114,6 +126,10 @@ export interface GitHubStandInOptions {
   runnerGroups?: RunnerGroup[];
   /** Added to every API response, to mimic the network. */
   latencyMs?: number;
+  /** The actions_runner_registration bucket generate-jitconfig draws on. Default 10000 an hour. */
+  registrationRateLimit?: number;
+  /** More DELETEs of runners than this within one second get 422 "endpoint has been spammed". Default 20. */
+  deleteSpamPerSecond?: number;
 }
 
 interface Reply {
@@ -137,6 +153,8 @@ export class GitHubStandIn {
   readonly requests: Array<{ method: string; path: string; operation?: LabOperation; status: number }> = [];
   calls = GitHubStandIn.zeroCalls();
   latencyMs: number;
+  /** The bucket of the answer being written (x-ratelimit-resource). */
+  private lastBucket: 'core' | 'actions_runner_registration' = 'core';
 
   private readonly validator = sharedValidator();
   private faults: Array<Fault & { times: number }> = [];
@@ -147,7 +165,11 @@ export class GitHubStandIn {
   private nextRunnerId = 1;
   private nextJobId = 1;
   private rate: { limit: number; remaining: number; resetAt: number; window: number };
+  private registration: { limit: number; remaining: number; resetAt: number; window: number };
+  private deletes: number[] = [];
   private closed = false;
+  /** GitHub Apps the stand-in knows: JWTs are checked against their keys, their tokens accepted. */
+  readonly apps = new AppRegistry();
 
   private constructor(
     private readonly server: Server,
@@ -158,6 +180,7 @@ export class GitHubStandIn {
     this.latencyMs = opts.latencyMs ?? 0;
     this.groups = [{ id: 1, name: 'Default', visibility: 'all' }, ...(opts.runnerGroups ?? [])];
     this.rate = this.freshBudget();
+    this.registration = this.freshBudget(opts.registrationRateLimit ?? 10_000);
   }
 
   /** Starts the stand-in on a free loopback port. */
@@ -183,9 +206,8 @@ export class GitHubStandIn {
     return Object.fromEntries(ALL_OPERATIONS.map((o) => [o, 0])) as Record<LabOperation, number>;
   }
 
-  private freshBudget() {
+  private freshBudget(limit = this.opts.rateLimit ?? 5000) {
     const window = this.opts.rateLimitWindowSeconds ?? 3600;
-    const limit = this.opts.rateLimit ?? 5000;
     return { limit, remaining: limit, window, resetAt: Math.ceil(Date.now() / 1000) + window };
   }
 
@@ -215,6 +237,17 @@ export class GitHubStandIn {
     if (r.limit !== undefined) this.rate.limit = r.limit;
     this.rate.remaining = r.remaining ?? this.rate.limit;
     if (r.resetInSeconds !== undefined) this.rate.resetAt = Math.ceil(Date.now() / 1000 + r.resetInSeconds);
+  }
+
+  /** Sets the actions_runner_registration bucket (generate-jitconfig). */
+  setRegistrationRateLimit(r: { remaining: number; resetInSeconds?: number }): void {
+    this.registration.remaining = r.remaining;
+    if (r.resetInSeconds !== undefined) this.registration.resetAt = Math.ceil(Date.now() / 1000 + r.resetInSeconds);
+  }
+
+  /** A GitHub App installed on the scopes it names (repos/{o}/{r}, orgs/{org}). */
+  registerApp(app: TestApp): void {
+    this.apps.register(app);
   }
 
   get rateLimit(): { limit: number; remaining: number; used: number; reset: number } {
@@ -277,6 +310,9 @@ export class GitHubStandIn {
     this.corruptions = [];
     this.calls = GitHubStandIn.zeroCalls();
     this.rate = this.freshBudget();
+    this.registration = this.freshBudget(this.opts.registrationRateLimit ?? 10_000);
+    this.deletes = [];
+    this.apps.clear();
   }
 
   async close(): Promise<void> {
@@ -319,10 +355,21 @@ export class GitHubStandIn {
 
     const given = /^(?:bearer|token)\s+(\S+)$/i.exec(authorization ?? '')?.[1];
     if (given === undefined) return { reply: error(401, 'Requires authentication', { status: '401' }), operation };
-    if (given !== this.token) return { reply: error(401, 'Bad credentials', { status: '401' }), operation };
+    let app: TestApp | undefined;
+    if (JWT_OPERATIONS.has(operation)) {
+      // GitHub wants the App's JWT here; a token (even a valid one) is refused.
+      const v = this.apps.verifyJwt(authorization);
+      if (!v.ok) return { reply: error(401, v.message, { status: '401' }), operation };
+      app = v.app;
+    } else if (given !== this.token && !this.apps.tokenValid(given)) {
+      return { reply: error(401, 'Bad credentials', { status: '401' }), operation };
+    }
 
-    if (Date.now() / 1000 >= this.rate.resetAt) this.rate = { ...this.rate, remaining: this.rate.limit, resetAt: Math.ceil(Date.now() / 1000) + this.rate.window };
-    if (this.rate.remaining <= 0) {
+    // generate-jitconfig draws on its own bucket; everything else here on core.
+    const bucket = operation === 'generate-jitconfig' ? this.registration : this.rate;
+    if (Date.now() / 1000 >= bucket.resetAt) Object.assign(bucket, { remaining: bucket.limit, resetAt: Math.ceil(Date.now() / 1000) + bucket.window });
+    this.lastBucket = operation === 'generate-jitconfig' ? 'actions_runner_registration' : 'core';
+    if (bucket.remaining <= 0) {
       return {
         reply: error(403, 'API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.', {
           documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api',
@@ -330,7 +377,7 @@ export class GitHubStandIn {
         operation,
       };
     }
-    this.rate.remaining--;
+    bucket.remaining--;
 
     let body: unknown;
     if (raw.trim() !== '') {
@@ -349,7 +396,8 @@ export class GitHubStandIn {
       return { reply: error(500, `spot-runner lab: request violates GitHub's OpenAPI description (${op.operationId}): ${problems.join('; ')}`), operation };
     }
 
-    let reply = this.fault(operation) ?? this.dispatch(operation, path, match.params, query, body as Record<string, unknown>);
+    const act = () => (app ? this.appRoute(operation, app, match.params) : this.dispatch(operation, path, match.params, query, body as Record<string, unknown>));
+    let reply = this.fault(operation, act) ?? this.spamGuard(operation) ?? act();
     const corrupt = this.corruptions.findIndex((c) => c.operation === operation);
     if (corrupt >= 0) {
       const [c] = this.corruptions.splice(corrupt, 1);
@@ -363,10 +411,39 @@ export class GitHubStandIn {
     return { reply, operation };
   }
 
-  private fault(operation: LabOperation): Reply | undefined {
+  /** GET .../installation and POST /app/installations/{id}/access_tokens, for a verified App. */
+  private appRoute(operation: LabOperation, app: TestApp, params: Record<string, string>): Reply {
+    if (operation === 'get-installation') {
+      const scope = params.org !== undefined ? `orgs/${params.org}` : `repos/${params.owner}/${params.repo}`;
+      if (this.apps.installationFor(app, scope) === undefined) return error(404, 'Not Found', { status: '404' });
+      const owner = params.org ?? params.owner ?? '';
+      return { status: 200, body: AppRegistry.installationBody(app, this.url, owner, params.org !== undefined ? 'Organization' : 'User') };
+    }
+    const issued = this.apps.issueToken(app, Number(params.installation_id));
+    if (!issued) return error(404, 'Not Found', { status: '404' });
+    this.issued.push(issued.token);
+    return { status: 201, body: { token: issued.token, expires_at: issued.expiresAt, permissions: { administration: 'write', organization_self_hosted_runners: 'write' }, repository_selection: 'selected' } };
+  }
+
+  /** Too many runner DELETEs in one second: GitHub's other 422. */
+  private spamGuard(operation: LabOperation): Reply | undefined {
+    if (operation !== 'delete-runner') return undefined;
+    const now = Date.now();
+    this.deletes = this.deletes.filter((t) => now - t < 1000);
+    this.deletes.push(now);
+    if (this.deletes.length > (this.opts.deleteSpamPerSecond ?? 20)) return error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
+    return undefined;
+  }
+
+  private fault(operation: LabOperation, act: () => Reply): Reply | undefined {
     const f = this.faults.find((x) => x.times > 0 && (x.operation === '*' || x.operation === operation));
     if (!f) return undefined;
     f.times--;
+    if (f.status === 'lost-answer') {
+      act();
+      return error(502, 'Server Error');
+    }
+    if (f.status === 'spammed') return error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
     if (f.status === 'secondary-rate-limit') {
       return {
         ...error(403, 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.', {
@@ -415,6 +492,10 @@ export class GitHubStandIn {
             workflow_restrictions_read_only: false,
           })),
         }));
+      case 'get-installation':
+      case 'create-installation-token':
+        // Reached only without a verified App (apiRoute routes those to appRoute).
+        return error(401, 'A JSON web token could not be decoded', { status: '401' });
     }
   }
 
@@ -481,11 +562,12 @@ export class GitHubStandIn {
     if (api) {
       headers['x-github-request-id'] = randomUUID().toUpperCase();
       headers['x-github-api-version-selected'] = '2022-11-28';
-      headers['x-ratelimit-limit'] = String(this.rate.limit);
-      headers['x-ratelimit-remaining'] = String(this.rate.remaining);
-      headers['x-ratelimit-used'] = String(this.rate.limit - this.rate.remaining);
-      headers['x-ratelimit-reset'] = String(this.rate.resetAt);
-      headers['x-ratelimit-resource'] = 'core';
+      const b = this.lastBucket === 'core' ? this.rate : this.registration;
+      headers['x-ratelimit-limit'] = String(b.limit);
+      headers['x-ratelimit-remaining'] = String(b.remaining);
+      headers['x-ratelimit-used'] = String(b.limit - b.remaining);
+      headers['x-ratelimit-reset'] = String(b.resetAt);
+      headers['x-ratelimit-resource'] = this.lastBucket;
     }
     if (reply.body === undefined) {
       res.writeHead(reply.status, headers).end();

@@ -1,5 +1,6 @@
 // Checks requests and responses against GitHub's published OpenAPI description
 // (@octokit/openapi), so the lab's GitHub stand-in cannot drift from the real API.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -34,7 +35,9 @@ export interface RouteMatch {
 
 // Everything the runner stand-in could be asked about. Extracting only these keeps the
 // per-process cost to a small JSON file instead of the 70 MB description.
-const KEEP = /^\/(repos\/\{owner\}\/\{repo\}|orgs\/\{org\})\/actions\/runner/;
+// Plus the GitHub App calls an action authenticating as an App makes: find the installation,
+// mint its token.
+const KEEP = /^\/((repos\/\{owner\}\/\{repo\}|orgs\/\{org\})\/(actions\/runner|installation$)|app\/installations\/\{installation_id\}\/access_tokens$)/;
 
 // Statuses GitHub returns on any operation although most operations do not list them:
 // auth failures, rate limits, "not found", and server errors.
@@ -57,7 +60,9 @@ function cacheFile(version: string, size: number): string {
   const pkgJson = requireCjs.resolve('@octokit/openapi/package.json');
   // node_modules/@octokit/openapi/package.json → node_modules/.cache
   const nodeModules = dirname(dirname(dirname(pkgJson)));
-  return join(nodeModules, '.cache', 'spot-runner-lab', `runner-ops-${version}-${size}.json`);
+  // KEEP is part of the key: widening it must not reuse a cache extracted with the old one.
+  const keep = createHash('sha256').update(KEEP.source).digest('hex').slice(0, 8);
+  return join(nodeModules, '.cache', 'spot-runner-lab', `runner-ops-${version}-${size}-${keep}.json`);
 }
 
 function extract(spec: { paths: Record<string, Record<string, Json>> }): Operation[] {

@@ -2,8 +2,9 @@
 // takes parsed YAML and returns a list of problems (empty = fine), so tests can
 // feed it deliberately broken workflows too.
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
 /** The one reference every workflow and example uses for the action. Change the owner here and in the YAML together. */
@@ -13,7 +14,7 @@ const ACTION_REPO = ACTION_REF.split('@')[0] as string;
 /** Custom self-hosted labels in use, the equivalent of actionlint.yaml's self-hosted-runner.labels. */
 export const CUSTOM_LABELS = ['spot', 'kani', 'benchmark', 'training', 'integration'];
 
-/** Labels GitHub gives every self-hosted runner itself. */
+/** Labels the action registers on every runner itself (a JIT runner gets no labels from GitHub). */
 const DEFAULT_LABELS = ['self-hosted', 'linux', 'x64', 'arm64'];
 
 export type Obj = Record<string, unknown>;
@@ -105,8 +106,88 @@ export function callSecrets(wf: Obj): Record<string, { required: boolean; descri
 function jobs(wf: Obj): [string, Obj][] {
   return Object.entries(obj(wf.jobs)).map(([id, j]) => [id, obj(j)]);
 }
+/** A job's steps, with this repository's composite sub-actions expanded in place (see expandComposites). */
 function steps(job: Obj): Obj[] {
-  return arr(job.steps).map(obj);
+  return expandComposites(arr(job.steps).map(obj), 'job');
+}
+
+const COMPOSITE = /^spot-runner\/spot-runner\/([\w-]+)@v1$/;
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The sub-action a `uses:` names, read from this repository (as the runner would fetch it at @v1). */
+export function loadComposite(uses: string): Obj | undefined {
+  const m = COMPOSITE.exec(uses);
+  if (!m) return undefined;
+  const file = join(REPO_ROOT, m[1] as string, 'action.yml');
+  if (!existsSync(file)) throw new Error(`uses '${uses}': ${file} does not exist`);
+  const a = obj(parse(readFileSync(file, 'utf8')));
+  if (obj(a.runs).using !== 'composite') throw new Error(`uses '${uses}': ${file} is not a composite action`);
+  return a;
+}
+
+/**
+ * Replaces each composite step with the composite's own steps: `inputs.X` becomes the caller's
+ * `with.X` expression (a literal is quoted), step ids get the caller's id (or position) as prefix.
+ */
+export function expandComposites(steps: Obj[], where: string): Obj[] {
+  const out: Obj[] = [];
+  for (const [index, step] of steps.entries()) {
+    const a = typeof step.uses === 'string' ? loadComposite(step.uses) : undefined;
+    if (!a) {
+      out.push(step);
+      continue;
+    }
+    const sw = `${where}.steps[${index}] '${String(step.name ?? step.uses)}'`;
+    for (const k of Object.keys(step)) if (!['name', 'id', 'uses', 'with'].includes(k)) throw new Error(`${sw}: '${k}' on a composite step is not supported by this interpreter`);
+    const declared = obj(a.inputs);
+    const given = obj(step.with);
+    for (const k of Object.keys(given)) if (!(k in declared)) throw new Error(`${sw}: with.${k} is not an input of ${String(step.uses)}`);
+    const exprOf = (name: string): string => {
+      const d = obj(declared[name]);
+      const v = name in given ? String(given[name]) : d.default !== undefined ? String(d.default) : undefined;
+      if (v === undefined) {
+        if (d.required === true) throw new Error(`${sw}: the required input '${name}' of ${String(step.uses)} is missing`);
+        return "''";
+      }
+      const m = /^\$\{\{\s*([\s\S]+?)\s*\}\}$/.exec(v);
+      if (m) return `(${m[1] as string})`;
+      if (v.includes('${{')) throw new Error(`${sw}: with.${name} mixes text and expressions, which this interpreter does not expand`);
+      return `'${v.replace(/'/g, "''")}'`;
+    };
+    const prefix = `${typeof step.id === 'string' ? step.id : `composite${index}`}__`;
+    const inner = (Array.isArray(obj(a.runs).steps) ? (obj(a.runs).steps as unknown[]) : []).map(obj);
+    const ids = inner.map((x) => x.id).filter((x): x is string => typeof x === 'string');
+    // Outputs: supported when each is the same-named output of one inner step; that step then
+    // takes the caller's id, so `steps.<caller id>.outputs.X` reads it unchanged.
+    const outs = Object.entries(obj(a.outputs));
+    let outputStep: string | undefined;
+    for (const [name, o] of outs) {
+      const m = /^\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}$/.exec(String(obj(o).value ?? ''));
+      if (!m || m[2] !== name || (outputStep !== undefined && outputStep !== m[1])) throw new Error(`${sw}: output '${name}' of ${String(step.uses)} is not the same-named output of one step, which this interpreter cannot map`);
+      outputStep = m[1];
+    }
+    if (outs.length > 0 && typeof step.id !== 'string') throw new Error(`${sw}: a composite with outputs needs an id`);
+    const newId = (id: string) => (id === outputStep ? String(step.id) : `${prefix}${id}`);
+    const rewrite = (text: string): string => {
+      let t = text.replace(/\binputs\.([A-Za-z0-9_-]+)/g, (_m, n: string) => {
+        if (!(n in declared)) throw new Error(`${sw}: ${String(step.uses)} reads inputs.${n}, which it does not declare`);
+        return exprOf(n);
+      });
+      for (const id of ids) t = t.replace(new RegExp(`\\bsteps\\.${id}\\.`, 'g'), `steps.${newId(id)}.`);
+      return t;
+    };
+    const deep = (v: unknown): unknown => (typeof v === 'string' ? rewrite(v) : Array.isArray(v) ? v.map(deep) : isObj(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, deep(x)])) : v);
+    for (const x of inner) {
+      if (x.run !== undefined && x.shell !== 'bash') throw new Error(`${sw}: composite run steps must say shell: bash`);
+      const { shell: _shell, ...rest } = x;
+      const e = deep(rest) as Obj;
+      if (typeof x.id === 'string') e.id = newId(x.id);
+      // `run:` is script text, not an expression: the composite's run steps read inputs through env.
+      if (typeof x.run === 'string') e.run = x.run;
+      out.push(e);
+    }
+  }
+  return out;
 }
 function needsOf(job: Obj): string[] {
   return arr(job.needs).map(String);
@@ -286,19 +367,18 @@ export function checkIdToken(wf: Obj): string[] {
   return problems;
 }
 
-/** Every job that starts runners has a fork guard step before it and passes allow-forks through. */
+/**
+ * The fork guard lives in the action (src/config.ts): every job that starts runners passes
+ * allow-forks through, and no workflow keeps a copy of the guard.
+ */
 export function checkForkGuard(wf: Obj): string[] {
   const problems: string[] = [];
   for (const [id, job] of jobs(wf)) {
     const st = steps(job);
+    if (st.some((s) => /fork guard/i.test(String(s.name ?? '')))) problems.push(`job '${id}' keeps its own fork guard step; the action's guard is the one place`);
     const startIdx = st.findIndex((s) => isActionRef(s.uses) && obj(s.with).mode === 'start');
     if (startIdx < 0) continue;
-    if (!('allow-forks' in obj(st[startIdx]?.with))) problems.push(`job '${id}' starts runners without passing allow-forks`);
-    // A retry's start runs after a guarded start in a job it needs.
-    const isFirstStart = !needsOf(job).some((n) => steps(obj(obj(wf.jobs)[n])).some((s) => isActionRef(s.uses) && obj(s.with).mode === 'start'));
-    const guardIdx = st.findIndex((s) => s.name === 'Fork guard');
-    if (isFirstStart && (guardIdx < 0 || guardIdx > startIdx)) problems.push(`job '${id}' starts runners without a fork guard step before it`);
-    if (guardIdx >= 0 && !strings(st[guardIdx]?.env).some((v) => v.includes('inputs.allow-forks'))) problems.push(`job '${id}': the fork guard does not read inputs.allow-forks`);
+    if (!String(obj(st[startIdx]?.with)['allow-forks'] ?? '').includes('inputs.allow-forks')) problems.push(`job '${id}' starts runners without passing inputs.allow-forks`);
   }
   return problems;
 }

@@ -2,6 +2,9 @@
 // evaluates the `${{ … }}` expressions the workflows actually use, and runs each step the way the
 // Actions runner would, through a Host that decides what "running" means (the lab, or a fake):
 //   - `uses: ACTION_REF`      → host.action() with the evaluated `with:` (+ action.yml defaults);
+//   - `uses: spot-runner/spot-runner/<name>@v1` → this repository's composite action <name>/action.yml,
+//     expanded in place: its inputs become the caller's `with:` expressions (or its defaults),
+//     its step ids are prefixed, and its steps then run like the job's own;
 //   - configure-aws-credentials, checkout, upload-artifact → not run (they need real AWS/GitHub),
 //     recorded with the reason; their `with:` is still evaluated;
 //   - `run:`                  → bash -e for real, with the step's evaluated env, GITHUB_OUTPUT
@@ -16,7 +19,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCommandFile } from '../lab/action.js';
-import { ACTION_REF, actionInputs, callInputs, callSecrets, callTrigger, isObj, type ActionInputs, type Obj } from './check.js';
+import { ACTION_REF, actionInputs, callInputs, callSecrets, callTrigger, expandComposites, isObj, type ActionInputs, type Obj } from './check.js';
 
 // ---------------------------------------------------------------- expressions
 
@@ -391,6 +394,8 @@ const NOT_RUN: Array<[RegExp, string]> = [
 ];
 
 const asObj = (v: unknown): Obj => (isObj(v) ? v : {});
+
+
 const asList = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 
 function checkKeys(o: Obj, allowed: string[], where: string): void {
@@ -557,7 +562,12 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
     };
 
     const runSteps = async () => {
-      const steps = Array.isArray(job.steps) ? job.steps.map(asObj) : [];
+      let steps: Obj[];
+      try {
+        steps = expandComposites(Array.isArray(job.steps) ? job.steps.map(asObj) : [], jw);
+      } catch (e) {
+        throw new WorkflowError((e as Error).message);
+      }
       for (const [index, step] of steps.entries()) {
         const name = String(step.name ?? step.uses ?? step.run ?? `step ${index + 1}`);
         const sw = `${jw}.steps[${index}] '${name}'`;
