@@ -81,10 +81,11 @@ describe('policies come from docs/iam', () => {
     const stack = buildStack();
     expect(stack.resolve(narrowArn('arn:aws:s3:::bucket/${aws:username}/*'))).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:s3:::bucket/${!aws:username}/*' });
   });
-  it('the checkpoint policy (docs/iam/checkpoint-bucket.json) is attached only with the bucket, on the bucket', () => {
-    const p = (props('InstanceRole').Policies as Json[])[1] as Json;
-    expect(p['Fn::If']).toEqual(['CreatingCheckpointBucket', expect.objectContaining({ PolicyName: 'spot-runner-checkpoints' }), { Ref: 'AWS::NoValue' }]);
-    expect(JSON.stringify(p)).toContain('arn:${AWS::Partition}:s3:::${CheckpointBucket}/*');
+  it('the checkpoint policy (docs/iam/checkpoint-bucket.json) goes on the instance role only with the bucket, for the bucket', () => {
+    template.hasResource('AWS::IAM::Policy', { Condition: 'CreatingCheckpointBucket', Properties: { Roles: [{ Ref: 'InstanceRole' }] } });
+    const deployed = props('CheckpointAccess').PolicyDocument as { Statement: Json[] };
+    expect(JSON.stringify(deployed)).toContain('"arn:${AWS::Partition}:s3:::${CheckpointBucket}/*"');
+    expect(JSON.stringify(widen(deployed.Statement)).replace(/\$\{CheckpointBucket\}/g, 'CHECKPOINT_BUCKET')).toBe(JSON.stringify(iamDoc('checkpoint-bucket.json').Statement));
   });
 });
 

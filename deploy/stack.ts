@@ -6,7 +6,7 @@
 import { Aws, CfnCondition, CfnOutput, CfnParameter, CfnRule, DefaultStackSynthesizer, Fn, Stack, Validations, type ICfnConditionExpression } from 'aws-cdk-lib';
 import { CfnBudget } from 'aws-cdk-lib/aws-budgets';
 import { CfnSecurityGroup } from 'aws-cdk-lib/aws-ec2';
-import { CfnInstanceProfile, CfnOIDCProvider, CfnRole } from 'aws-cdk-lib/aws-iam';
+import { CfnInstanceProfile, CfnOIDCProvider, CfnPolicy, CfnRole } from 'aws-cdk-lib/aws-iam';
 import { CfnBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { readPolicy, stackPolicy } from './policies.js';
@@ -190,10 +190,7 @@ export class SpotRunnerStack extends Stack {
       roleName: Fn.sub('${NamePrefix}-instance'),
       description: 'spot-runner runner instances: read their own JIT parameter, tag their own phase',
       assumeRolePolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] },
-      policies: [
-        { policyName: 'spot-runner-instance', policyDocument: stackPolicy('instance-role.json') },
-        Fn.conditionIf(creatingBucket.logicalId, { PolicyName: 'spot-runner-checkpoints', PolicyDocument: stackPolicy('checkpoint-bucket.json', {}, { CHECKPOINT_BUCKET: '${CheckpointBucket}' }) }, Aws.NO_VALUE),
-      ] as CfnRole.PolicyProperty[],
+      policies: [{ policyName: 'spot-runner-instance', policyDocument: stackPolicy('instance-role.json') }],
       managedPolicyArns: Fn.conditionIf(hasExtraPolicies.logicalId, extraPolicies.valueAsList, Aws.NO_VALUE) as unknown as string[],
     });
     // The validator reads the list's empty default as one empty ARN; Fn::If drops it before IAM sees it.
@@ -256,6 +253,15 @@ export class SpotRunnerStack extends Stack {
     // A checkpoint is a training run's only state: deleting the stack keeps it.
     bucket.cfnOptions.deletionPolicy = 'Retain' as never;
     bucket.cfnOptions.updateReplacePolicy = 'Retain' as never;
+
+    // The instances may read and write the checkpoints (train.yml syncs them on interruption). A
+    // separate policy resource, not a conditional entry in the role's list: moto chokes on that.
+    const checkpointAccess = new CfnPolicy(this, 'CheckpointAccess', {
+      policyName: 'spot-runner-checkpoints',
+      roles: [instanceRole.ref],
+      policyDocument: stackPolicy('checkpoint-bucket.json', {}, { CHECKPOINT_BUCKET: '${CheckpointBucket}' }),
+    });
+    checkpointAccess.cfnOptions.condition = creatingBucket;
 
     // ---- optional budget ----
     const alert = new CfnBudget(this, 'MonthlyBudget', {
