@@ -128,7 +128,7 @@ export class SpotRunnerStack extends Stack {
     const hasAmiRepo = cond('HasAmiBuildRepository', notEmpty(amiRepo.valueAsString));
     const hasExtraPolicies = cond('HasInstanceRoleManagedPolicies', notEmpty(Fn.join('', extraPolicies.valueAsList)));
     const creatingBucket = cond('CreatingCheckpointBucket', Fn.conditionEquals(withBucket.valueAsString, 'true'));
-    const creatingBudget = cond('CreatingBudget', Fn.conditionNot(Fn.conditionEquals(budget.valueAsNumber, 0)));
+    const creatingBudget = cond('CreatingBudget', Fn.conditionNot(Fn.conditionEquals(budget.valueAsString, '0')));
 
     new CfnRule(this, 'BudgetNeedsAnEmail', {
       ruleCondition: Fn.conditionNot(Fn.conditionEquals(budget.valueAsString, '0')),
@@ -290,7 +290,7 @@ export class SpotRunnerStack extends Stack {
       Fn.sub(
         [
           '# start job: id-token: write',
-          '- uses: aws-actions/configure-aws-credentials@v4',
+          '- uses: aws-actions/configure-aws-credentials@7474bc4690e29a8392af63c5b98e7449536d5c3a # v4.3.1',
           '  with: { role-to-assume: "${ControlRoleArn}", aws-region: "${AWS::Region}" }',
           '- id: start',
           '  uses: spot-runner/spot-runner@v1',
