@@ -125,6 +125,10 @@ describe('trust', () => {
     expect(pattern('Environment').test('spot-runner')).toBe(true);
     expect(pattern('Environment').test('prod:ref')).toBe(false);
   });
+  it('the instance role gets the extra managed policies only when some are given', () => {
+    expect(props('InstanceRole').ManagedPolicyArns).toEqual({ 'Fn::If': ['HasInstanceRoleManagedPolicies', { Ref: 'InstanceRoleManagedPolicyArns' }, { Ref: 'AWS::NoValue' }] });
+    template.hasCondition('HasInstanceRoleManagedPolicies', { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': ['', { Ref: 'InstanceRoleManagedPolicyArns' }] }, ''] }] });
+  });
   it('the instance role is for EC2 only', () => {
     expect(trust('InstanceRole')).toEqual([{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }]);
   });

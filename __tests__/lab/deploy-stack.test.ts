@@ -7,10 +7,13 @@
 //   (__tests__/deploy.test.ts) check the principal; this test checks moto created everything else.
 // - moto keeps an AWS::NoValue list element as null, where CloudFormation drops it: the subjects are
 //   compared without the nulls.
+// - moto's AWS::S3::Bucket applies only BucketEncryption (and Tags): versioning, the public-access
+//   block and the lifecycle rule are left to the CDK assertions. Its AWS::IAM::Role ignores
+//   ManagedPolicyArns, likewise.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CloudFormationClient, CreateStackCommand, DeleteStackCommand, DescribeStackResourcesCommand, DescribeStacksCommand, type Parameter } from '@aws-sdk/client-cloudformation';
 import { DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeLaunchTemplateVersionsCommand, DescribeSecurityGroupsCommand, DescribeVpcsCommand } from '@aws-sdk/client-ec2';
-import { GetInstanceProfileCommand, GetRoleCommand, IAMClient } from '@aws-sdk/client-iam';
+import { GetInstanceProfileCommand, GetRoleCommand, GetRolePolicyCommand, IAMClient, ListAttachedRolePoliciesCommand } from '@aws-sdk/client-iam';
 import { readFileSync } from 'node:fs';
 import { TEMPLATE } from '../../deploy/app.js';
 import { runWithPost } from '../../test/lab/action.js';
@@ -115,4 +118,39 @@ describe('the account stack on moto, then start → stop from its outputs', () =
     await expect(iam.send(new GetRoleCommand({ RoleName: 'spot-runner-control' }))).rejects.toMatchObject({ name: 'NoSuchEntityException' });
     await expect(lab.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [outputs.SecurityGroupId ?? ''] }))).rejects.toMatchObject({ name: expect.stringMatching(/InvalidGroup/) });
   }, 120_000);
+
+  it('with the options: an existing OIDC provider, the checkpoint bucket, extra managed policies', async () => {
+    const vpc = (await lab.ec2.send(new DescribeVpcsCommand({}))).Vpcs?.[0]?.VpcId ?? '';
+    const ssmCore = 'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore';
+    const outputs = await deploy([
+      param('GitHubOrg', 'acme'),
+      param('Repositories', 'widgets'),
+      param('CreateOidcProvider', 'false'),
+      param('NamePrefix', 'sr2'),
+      param('VpcId', vpc),
+      param('SubnetIds', lab.subnets.join(',')),
+      param('CreateCheckpointBucket', 'true'),
+      param('InstanceRoleManagedPolicyArns', ssmCore),
+    ]);
+    const bucket = outputs.CheckpointBucketName ?? '';
+    expect(bucket).not.toBe('');
+    // moto's S3 over plain REST (path style, unsigned: moto checks no signature by default).
+    const s3 = async (query: string) => {
+      const r = await fetch(`${lab.moto.endpoint}/${bucket}?${query}`);
+      expect(r.status).toBe(200);
+      return r.text();
+    };
+    expect(await s3('encryption')).toMatch(/<SSEAlgorithm>AES256<\/SSEAlgorithm>/);
+    // moto's CloudFormation applies only a bucket's encryption (and tags); versioning, the
+    // public-access block and the lifecycle rule are checked by the CDK assertions.
+
+    const role = 'sr2-instance';
+    // moto's AWS::IAM::Role ignores ManagedPolicyArns (nothing is attached); the CDK assertions check the property.
+    expect((await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role }))).AttachedPolicies ?? []).toEqual([]);
+    const checkpoint = await iam.send(new GetRolePolicyCommand({ RoleName: role, PolicyName: 'spot-runner-checkpoints' }));
+    expect(decodeURIComponent(checkpoint.PolicyDocument ?? '')).toContain(`arn:aws:s3:::${bucket}/*`);
+    expect(outputs.InstanceProfileName).toBe('sr2-instance');
+    expect(outputs.ControlRoleArn).toMatch(/:role\/sr2-control$/);
+    await cfn.send(new DeleteStackCommand({ StackName: STACK }));
+  }, 60_000);
 });
