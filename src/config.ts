@@ -51,7 +51,14 @@ export interface StartConfig extends Common {
   preRunnerScript: string;
   jobImdsAccess: boolean;
   allowForks: boolean;
+  /** Spot allocation strategy; on-demand always honours the order (prioritized). */
+  allocationStrategy: AllocationStrategy;
+  /** Only the one listed type, never another type or family, on-demand fallback included. */
+  exactType: boolean;
 }
+
+export const ALLOCATION_STRATEGIES = ['price-capacity-optimized', 'capacity-optimized-prioritized'] as const;
+export type AllocationStrategy = (typeof ALLOCATION_STRATEGIES)[number];
 
 export interface StopConfig extends Common {
   mode: 'stop';
@@ -283,6 +290,10 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
   }
   const allowForks = bool(get, 'allow-forks', false);
   forkGuard(run, allowForks);
+  const exactType = bool(get, 'exact-type', false);
+  if (exactType && instanceTypes.length > 1) {
+    throw new InputError('exact-type', `it allows one instance type, but instance-types lists ${instanceTypes.length} (${instanceTypes.join(', ')})`, 'list exactly one type, or set exact-type: false to let EC2 fall back to the others');
+  }
   return {
     ...common,
     mode: 'start',
@@ -304,6 +315,8 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
     preRunnerScript: get('pre-runner-script'),
     jobImdsAccess: bool(get, 'job-imds-access', false),
     allowForks,
+    allocationStrategy: oneOf<AllocationStrategy>(get, 'allocation-strategy', ALLOCATION_STRATEGIES, 'price-capacity-optimized'),
+    exactType,
   };
 }
 
@@ -327,4 +340,16 @@ function forkGuard(run: RunContext, allowForks: boolean): void {
   if (run.eventName.startsWith('pull_request') && run.pullRequest?.fork) {
     throw new InputError('allow-forks', `refusing to start runners for a pull request from the fork ${run.pullRequest.headRepo}: ${why}`, 'run it from a branch of this repository, or set allow-forks: true if you accept that risk');
   }
+}
+
+/** Tuning settings (environment, not inputs): read here, once, like the inputs. */
+export interface Tuning {
+  /** PutParameter calls a second one start makes (0 = unpaced, SDK retries only). */
+  ssmPutsPerSecond: number;
+}
+
+export function tuning(env: NodeJS.ProcessEnv = process.env): Tuning {
+  const raw = env.SPOT_RUNNER_SSM_PUTS_PER_SECOND;
+  const n = raw === undefined || raw === '' ? 2 : Number(raw);
+  return { ssmPutsPerSecond: Number.isFinite(n) && n >= 0 ? n : 2 };
 }

@@ -302,7 +302,7 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
 async function removeInstances(aws: AwsClients, found: Finding[], problems: string[]): Promise<void> {
   if (found.length === 0) return;
   try {
-    const done = new Set(await terminate(aws, found.map((f) => f.id)));
+    const done = new Set((await terminate(aws, found.map((f) => f.id))).terminated);
     for (const f of found) f.outcome = done.has(f.id) ? 'removed' : 'already gone';
   } catch (e) {
     for (const f of found) f.outcome = 'failed';

@@ -1,12 +1,16 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { PricingClient } from '@aws-sdk/client-pricing';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { STSClient } from '@aws-sdk/client-sts';
 import type { AwsClients } from '../../src/aws/clients.js';
 
 export interface Call {
-  service: 'ec2' | 'ssm';
+  service: Service;
   command: string;
   input: Record<string, unknown>;
 }
+
+type Service = 'ec2' | 'ssm' | 'sts' | 'pricing';
 
 type Handler = (input: Record<string, unknown>, call: number) => unknown;
 
@@ -27,7 +31,7 @@ export class FakeAws {
   }
 
   clients(): AwsClients {
-    const send = (service: 'ec2' | 'ssm') =>
+    const send = (service: Service) =>
       async (cmd: { constructor: { name: string }; input: Record<string, unknown> }, opts?: { abortSignal?: AbortSignal }) => {
         const command = cmd.constructor.name.replace(/Command$/, '');
         opts?.abortSignal?.throwIfAborted();
@@ -42,9 +46,13 @@ export class FakeAws {
     const creds = { accessKeyId: 'fake', secretAccessKey: 'fake' };
     const ec2 = new EC2Client({ region: 'us-east-1', credentials: creds });
     const ssm = new SSMClient({ region: 'us-east-1', credentials: creds });
+    const sts = new STSClient({ region: 'us-east-1', credentials: creds });
+    const pricing = new PricingClient({ region: 'us-east-1', credentials: creds });
     Object.assign(ec2, { send: send('ec2') });
     Object.assign(ssm, { send: send('ssm') });
-    return { ec2, ssm };
+    Object.assign(sts, { send: send('sts') });
+    Object.assign(pricing, { send: send('pricing') });
+    return { ec2, ssm, sts, pricing };
   }
 
   mutating(): Call[] {

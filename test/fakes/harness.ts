@@ -50,6 +50,9 @@ export interface Rig {
   deps: StartDeps;
 }
 
+/** A real (1 ms) pause: the code's backoff runs, counted in calls rather than seconds. */
+export const tick = () => new Promise<void>((r) => setTimeout(r, 1));
+
 export function rig(extra: Partial<StartDeps> = {}): Rig {
   freshStateFile();
   process.env.SPOT_RUNNER_GITHUB_RETRY_BASE_MS = '1';
@@ -66,6 +69,9 @@ export function rig(extra: Partial<StartDeps> = {}): Rig {
     state,
     log: (l) => logs.push(l),
     wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 2000 },
+    // The eventual-consistency retries run for real; only their sleeps are shortened.
+    retry: { sleep: tick, templateBudgetMs: 30_000 },
+    terminate: { sleep: tick, notFoundBudgetMs: 60_000 },
     ...extra,
   };
   return { world, github, state, logs, deps };
