@@ -17,7 +17,7 @@ import type { Runner } from '../src/github/runners.js';
 import { runMain } from '../src/main.js';
 import { GRACE_MINUTES, findInstances, findParameters, findRunners, findTemplates, nukeRequested, parameterInstance, planReap, reap, reapedOutput, runnerLabel, type Inventory, type Rules } from '../src/modes/reap.js';
 import { TAGS, parameterName } from '../src/tags.js';
-import { FakeAws, awsError } from '../test/fakes/aws.js';
+import { awsError } from '../test/fakes/aws.js';
 import { FakeWorld } from '../test/fakes/world.js';
 import { BASE_START, ENV, config, freshStateFile } from '../test/fakes/harness.js';
 import { GitHubStandIn } from '../test/lab/github.js';

@@ -9,7 +9,7 @@ import type { AwsClients } from './clients.js';
  * (docs/benchmarks.md, "SSM throughput").
  */
 export class Pacer {
-  private next = 0;
+  private next = -Infinity;
   private readonly gapMs: number;
   constructor(
     perSecond: number,

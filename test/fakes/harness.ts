@@ -53,17 +53,17 @@ export interface Rig {
 /** A real (1 ms) pause: the code's backoff runs, counted in calls rather than seconds. */
 export const tick = () => new Promise<void>((r) => setTimeout(r, 1));
 
-export function rig(extra: Partial<StartDeps> = {}): Rig {
+export function rig(extra: Partial<StartDeps> = {}, world?: ConstructorParameters<typeof FakeWorld>[0]): Rig {
   freshStateFile();
   process.env.SPOT_RUNNER_GITHUB_RETRY_BASE_MS = '1';
   process.env.SPOT_RUNNER_GITHUB_WRITE_GAP_MS = '0';
-  const world = new FakeWorld();
+  const w = new FakeWorld(world);
   const github = new NockGitHub();
   const state = new StateRecorder();
   const logs: string[] = [];
   const rate: RateLimit = {};
   const deps: StartDeps = {
-    aws: world.clients(),
+    aws: w.clients(),
     gh: makeGitHub('ghs_testtoken', rate),
     rate,
     state,
@@ -74,7 +74,7 @@ export function rig(extra: Partial<StartDeps> = {}): Rig {
     terminate: { sleep: tick, notFoundBudgetMs: 60_000 },
     ...extra,
   };
-  return { world, github, state, logs, deps };
+  return { world: w, github, state, logs, deps };
 }
 
 export async function runStart(r: Rig, overrides: Record<string, string> = {}) {
