@@ -357,6 +357,13 @@ export class FakeWorld extends FakeAws {
     return this.live().map((i) => i.InstanceId);
   }
 
+  /** Changes some options (the rate limits start afresh). */
+  configure(o: Partial<WorldOptions>): void {
+    this.opts = { ...this.opts, ...o };
+    this.putBucket = new Bucket(this.opts.putPerSecond);
+    this.getBucket = new Bucket(this.opts.getPerSecond);
+  }
+
   /** Makes every instance visible at once (a test that is not about consistency may say so). */
   settleAll(): void {
     this.hidden.clear();
