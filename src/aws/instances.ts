@@ -95,7 +95,8 @@ export async function terminate(aws: AwsClients, ids: string[], o: TerminateOpti
   const done: string[] = [];
   let pending = [...new Set(ids)];
   let waited = 0;
-  for (let delay = 1_000; pending.length > 0; delay = Math.min(delay * 2, 16_000)) {
+  // Short first retries: a rollback right after a launch must finish inside the runner's 7.5 s cancel grace.
+  for (let delay = 500; pending.length > 0; delay = Math.min(Math.round(delay * 1.5), 8_000)) {
     const retry: string[] = [];
     for (let i = 0; i < pending.length; i += 1000) {
       const batch = pending.slice(i, i + 1000);

@@ -226,6 +226,11 @@ export class AwsFaultProxy {
     return this.calls.filter((c) => c.action === action && (source === undefined || c.source === source)).length;
   }
 
+  /** Calls of an action that succeeded (HTTP 200): a CreateFleet refused while its template was not yet known does not count. */
+  accepted(action: string, source?: CallSource): number {
+    return this.calls.filter((c) => c.action === action && c.status === 200 && (source === undefined || c.source === source)).length;
+  }
+
   /** Calls per action, optionally of one source. */
   counts(source?: CallSource): Record<string, number> {
     const out: Record<string, number> = {};
