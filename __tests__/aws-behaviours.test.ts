@@ -66,6 +66,17 @@ describe('SSM lost answers', () => {
     expect(r.world.count('GetParameter')).toBe(2);
   });
 
+  it('after a lost answer, a parameter its machine has already read and deleted is success too', async () => {
+    const r = rig({}, { world: { losePutEvery: 0 } });
+    r.world.on('PutParameter', () => {
+      // Stored, read and deleted by the machine before the SDK's retry came back.
+      throw awsError('ParameterAlreadyExists', 'The parameter already exists.');
+    });
+    const res = await runStart(r, { count: '2' });
+    expect(res.runners).toHaveLength(2);
+    expect(r.world.count('GetParameter')).toBe(2);
+  });
+
   it('a parameter of the same name holding another value is an error, not success', async () => {
     const r = rig({}, { world: { losePutEvery: 0 } });
     r.world.on('PutParameter', (input) => {
