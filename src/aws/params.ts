@@ -34,7 +34,8 @@ export class Pacer {
  * A JIT config is several KB of base64 (it carries an RSA key), past the 4 KB standard tier:
  * Intelligent-Tiering picks the advanced tier only when it must. When the first answer is lost
  * (a timeout after SSM stored it) the SDK's retry gets ParameterAlreadyExists: the parameter is
- * ours (its name holds the instance id) if it holds exactly our value, and then that is success.
+ * ours (its name holds the instance id) if it holds exactly our value, and then that is success;
+ * so is finding it gone, since its machine deletes it as soon as it has read it.
  */
 export async function putSecret(aws: AwsClients, name: string, value: string, tags: Record<string, string>, signal?: AbortSignal, pacer?: Pacer): Promise<void> {
   await pacer?.take();
@@ -51,7 +52,14 @@ export async function putSecret(aws: AwsClients, name: string, value: string, ta
     );
   } catch (e) {
     if (errorCode(e) !== 'ParameterAlreadyExists') throw e;
-    const out = await aws.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }), { abortSignal: signal });
+    let out;
+    try {
+      out = await aws.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }), { abortSignal: signal });
+    } catch (e2) {
+      // Gone again already: its machine booted, read it and deleted it (only it deletes its own).
+      if (errorCode(e2) === 'ParameterNotFound') return;
+      throw e2;
+    }
     if (out.Parameter?.Value !== value) throw new SpotRunnerError(`SSM parameter ${name} already exists with another value; it is not this start's (remove it, or run reap)`);
   }
 }
