@@ -26,12 +26,12 @@ const median = (xs) => {
   return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-export async function benchAws({ runs = 1, log = (...a) => console.error('[bench-aws]', ...a) } = {}) {
+export async function benchAws({ runs = 1, only, log = (...a) => console.error('[bench-aws]', ...a) } = {}) {
   const [{ startLab }, { scaleStart }] = await loadTs('test/lab/lab.ts', 'test/lab/scale.ts');
   const lab = await startLab({ simulator: { pollMs: 300 } });
   const rows = [];
   try {
-    for (const c of CASES) {
+    for (const c of CASES.filter((_, k) => !only || only.includes(k))) {
       const got = [];
       for (let i = 0; i < runs; i++) {
         await lab.reset();
@@ -47,7 +47,8 @@ export async function benchAws({ runs = 1, log = (...a) => console.error('[bench
   } finally {
     await lab.close();
   }
-  const base = median(rows[1].got.map((r) => r.startMs));
+  const baseRow = rows.find((r) => r.c === CASES[1]);
+  const base = baseRow ? median(baseRow.got.map((r) => r.startMs)) : NaN;
   const table = [
     '| case | start (s, median) | vs ideal paced | PutParameter calls | throttled | lost answers | account PutParameter rate (/s) | all succeeded |',
     '|---|---|---|---|---|---|---|---|',
@@ -80,9 +81,13 @@ the whole budget while it runs. Concurrent starts throttle each other either way
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 1;
-  const { md, table } = await benchAws({ runs });
+  const arg = (f) => (process.argv.includes(f) ? process.argv[process.argv.indexOf(f) + 1] : undefined);
+  const runs = Number(arg('--runs')) || 1;
+  // --cases 0,3: only those rows (for a partial re-run); the file is then left alone.
+  const only = arg('--cases')?.split(',').map(Number);
+  const { md, table } = await benchAws({ runs, only });
   console.log(table);
+  if (only) process.exit(0);
   const file = join(ROOT, 'docs', 'benchmarks.md');
   const doc = readFileSync(file, 'utf8');
   const start = doc.indexOf('## 6. AWS behaviours');
