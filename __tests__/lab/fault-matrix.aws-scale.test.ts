@@ -20,9 +20,12 @@ describe('fault matrix: AWS at scale', () => {
     const r = await scaleStart(lab, { count: 100, realism: { putPerSecond: 3, instanceMs: 8_000 } });
     expect(r.errors).toEqual([]);
     expect(r.ok).toBe(true);
-    // Paced below the limit: no call is throttled, so none is wasted.
-    expect(r.putThrottled).toBe(0);
-    expect(r.putCalls).toBe(100 + r.putLost);
+    // Paced below the limit, a throttle is rare (the SDK's immediate retry after a lost answer,
+    // or calls bunched in transit); unpaced, one start of 100 meets about 20 (bench §6).
+    expect(r.putThrottled).toBeLessThan(10);
+    expect(r.putCalls).toBe(100 + r.putLost + r.putThrottled);
+    // The account's rate stays under its 3/s: the rest is left to other users.
+    expect(r.putsPerSecond).toBeLessThan(3);
     await stopAll(r.labels);
     console.log(`aws-scale 100: ${JSON.stringify(r)}`);
   }, 400_000);
