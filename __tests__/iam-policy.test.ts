@@ -10,7 +10,7 @@ const SRC = join(ROOT, 'src');
 const AMI_SRC = join(SRC, 'ami');
 
 /** IAM service prefix of each SDK package the code may import. */
-const SERVICE_PREFIX: Record<string, string> = { ec2: 'ec2', ssm: 'ssm', sts: 'sts' };
+const SERVICE_PREFIX: Record<string, string> = { ec2: 'ec2', ssm: 'ssm', sts: 'sts', pricing: 'pricing' };
 
 /** Calls IAM never denies, so no policy lists them; each with its source. */
 const NO_PERMISSION_NEEDED: Record<string, string> = {
@@ -216,7 +216,7 @@ describe('docs/iam/control-role.json matches what src/ (start, stop, reap) calls
     });
     it('grants Resource "*" only to read-only calls', () => {
       for (const s of statements.filter((x) => list(x.Resource).includes('*'))) {
-        for (const a of list(s.Action)) expect(a).toMatch(/^(ec2|ssm):(Describe|Get|List)/);
+        for (const a of list(s.Action)) expect(a).toMatch(/^(ec2|ssm|sts|pricing):(Describe|Get|List)/);
       }
     });
   });

@@ -44,6 +44,8 @@ const BAD: [string, Record<string, string>, RegExp][] = [
   ['count fractional', { count: '1.5' }, /Input 'count': '1.5' is not a positive whole number/],
   ['count above the cap', { count: '101' }, /Input 'count': 101 is above the limit of 100/],
   ['unknown market', { market: 'reserved' }, /Input 'market': 'reserved' is not one of spot, on-demand/],
+  ['unknown allocation strategy', { 'allocation-strategy': 'lowest-price' }, /Input 'allocation-strategy': 'lowest-price' is not one of price-capacity-optimized, capacity-optimized-prioritized/],
+  ['exact-type with two types', { 'exact-type': 'true' }, /Input 'exact-type': it allows one instance type, but instance-types lists 2/],
   ['fallback not a boolean', { 'on-demand-fallback': 'yes' }, /Input 'on-demand-fallback': 'yes' is not a boolean/],
   ['spot price not a number', { 'max-spot-price': 'cheap' }, /Input 'max-spot-price': 'cheap' is not a price/],
   ['malformed subnet', { 'subnet-ids': 'subnet-0123abcd, vpc-12345678' }, /Input 'subnet-ids': 'vpc-12345678' is not a valid subnet id/],

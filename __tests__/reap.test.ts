@@ -3,6 +3,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { CreateLaunchTemplateCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { DescribeParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { PricingClient } from '@aws-sdk/client-pricing';
+import { STSClient } from '@aws-sdk/client-sts';
 import nock from 'nock';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -16,8 +18,8 @@ import type { Runner } from '../src/github/runners.js';
 import { runMain } from '../src/main.js';
 import { GRACE_MINUTES, findInstances, findParameters, findRunners, findTemplates, nukeRequested, parameterInstance, planReap, reap, reapedOutput, runnerLabel, type Inventory, type Rules } from '../src/modes/reap.js';
 import { TAGS } from '../src/tags.js';
-
-import { FakeAws, awsError } from '../test/fakes/aws.js';
+import { awsError } from '../test/fakes/aws.js';
+import { FakeWorld } from '../test/fakes/world.js';
 import { ENV, config, freshStateFile } from '../test/fakes/harness.js';
 import { GitHubStandIn } from '../test/lab/github.js';
 import { ACTION_REF, actionInputs, checkActionSteps, checkDescriptions, checkIdToken, checkInterfaceUsed, checkJobHygiene, checkNoExpressionsInRun, checkPinned, loadWorkflow, type Obj } from '../test/workflows/check.js';
@@ -222,7 +224,7 @@ describe('nuke refusal', () => {
     expect((config({ mode: 'reap', 'github-token': 't', 'max-age': '0', confirm: 'everything' }) as ReapConfig).maxAgeMinutes).toBe(0);
   });
   it('reap() refuses a hand-built config too, before listing anything', async () => {
-    const world = new ReapWorld();
+    const world = new FakeWorld();
     const cfg = { ...(config({ mode: 'reap', 'github-token': 't' }) as ReapConfig), maxAgeMinutes: 0, confirm: '' };
     expect(() => nukeRequested(cfg)).toThrow(/confirm/);
     await expect(reap(cfg, { aws: world.clients(), gh: makeGitHub('t'), log: () => undefined })).rejects.toThrow(/Input 'confirm'/);
@@ -235,86 +237,6 @@ describe('nuke refusal', () => {
 });
 
 // ---- reap() over paginated fakes -------------------------------------------------------------
-
-interface WInstance {
-  InstanceId: string;
-  State: { Name: string };
-  LaunchTime: Date;
-  Tags: { Key: string; Value: string }[];
-}
-
-/** EC2 + SSM that page like the real ones (NextToken, MaxResults) and enforce the batch limits. */
-class ReapWorld extends FakeAws {
-  instances = new Map<string, WInstance>();
-  params = new Map<string, Date>();
-  templates = new Map<string, { name: string; created: Date; tags: { Key: string; Value: string }[] }>();
-  constructor() {
-    super();
-    const page = <T>(items: T[], input: Record<string, unknown>, max: number) => {
-      const start = Number(input.NextToken ?? 0);
-      const size = Math.min(Number(input.MaxResults ?? max), max);
-      const next = start + size < items.length ? String(start + size) : undefined;
-      return { items: items.slice(start, start + size), NextToken: next };
-    };
-    const byTags = (tags: { Key: string; Value: string }[], filters: { Name: string; Values: string[] }[]) =>
-      filters.every((f) => !f.Name.startsWith('tag:') || tags.some((t) => t.Key === f.Name.slice(4) && f.Values.includes(t.Value)));
-    this.on('DescribeInstances', (input) => {
-      const filters = (input.Filters as { Name: string; Values: string[] }[] | undefined) ?? [];
-      const list = [...this.instances.values()].filter((i) => byTags(i.Tags, filters) && filters.every((f) => f.Name !== 'instance-state-name' || f.Values.includes(i.State.Name)));
-      const p = page(list, input, 1000);
-      return { Reservations: p.items.map((i) => ({ OwnerId: '123456789012', Instances: [{ ...i, State: { ...i.State } }] })), NextToken: p.NextToken };
-    });
-    this.on('TerminateInstances', (input) => {
-      const ids = input.InstanceIds as string[];
-      if (ids.length > 1000) throw awsError('InvalidParameterValue', 'at most 1000 ids');
-      return {
-        TerminatingInstances: ids.map((id) => {
-          const i = this.instances.get(id);
-          if (!i) throw awsError('InvalidInstanceID.NotFound', id);
-          i.State = { Name: 'terminated' };
-          return { InstanceId: id, CurrentState: { Name: 'shutting-down' } };
-        }),
-      };
-    });
-    this.on('DescribeParameters', (input) => {
-      const path = `${(input.ParameterFilters as { Values: string[] }[])[0]?.Values[0] ?? ''}/`;
-      const list = [...this.params.entries()].filter(([n]) => n.startsWith(path)).map(([Name, LastModifiedDate]) => ({ Name, LastModifiedDate }));
-      const p = page(list, input, 50);
-      return { Parameters: p.items, NextToken: p.NextToken };
-    });
-    this.on('DeleteParameters', (input) => {
-      const names = input.Names as string[];
-      if (names.length > 10) throw awsError('ValidationException', 'at most 10 names');
-      const deleted = names.filter((n) => this.params.delete(n));
-      return { DeletedParameters: deleted, InvalidParameters: names.filter((n) => !deleted.includes(n)) };
-    });
-    this.on('DescribeLaunchTemplates', (input) => {
-      const filters = (input.Filters as { Name: string; Values: string[] }[] | undefined) ?? [];
-      const list = [...this.templates.entries()].filter(([, t]) => byTags(t.tags, filters)).map(([id, t]) => ({ LaunchTemplateId: id, LaunchTemplateName: t.name, CreateTime: t.created, Tags: t.tags }));
-      const p = page(list, input, 200);
-      return { LaunchTemplates: p.items, NextToken: p.NextToken };
-    });
-    this.on('DeleteLaunchTemplate', (input) => {
-      if (!this.templates.delete(input.LaunchTemplateId as string)) throw awsError('InvalidLaunchTemplateId.NotFound', 'gone');
-      return {};
-    });
-  }
-  addInstance(label: string | undefined, ageMinutes: number, extra: Record<string, string> = {}): string {
-    const id = `i-${hex(++seq)}`;
-    const tags = label ? { [TAGS.managed]: 'true', [TAGS.label]: label, ...extra } : extra;
-    this.instances.set(id, { InstanceId: id, State: { Name: 'running' }, LaunchTime: ago(ageMinutes), Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) });
-    return id;
-  }
-  addTemplate(label: string, ageMinutes: number, managed = true): string {
-    const id = `lt-${hex(++seq)}`;
-    const tags = managed ? [{ Key: TAGS.managed, Value: 'true' }, { Key: TAGS.label, Value: label }] : [];
-    this.templates.set(id, { name: label, created: ago(ageMinutes), tags });
-    return id;
-  }
-  live(): string[] {
-    return [...this.instances.values()].filter((i) => i.State.Name !== 'terminated').map((i) => i.InstanceId);
-  }
-}
 
 interface GhRunner {
   id: number;
@@ -378,16 +300,16 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
   afterAll(() => nock.enableNetConnect());
 
   const reapCfg = (inputs: Record<string, string> = {}) => config({ mode: 'reap', 'github-token': 'ghs_test', ...inputs }) as ReapConfig;
-  const deps = (world: ReapWorld, logs: string[] = []) => ({ aws: world.clients(), gh: makeGitHub('ghs_test'), log: (l: string) => logs.push(l), now: () => NOW, accountId: async () => ACCOUNT });
+  const deps = (world: FakeWorld, logs: string[] = []) => ({ aws: world.clients(), gh: makeGitHub('ghs_test'), log: (l: string) => logs.push(l), now: () => NOW, accountId: async () => ACCOUNT });
 
   it('pages through 2500 instances and 250 runners, terminates in batches of 1000, deletes parameters 10 at a time', async () => {
-    const world = new ReapWorld();
+    const world = new FakeWorld();
     const gh = new PagedGitHub();
     const old: string[] = [];
-    for (let k = 0; k < 2500; k++) old.push(world.addInstance(`spot-runner-${k}-1-aaaaaa-00000000`, 500));
-    const keep = world.addInstance(LABEL_A, 5);
-    for (let k = 0; k < 25; k++) world.params.set(jitPath(`spot-runner-${k}-1-aaaaaa-00000000`, old[k] as string), ago(400));
-    world.params.set(jitPath(LABEL_A, keep), ago(30));
+    for (let k = 0; k < 2500; k++) old.push(world.addInstance(`spot-runner-${k}-1-aaaaaa-00000000`, ago(500)));
+    const keep = world.addInstance(LABEL_A, ago(5));
+    for (let k = 0; k < 25; k++) world.addParameter(jitPath(`spot-runner-${k}-1-aaaaaa-00000000`, old[k] as string), ago(400));
+    world.addParameter(jitPath(LABEL_A, keep), ago(30));
     for (let k = 0; k < 249; k++) gh.add(`spot-runner-${k}-1-aaaaaa-00000000-1`);
     const alive = gh.add(`${LABEL_A}-1`);
 
@@ -401,7 +323,7 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
     expect(r.instances).toHaveLength(2500);
     expect(r.instances.length).toBeGreaterThan(0);
     expect(r.instances.every((f) => f.outcome === 'removed')).toBe(true);
-    expect(world.live()).toEqual([keep]);
+    expect(world.liveIds()).toEqual([keep]);
     expect([...world.params.keys()]).toEqual([jitPath(LABEL_A, keep)]);
     expect(gh.deletes).toHaveLength(249);
     expect([...gh.runners.keys()]).toEqual([alive]);
@@ -410,10 +332,10 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
   });
 
   it('pages DescribeParameters (50 a page) and DescribeLaunchTemplates (200 a page)', async () => {
-    const world = new ReapWorld();
+    const world = new FakeWorld();
     new PagedGitHub();
-    for (let k = 0; k < 120; k++) world.params.set(jitPath(LABEL_B, `i-${hex(900_000 + k)}`), ago(60));
-    for (let k = 0; k < 450; k++) world.addTemplate(`spot-runner-${k}-1-bbbbbb-00000000`, 60);
+    for (let k = 0; k < 120; k++) world.addParameter(jitPath(LABEL_B, `i-${hex(900_000 + k)}`), ago(60));
+    for (let k = 0; k < 450; k++) world.addTemplate(`spot-runner-${k}-1-bbbbbb-00000000`, ago(60));
     const r = await reap(reapCfg(), deps(world));
     expect(world.count('DescribeParameters')).toBe(3);
     expect(world.count('DescribeLaunchTemplates')).toBe(3);
@@ -424,11 +346,11 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
   });
 
   it('a dry run reports everything and removes nothing', async () => {
-    const world = new ReapWorld();
+    const world = new FakeWorld();
     const gh = new PagedGitHub();
-    world.addInstance(LABEL_B, 500);
-    world.params.set(jitPath(LABEL_B, 'i-0123456789abcdef0'), ago(60));
-    world.addTemplate(LABEL_B, 600);
+    world.addInstance(LABEL_B, ago(500));
+    world.addParameter(jitPath(LABEL_B, 'i-0123456789abcdef0'), ago(60));
+    world.addTemplate(LABEL_B, ago(600));
     gh.add(`${LABEL_B}-1`);
     const r = await reap(reapCfg({ 'dry-run': 'true' }), deps(world));
     expect([r.instances, r.parameters, r.templates, r.runners].map((x) => x.length)).toEqual([1, 1, 1, 1]);
@@ -440,17 +362,17 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
   });
 
   it('keeps untagged resources and busy runners, even in a nuke', async () => {
-    const world = new ReapWorld();
+    const world = new FakeWorld();
     const gh = new PagedGitHub();
-    const foreign = world.addInstance(undefined, 99_999, { Name: 'prod-db' });
-    const foreignLt = world.addTemplate('prod-template', 99_999, false);
-    world.params.set('/spot-runner/ami/base/x86_64', ago(99_999));
+    const foreign = world.addInstance(undefined, ago(99_999), { Name: 'prod-db' });
+    const foreignLt = world.addTemplate('prod-template', ago(99_999), false);
+    world.addParameter('/spot-runner/ami/base/x86_64', ago(99_999));
     const busy = gh.add(`${LABEL_B}-1`, { busy: true });
     const busyOffline = gh.add(`${LABEL_B}-2`, { busy: true, status: 'offline' });
     const stranger = gh.add('build-box-1', { labels: ['self-hosted'] });
     const r = await reap(reapCfg({ 'max-age': '0', confirm: 'everything' }), deps(world));
     expect(r.nuke).toBe(true);
-    expect(world.live()).toEqual([foreign]);
+    expect(world.liveIds()).toEqual([foreign]);
     expect(world.templates.has(foreignLt)).toBe(true);
     expect(world.params.has('/spot-runner/ami/base/x86_64')).toBe(true);
     expect([...gh.runners.keys()]).toEqual([busy, busyOffline, stranger]);
@@ -458,7 +380,7 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
   });
 
   it('reports a runner that took a job between listing and deletion as kept, not removed', async () => {
-    const world = new ReapWorld();
+    const world = new FakeWorld();
     const gh = new PagedGitHub();
     const id = gh.add(`${LABEL_B}-1`);
     gh.busyOnDelete.add(id);
@@ -469,21 +391,21 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
   });
 
   it('terminates leaked instances even when GitHub is down, and says what it could not do', async () => {
-    const world = new ReapWorld();
+    const world = new FakeWorld();
     nock('https://api.github.com').persist().get(/\/actions\/runners/).reply(401, { message: 'Bad credentials' });
-    const leaked = world.addInstance(LABEL_B, 500);
+    const leaked = world.addInstance(LABEL_B, ago(500));
     const r = await reap(reapCfg(), deps(world));
-    expect(world.live()).not.toContain(leaked);
+    expect(world.liveIds()).not.toContain(leaked);
     expect(r.problems).toEqual([expect.stringMatching(/^listing runners failed, so none were removed: .*Bad credentials/)]);
   });
 
   it('fails when the instances cannot be listed: nothing can be judged without them', async () => {
-    const world = new ReapWorld();
+    const world = new FakeWorld();
     new PagedGitHub();
     world.on('DescribeInstances', () => {
       throw awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403);
     });
-    world.params.set(jitPath(LABEL_B, 'i-0123456789abcdef0'), ago(60));
+    world.addParameter(jitPath(LABEL_B, 'i-0123456789abcdef0'), ago(60));
     await expect(reap(reapCfg(), deps(world))).rejects.toThrow(/not authorized/);
     expect(world.mutating()).toEqual([]);
   });
@@ -644,7 +566,7 @@ describe('reap on moto with the GitHub stand-in', () => {
 
   function reapDeps() {
     process.env.GITHUB_API_URL = gh.url;
-    return { aws: { ec2, ssm }, gh: makeGitHub(gh.token), log: () => undefined, now: () => Date.now() + 60 * MIN, accountId: async () => ACCOUNT };
+    return { aws: { ec2, ssm, sts: new STSClient({ region: 'us-east-1' }), pricing: new PricingClient({ region: 'us-east-1' }) }, gh: makeGitHub(gh.token), log: () => undefined, now: () => Date.now() + 60 * MIN, accountId: async () => ACCOUNT };
   }
   const cfg = (inputs: Record<string, string> = {}) => config({ mode: 'reap', 'github-token': gh.token, ...inputs }) as ReapConfig;
 

@@ -19,7 +19,7 @@ describe('start', () => {
     const r = rig();
     const res = await runStart(r);
     expect(r.world.count('CreateLaunchTemplate')).toBe(1);
-    expect(r.world.count('CreateFleet')).toBe(1);
+    expect(r.world.fleetsAccepted.length).toBe(1);
     expect(r.world.count('PutParameter')).toBe(2);
     expect(res.runners).toHaveLength(2);
     expect(res.runners.map((x) => x.spotPrice)).toEqual(['0.0300', '0.0300']);
@@ -60,7 +60,7 @@ describe('start', () => {
       return { launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({ type: 'c7i.large', market: spec.DefaultTargetCapacityType })) };
     };
     const res = await runStart(r, { count: '3' });
-    const fleets = r.world.calls.filter((c) => c.command === 'CreateFleet').map((c) => c.input.TargetCapacitySpecification);
+    const fleets = r.world.fleetsAccepted.map((c) => c.input.TargetCapacitySpecification);
     expect(fleets).toEqual([
       { TotalTargetCapacity: 3, DefaultTargetCapacityType: 'spot', SpotTargetCapacity: 3 },
       { TotalTargetCapacity: 2, DefaultTargetCapacityType: 'on-demand', OnDemandTargetCapacity: 2 },
@@ -76,7 +76,7 @@ describe('start', () => {
       return { launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({ type: 'c7i.large', market: spec.DefaultTargetCapacityType })) };
     };
     const res = await runStart(r);
-    expect(r.world.calls.filter((c) => c.command === 'CreateFleet').map((c) => (c.input.TargetCapacitySpecification as { DefaultTargetCapacityType: string }).DefaultTargetCapacityType)).toEqual(['spot', 'on-demand']);
+    expect(r.world.fleetsAccepted.map((c) => (c.input.TargetCapacitySpecification as { DefaultTargetCapacityType: string }).DefaultTargetCapacityType)).toEqual(['spot', 'on-demand']);
     expect(res.runners.map((x) => x.market)).toEqual(['on-demand', 'on-demand']);
   });
 
@@ -84,7 +84,7 @@ describe('start', () => {
     const r = rig();
     r.world.fleet = () => ({ launch: [{ type: 'c7i.large', market: 'spot' }], errors: [{ code: 'InsufficientInstanceCapacity', market: 'spot' }] });
     await expect(runStart(r, { 'on-demand-fallback': 'false' })).rejects.toThrow(/Not enough spot capacity: launched 1 of 2.*on-demand-fallback: true/);
-    expect(r.world.count('CreateFleet')).toBe(1);
+    expect(r.world.fleetsAccepted.length).toBe(1);
     expectNothingLeft(r);
   });
 
@@ -92,7 +92,7 @@ describe('start', () => {
     const r = rig();
     r.world.fleet = () => ({ launch: [{ type: 'c7i.large', market: 'spot' }], errors: [{ code: 'InvalidParameterValue', market: 'spot' }] });
     await expect(runStart(r)).rejects.toThrow(/EC2 Fleet launched 1 of 2: InvalidParameterValue/);
-    expect(r.world.count('CreateFleet')).toBe(1);
+    expect(r.world.fleetsAccepted.length).toBe(1);
     expectNothingLeft(r);
   });
 

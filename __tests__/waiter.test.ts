@@ -26,6 +26,8 @@ function setup(phase: string | undefined, state = 'running', instanceCheckMs = 3
     // By default the periodic instance check never comes round: only the vanished path looks.
     instanceCheckMs,
     listThreshold: 3,
+    launchedAt: 0,
+    notFoundGraceMs: 60_000,
     now: () => t,
     sleep: async (ms) => {
       t += ms;

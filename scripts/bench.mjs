@@ -8,7 +8,8 @@
 //   2. API economy: EC2/SSM calls (mutating and read) and GitHub requests per runner, per N;
 //   3. scale: start time N=100 / N=1;
 //   4. cold start: `node dist/index.js` → its first HTTP request, against `node -e ''`; bundle size;
-//   5. bootstrap time: folded in from scripts/bench-bootstrap.sh.
+//   5. bootstrap time: folded in from scripts/bench-bootstrap.sh;
+//   6. what each AWS behaviour of the lab costs (scripts/bench-aws.mjs; --no-aws skips it).
 //
 // How it runs TypeScript: the lab helpers (test/lab/moto.ts, github.ts, action.ts and what
 // they import) are transpiled with the project's own `typescript` (transpileModule, no type
@@ -408,6 +409,18 @@ if (BOOTSTRAP) {
   bootstrap = m ? { medianMs: Number(m[1]), line: line.trim(), runs: b.stdout.split('\n').find((l) => l.startsWith('runs'))?.trim() } : { medianMs: NaN, line: `failed (exit ${b.status}): ${(b.stderr || b.stdout).trim().split('\n').slice(-3).join(' / ')}` };
   if (!m) failures.push(`bootstrap bench: ${bootstrap.line}`);
 }
+
+// ---- 6: AWS behaviours (scripts/bench-aws.mjs) ------------------------------------------------
+let aws = { md: '## 6. AWS behaviours\n\nskipped (--quick or --no-aws)\n', table: 'skipped' };
+if (!QUICK && !flag('--no-aws')) {
+  log('AWS behaviours (scripts/bench-aws.mjs) …');
+  const { benchAws } = await import('./bench-aws.mjs');
+  try {
+    aws = await benchAws({ runs: 1, log });
+  } catch (e) {
+    failures.push(`AWS behaviours: ${e.message}`);
+  }
+}
 const benchSeconds = Math.round((Date.now() - benchT0) / 1000);
 
 // ---- report --------------------------------------------------------------------------------------
@@ -492,6 +505,7 @@ console.log('\n-- 2. API economy (the action\'s own calls, per start) --\n' + ec
 console.log('\n-- 3. scale --\n' + scaleLine.replace(/\*\*/g, ''));
 console.log('\n-- 4. cold start --\n' + coldTable + `\nratio dist / node -e '': ${coldRatio.toFixed(1)}×; ${bundleLine}`);
 console.log('\n-- 5. bootstrap --\n' + bootstrap.line);
+console.log('\n-- 6. AWS behaviours --\n' + aws.table);
 if (failures.length) console.log('\n-- FAILURES --\n' + failures.join('\n\n'));
 
 if (WRITE) {
@@ -577,6 +591,7 @@ package installs).
 
 ${bootstrap.line}${bootstrap.runs ? `\n(${bootstrap.runs})` : ''}
 
+${aws.md}
 ## Caveats
 
 - **moto is not AWS.** moto answers CreateFleet, PutParameter and DescribeInstances in

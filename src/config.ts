@@ -64,7 +64,14 @@ export interface StartConfig extends Common {
   preRunnerScript: string;
   jobImdsAccess: boolean;
   allowForks: boolean;
+  /** Spot allocation strategy; on-demand always honours the order (prioritized). */
+  allocationStrategy: AllocationStrategy;
+  /** Only the one listed type, never another type or family, on-demand fallback included. */
+  exactType: boolean;
 }
+
+export const ALLOCATION_STRATEGIES = ['price-capacity-optimized', 'capacity-optimized-prioritized'] as const;
+export type AllocationStrategy = (typeof ALLOCATION_STRATEGIES)[number];
 
 export interface StopConfig extends Common {
   mode: 'stop';
@@ -348,6 +355,10 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
   }
   const allowForks = bool(get, 'allow-forks', false);
   forkGuard(run, allowForks);
+  const exactType = bool(get, 'exact-type', false);
+  if (exactType && instanceTypes.length > 1) {
+    throw new InputError('exact-type', `it allows one instance type, but instance-types lists ${instanceTypes.length} (${instanceTypes.join(', ')})`, 'list exactly one type, or set exact-type: false to let EC2 fall back to the others');
+  }
   return {
     ...common,
     mode: 'start',
@@ -369,6 +380,8 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
     preRunnerScript: get('pre-runner-script'),
     jobImdsAccess: bool(get, 'job-imds-access', false),
     allowForks,
+    allocationStrategy: oneOf<AllocationStrategy>(get, 'allocation-strategy', ALLOCATION_STRATEGIES, 'price-capacity-optimized'),
+    exactType,
   };
 }
 
@@ -390,4 +403,16 @@ export function forkGuard(run: RunContext, allowForks: boolean): void {
   if (allowForks || !run.origin?.foreign) return;
   const why = 'a self-hosted runner would run code from outside the repository with access to your AWS network and instance role';
   throw new InputError('allow-forks', `refusing to start runners for ${run.origin.route} from ${run.origin.head}: ${why}`, "run it from a branch of this repository, or set allow-forks: true only if the job never checks out or runs the pull request's code");
+}
+
+/** Tuning settings (environment, not inputs): read here, once, like the inputs. */
+export interface Tuning {
+  /** PutParameter calls a second one start makes (0 = unpaced, SDK retries only). */
+  ssmPutsPerSecond: number;
+}
+
+export function tuning(env: NodeJS.ProcessEnv = process.env): Tuning {
+  const raw = env.SPOT_RUNNER_SSM_PUTS_PER_SECOND;
+  const n = raw === undefined || raw === '' ? 2 : Number(raw);
+  return { ssmPutsPerSecond: Number.isFinite(n) && n >= 0 ? n : 2 };
 }

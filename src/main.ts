@@ -66,7 +66,7 @@ export async function runMain(): Promise<void> {
       core.setOutput('interrupted', String(r.interrupted));
       core.setOutput('cost', r.cost === undefined ? '' : r.cost.toFixed(4));
       for (const n of r.notes) core.warning(n);
-      await stopSummary(r.rows, r.cost, r.notes);
+      await stopSummary(r.rows, r.cost, r.notes, r.githubHostedCost, r.costNotes);
     } catch (e) {
       const partial = (e as { result?: { interrupted: boolean; cost?: number } }).result;
       if (partial) {

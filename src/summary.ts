@@ -41,7 +41,13 @@ export async function startSummary(label: string, rows: RunnerRow[], notes: stri
   });
 }
 
-export async function stopSummary(rows: { instanceId: string; instanceType: string; market: string; state: string; interrupted: boolean; hours: number; cost?: number }[], total: number | undefined, notes: string[]): Promise<void> {
+export async function stopSummary(
+  rows: { instanceId: string; instanceType: string; market: string; state: string; interrupted: boolean; hours: number; cost?: number; priceSource?: string; githubHosted?: string }[],
+  total: number | undefined,
+  notes: string[],
+  githubHostedTotal?: number,
+  costNotes: string[] = [],
+): Promise<void> {
   await write((s) => {
     s.addHeading('spot-runner: stopped', 3).addTable([
       [
@@ -51,11 +57,14 @@ export async function stopSummary(rows: { instanceId: string; instanceType: stri
         { data: 'state before stop', header: true },
         { data: 'interrupted', header: true },
         { data: 'hours', header: true },
-        { data: 'cost (USD)', header: true },
+        { data: 'cost (USD, with EBS)', header: true },
+        { data: 'price from', header: true },
+        { data: 'GitHub-hosted, same minutes', header: true },
       ],
-      ...rows.map((r) => [r.instanceId, r.instanceType, r.market, r.state, r.interrupted ? 'yes' : 'no', r.hours.toFixed(3), r.cost === undefined ? 'unknown' : r.cost.toFixed(4)]),
+      ...rows.map((r) => [r.instanceId, r.instanceType, r.market, r.state, r.interrupted ? 'yes' : 'no', r.hours.toFixed(3), r.cost === undefined ? 'unknown' : r.cost.toFixed(4), r.priceSource ?? '', r.githubHosted ?? '—']),
     ]);
-    s.addRaw(`Estimated cost: ${total === undefined ? 'unknown (a price was not available)' : `$${total.toFixed(4)}`}`, true);
+    s.addRaw(`Estimated cost: ${total === undefined ? 'unknown (a price was not available)' : `$${total.toFixed(4)}`}${githubHostedTotal === undefined ? '' : `; on GitHub-hosted larger runners with the same cores: $${githubHostedTotal.toFixed(3)}`}`, true);
+    if (costNotes.length > 0) s.addList(costNotes.map(cell));
     if (notes.length > 0) s.addList(notes.map(cell));
   });
 }

@@ -1,5 +1,5 @@
 import type { AwsClients } from './aws/clients.js';
-import { describeByIds, describeByTag, terminate, type InstanceInfo } from './aws/instances.js';
+import { DEFAULT_TERMINATE, describeByIds, describeByTag, terminate, type InstanceInfo, type TerminateOptions } from './aws/instances.js';
 import { deleteParameters, describeUnder } from './aws/params.js';
 import { deleteTemplate, describeTemplatesByTag } from './aws/templates.js';
 import { errorMessage } from './errors.js';
@@ -25,7 +25,14 @@ export interface TeardownReport {
  * whose answer never arrived still tagged its instances). Each kind is removed independently, so
  * one failure never keeps the others alive. Already-gone is success.
  */
-export async function teardown(aws: AwsClients, gh: GitHub | undefined, target: Target, res: Resources, labels: string[] = res.label ? [res.label] : []): Promise<TeardownReport> {
+export async function teardown(
+  aws: AwsClients,
+  gh: GitHub | undefined,
+  target: Target,
+  res: Resources,
+  labels: string[] = res.label ? [res.label] : [],
+  terminateOptions: TerminateOptions = DEFAULT_TERMINATE,
+): Promise<TeardownReport> {
   const report: TeardownReport = { instances: [], terminated: [], runnersDeleted: [], runnersBusy: [], parametersDeleted: [], templatesDeleted: [], problems: [] };
   const attempt = async (what: string, fn: () => Promise<void>) => {
     try {
@@ -35,14 +42,19 @@ export async function teardown(aws: AwsClients, gh: GitHub | undefined, target: 
     }
   };
 
-  // Instances first: they are what costs money.
+  // Instances first: they are what costs money. The recorded ids go straight to
+  // TerminateInstances: right after a launch, Describe may not list them yet (eventual
+  // consistency), and a rollback that only terminated what it could see would leak them.
   await attempt('terminating instances', async () => {
     const seen = new Map<string, InstanceInfo>();
     for (const i of await describeByIds(aws, res.instanceIds)) seen.set(i.instanceId, i);
     if (labels.length > 0) for (const i of await describeByTag(aws, TAGS.label, labels)) seen.set(i.instanceId, i);
     report.instances = [...seen.values()];
-    const live = report.instances.filter((i) => i.state !== 'terminated' && i.state !== 'shutting-down').map((i) => i.instanceId);
-    report.terminated = await terminate(aws, live);
+    const gone = new Set(report.instances.filter((i) => i.state === 'terminated' || i.state === 'shutting-down').map((i) => i.instanceId));
+    const ids = [...new Set([...res.instanceIds, ...seen.keys()])].filter((id) => !gone.has(id));
+    const out = await terminate(aws, ids, terminateOptions);
+    report.terminated = out.terminated;
+    if (out.unknown.length > 0) report.problems.push(`terminating instances: EC2 still does not know ${out.unknown.join(', ')} after ${Math.round(terminateOptions.notFoundBudgetMs / 1000)} s; check them in the console`);
   });
 
   await Promise.all([

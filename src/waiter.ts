@@ -21,6 +21,9 @@ export interface WaitOptions {
   instanceCheckMs: number;
   /** Above this many pending runners one paginated list is cheaper than one GET each. */
   listThreshold: number;
+  /** When the fleet answered; until notFoundGraceMs after it, an instance EC2 does not list yet is pending, not gone. */
+  launchedAt: number;
+  notFoundGraceMs: number;
   now: () => number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   log: (line: string) => void;
@@ -34,11 +37,13 @@ export const defaultWaitOptions = (timeoutMs: number, launchedAt: number, now = 
   intervalMs: 1000,
   instanceCheckMs: 5000,
   listThreshold: 3,
+  launchedAt,
+  notFoundGraceMs: 60_000,
   now,
 });
 
 function describeInstance(i: InstanceInfo | undefined, id: string): string {
-  if (!i) return `${id}: not found in EC2`;
+  if (!i) return `${id}: not listed by EC2 yet`;
   const phase = i.tags[TAGS.phase];
   return `${id} (${i.instanceType}, ${i.state}${phase ? `, phase ${phase}` : ''}${i.stateReason ? `, reason: ${i.stateReason}` : ''})`;
 }
@@ -60,6 +65,8 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
     for (const p of waiting.values()) {
       const i = byId.get(p.instanceId);
       const phase = i?.tags[TAGS.phase] ?? '';
+      // EC2 is eventually consistent: a new instance may be missing from Describe for a while.
+      if (!i && o.now() - o.launchedAt < o.notFoundGraceMs) continue;
       const gone = !i || ['shutting-down', 'terminated', 'stopping', 'stopped'].includes(i.state);
       if (phase === 'job-started' || (gone && phase === 'shutting-down')) {
         // A quick job can start and end between two polls: the instance saw it, so it counts.

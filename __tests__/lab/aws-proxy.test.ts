@@ -23,6 +23,11 @@ beforeAll(async () => {
 beforeEach(async () => {
   await moto.reset();
   proxy.reset();
+  // These tests aim one injected fault at a call and count the SDK's attempts and moto's
+  // instances; the default behaviours (a template unknown for a moment, a lost PutParameter
+  // answer, instances not listed right after the launch) would add attempts of their own. Each
+  // default has its own scenario in __tests__/contract/aws.contract.test.ts.
+  proxy.setRealism({ templateMs: 0, losePutEvery: 0, instanceMs: 0 });
 });
 afterAll(async () => {
   ec2?.destroy();

@@ -40,7 +40,7 @@ describe('fault matrix: capacity', () => {
     expect(main.exitCode).toBe(0);
     const r = rows(main.outputs.runners);
     expect(r.map((x) => `${x.instanceType} ${x.market}`)).toEqual(['c6i.large spot', 'c6i.large spot']);
-    expect(lab.proxy.count('CreateFleet', 'action')).toBe(1);
+    expect(lab.proxy.accepted('CreateFleet', 'action')).toBe(1);
     expect((await instancesOf(main.outputs.label ?? '')).map((i) => i.InstanceType)).toEqual(['c6i.large', 'c6i.large']);
     await stopAndCheck(main.outputs.label ?? '');
   }, 60_000);
@@ -64,7 +64,7 @@ describe('fault matrix: capacity', () => {
     expect(main.exitCode).toBe(1);
     expect(main.errors.join('\n')).toMatch(/Not enough spot capacity: launched 0 of 2: InsufficientInstanceCapacity.*on-demand-fallback: true/);
     expect(post?.exitCode).toBe(0);
-    expect(lab.proxy.count('CreateFleet', 'action')).toBe(1);
+    expect(lab.proxy.accepted('CreateFleet', 'action')).toBe(1);
     expect(lab.sim.instances.size).toBe(0);
     // The JIT configs are issued alongside the launch; start's rollback deregistered both.
     expect(lab.gh.calls['generate-jitconfig']).toBe(2);

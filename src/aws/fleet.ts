@@ -10,7 +10,7 @@ import {
 import type { Market, StartConfig } from '../config.js';
 import { SpotRunnerError, errorCode, errorMessage } from '../errors.js';
 import type { AwsClients } from './clients.js';
-import type { ResolvedImage } from './image.js';
+import type { Pool, ResolvedImage } from './image.js';
 
 export interface LaunchedInstance {
   instanceId: string;
@@ -42,6 +42,15 @@ const CAPACITY_CODES = new Set([
 
 export function isCapacityError(code: string): boolean {
   return CAPACITY_CODES.has(code);
+}
+
+/**
+ * Errors about one pool (a type in one AZ), not the request: the other pools, and on-demand, may
+ * still launch. Unsupported = the type is not offered in that AZ (offerings change; the check
+ * before the launch can be stale).
+ */
+export function isPoolError(code: string): boolean {
+  return isCapacityError(code) || code === 'Unsupported';
 }
 
 export function toTags(tags: Record<string, string>): Tag[] {
@@ -83,24 +92,23 @@ export function launchTemplateRequest(
   };
 }
 
-/** Instance types × subnets, in order of preference (Priority 0 is the first choice). */
-export function overrides(cfg: StartConfig, market: Market): FleetLaunchTemplateOverridesRequest[] {
+/** Every type × every subnet, before offerings are known (dry runs and tests). */
+export function allPools(cfg: StartConfig): Pool[] {
   const subnets: (string | undefined)[] = cfg.subnetIds.length > 0 ? cfg.subnetIds : [undefined];
-  const out: FleetLaunchTemplateOverridesRequest[] = [];
-  cfg.instanceTypes.forEach((type, i) => {
-    for (const subnet of subnets) {
-      out.push({
-        InstanceType: type as _InstanceType,
-        Priority: i,
-        ...(subnet ? { SubnetId: subnet } : {}),
-        ...(market === 'spot' && cfg.maxSpotPrice ? { MaxPrice: cfg.maxSpotPrice } : {}),
-      });
-    }
-  });
-  return out;
+  return cfg.instanceTypes.flatMap((instanceType, priority) => subnets.map((subnetId) => ({ instanceType, priority, ...(subnetId ? { subnetId } : {}) })));
 }
 
-export function fleetRequest(cfg: StartConfig, templateId: string, market: Market, count: number, token: string, tags: Record<string, string>): CreateFleetCommandInput {
+/** One override per pool, in order of preference (Priority 0 is the first choice). */
+export function overrides(cfg: StartConfig, market: Market, pools: Pool[] = allPools(cfg)): FleetLaunchTemplateOverridesRequest[] {
+  return pools.map((p) => ({
+    InstanceType: p.instanceType as _InstanceType,
+    Priority: p.priority,
+    ...(p.subnetId ? { SubnetId: p.subnetId } : {}),
+    ...(market === 'spot' && cfg.maxSpotPrice ? { MaxPrice: cfg.maxSpotPrice } : {}),
+  }));
+}
+
+export function fleetRequest(cfg: StartConfig, templateId: string, market: Market, count: number, token: string, tags: Record<string, string>, pools?: Pool[]): CreateFleetCommandInput {
   return {
     Type: 'instant',
     ClientToken: token,
@@ -112,9 +120,9 @@ export function fleetRequest(cfg: StartConfig, templateId: string, market: Marke
       DefaultTargetCapacityType: market,
       ...(market === 'spot' ? { SpotTargetCapacity: count } : { OnDemandTargetCapacity: count }),
     },
-    SpotOptions: { AllocationStrategy: 'price-capacity-optimized' },
+    SpotOptions: { AllocationStrategy: cfg.allocationStrategy },
     OnDemandOptions: { AllocationStrategy: 'prioritized' },
-    LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: templateId, Version: '$Latest' }, Overrides: overrides(cfg, market) }],
+    LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: templateId, Version: '$Latest' }, Overrides: overrides(cfg, market, pools) }],
   };
 }
 
@@ -130,8 +138,40 @@ export interface FleetOutcome {
   errors: FleetError[];
 }
 
-export async function createFleet(aws: AwsClients, req: CreateFleetCommandInput, signal?: AbortSignal): Promise<FleetOutcome> {
-  const out = await aws.ec2.send(new CreateFleetCommand(req), { abortSignal: signal });
+export interface RetryOptions {
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** How long a just-created template may stay unknown to CreateFleet. */
+  templateBudgetMs: number;
+}
+
+const defaultSleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
+  });
+
+export const DEFAULT_RETRY: RetryOptions = { sleep: defaultSleep, templateBudgetMs: 30_000 };
+
+/**
+ * EC2 is eventually consistent: a template created a moment ago may answer
+ * InvalidLaunchTemplateId.NotFound. The retry sends the same request, ClientToken included, so a
+ * call that did launch is answered with its first result instead of launching twice.
+ */
+async function sendFleet(aws: AwsClients, req: CreateFleetCommandInput, signal: AbortSignal | undefined, r: RetryOptions) {
+  let waited = 0;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 4_000)) {
+    try {
+      return await aws.ec2.send(new CreateFleetCommand(req), { abortSignal: signal });
+    } catch (e) {
+      if (!/^InvalidLaunchTemplate(Id|Name)\.NotFound/.test(errorCode(e)) || waited >= r.templateBudgetMs) throw e;
+      await r.sleep(delay, signal);
+      waited += delay;
+    }
+  }
+}
+
+export async function createFleet(aws: AwsClients, req: CreateFleetCommandInput, signal?: AbortSignal, r: RetryOptions = DEFAULT_RETRY): Promise<FleetOutcome> {
+  const out = await sendFleet(aws, req, signal, r);
   const market = (req.TargetCapacitySpecification?.DefaultTargetCapacityType ?? 'spot') as Market;
   const instances: LaunchedInstance[] = [];
   for (const group of out.Instances ?? []) {
@@ -179,19 +219,22 @@ export async function launch(
   onLaunched: (instances: LaunchedInstance[]) => void,
   log: (line: string) => void,
   signal?: AbortSignal,
+  pools?: Pool[],
+  retry: RetryOptions = DEFAULT_RETRY,
 ): Promise<{ instances: LaunchedInstance[]; errors: FleetError[] }> {
-  const first = await createFleet(aws, fleetRequest(cfg, templateId, cfg.market, cfg.count, tokenFor(cfg.market), tags), signal).catch((e: unknown): FleetOutcome => {
+  const first = await createFleet(aws, fleetRequest(cfg, templateId, cfg.market, cfg.count, tokenFor(cfg.market), tags, pools), signal, retry).catch((e: unknown): FleetOutcome => {
     // Instant fleets report capacity per override, but a whole-call capacity error means the same.
     if (!isCapacityError(errorCode(e))) throw e;
     return { instances: [], errors: [{ code: errorCode(e), message: errorMessage(e), market: cfg.market }] };
   });
   onLaunched(first.instances);
+  if (cfg.exactType) checkExactType(cfg, first.instances);
   const instances = [...first.instances];
   const errors = [...first.errors];
   let missing = cfg.count - instances.length;
   if (missing <= 0) return { instances: instances.slice(0, cfg.count), errors };
 
-  const fatal = first.errors.filter((e) => !isCapacityError(e.code));
+  const fatal = first.errors.filter((e) => !isPoolError(e.code));
   if (fatal.length > 0) throw new SpotRunnerError(`EC2 Fleet launched ${instances.length} of ${cfg.count}: ${describeErrors(fatal)}`);
   if (cfg.market !== 'spot' || !cfg.onDemandFallback) {
     const why = first.errors.length > 0 ? describeErrors(first.errors) : 'no error was given';
@@ -199,8 +242,9 @@ export async function launch(
     throw new SpotRunnerError(`Not enough ${cfg.market} capacity: launched ${instances.length} of ${cfg.count}: ${why}.${hint}`);
   }
   log(`Spot capacity short by ${missing} (${describeErrors(first.errors) || 'no error given'}); launching ${missing} on-demand`);
-  const second = await createFleet(aws, fleetRequest(cfg, templateId, 'on-demand', missing, tokenFor('on-demand'), tags), signal);
+  const second = await createFleet(aws, fleetRequest(cfg, templateId, 'on-demand', missing, tokenFor('on-demand'), tags, pools), signal, retry);
   onLaunched(second.instances);
+  if (cfg.exactType) checkExactType(cfg, second.instances);
   instances.push(...second.instances);
   errors.push(...second.errors);
   missing = cfg.count - instances.length;
@@ -208,4 +252,12 @@ export async function launch(
     throw new SpotRunnerError(`Launched ${instances.length} of ${cfg.count} even with on-demand fallback: ${describeErrors(errors) || 'no error given'}`);
   }
   return { instances, errors };
+}
+
+/** exact-type: the fleet can only name one type, but an answer with another one is still refused (and rolled back). */
+function checkExactType(cfg: StartConfig, instances: LaunchedInstance[]): void {
+  const wrong = instances.filter((i) => i.instanceType && i.instanceType !== cfg.instanceTypes[0]);
+  if (wrong.length > 0) {
+    throw new SpotRunnerError(`exact-type: EC2 launched ${wrong.map((i) => `${i.instanceId} as ${i.instanceType}`).join(', ')}, not ${cfg.instanceTypes[0] ?? ''}; rolling back`);
+  }
 }

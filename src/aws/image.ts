@@ -1,4 +1,4 @@
-import { DescribeImagesCommand, type Image, type _InstanceType, DescribeInstanceTypesCommand, DescribeSecurityGroupsCommand, DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, type Image, type _InstanceType, DescribeInstanceTypesCommand, DescribeSecurityGroupsCommand, DescribeSubnetsCommand, paginateDescribeInstanceTypeOfferings } from '@aws-sdk/client-ec2';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import type { Arch, StartConfig } from '../config.js';
 import { InputError, errorCode, errorMessage } from '../errors.js';
@@ -13,10 +13,25 @@ export interface ResolvedImage {
   parameter?: string;
 }
 
+/** One capacity pool: an instance type in one subnet (so one AZ), or anywhere when no subnet is given. */
+export interface Pool {
+  instanceType: string;
+  subnetId?: string;
+  availabilityZone?: string;
+  /** 0 = first choice: the type's place in instance-types. */
+  priority: number;
+}
+
 export interface LaunchPlanInputs {
   image: ResolvedImage;
   /** subnet id → availability zone */
   subnets: Record<string, string>;
+  /** What the fleet may launch into: one subnet per AZ, only pools EC2 offers. */
+  pools: Pool[];
+  /** Why subnets or pools were left out, for the log. */
+  notes: string[];
+  /** vCPUs per instance type (for the GitHub-hosted comparison). */
+  vcpus: Record<string, number>;
 }
 
 const ARCHES: Arch[] = ['x86_64', 'arm64'];
@@ -24,7 +39,8 @@ const ARCHES: Arch[] = ['x86_64', 'arm64'];
 /** Read-only checks against AWS that turn a plausible config into a launchable one. */
 export async function resolveLaunchInputs(cfg: StartConfig, aws: AwsClients, signal?: AbortSignal): Promise<LaunchPlanInputs> {
   const opts = { abortSignal: signal };
-  const [typeArches, subnets] = await Promise.all([instanceTypeArches(cfg.instanceTypes, aws, opts), describeSubnets(cfg.subnetIds, aws, opts), checkSecurityGroups(cfg.securityGroupIds, aws, opts)]);
+  const [typeInfo, subnets] = await Promise.all([instanceTypeArches(cfg.instanceTypes, aws, opts), describeSubnets(cfg.subnetIds, aws, opts), checkSecurityGroups(cfg.securityGroupIds, aws, opts)]);
+  const typeArches = typeInfo.arches;
 
   let arch: Arch | undefined;
   if (cfg.image.kind === 'ssm' && cfg.image.name.includes('{arch}')) {
@@ -43,19 +59,65 @@ export async function resolveLaunchInputs(cfg: StartConfig, aws: AwsClients, sig
   if (cfg.volumeSize !== undefined && image.rootVolumeSize !== undefined && cfg.volumeSize < image.rootVolumeSize) {
     throw new InputError('volume-size', `${cfg.volumeSize} GiB is smaller than the image's ${image.rootVolumeSize} GiB root snapshot`, `give at least ${image.rootVolumeSize}, or leave it empty`);
   }
-  return { image, subnets };
+  const { pools, notes } = await planPools(cfg, subnets, aws, opts);
+  return { image, subnets, pools, notes, vcpus: typeInfo.vcpus };
 }
 
-async function instanceTypeArches(types: string[], aws: AwsClients, opts: { abortSignal?: AbortSignal }): Promise<Record<string, string[]>> {
+/**
+ * EC2 Fleet refuses two subnets of one AZ in one request (InvalidFleetConfig, "duplicate instance
+ * pools"), so the first listed subnet of each AZ is kept and the others are named in the log. Then
+ * the (type, AZ) pools EC2 does not offer are dropped (they would only answer Unsupported).
+ */
+export async function planPools(cfg: StartConfig, subnets: Record<string, string>, aws: AwsClients, opts: { abortSignal?: AbortSignal }): Promise<{ pools: Pool[]; notes: string[] }> {
+  const notes: string[] = [];
+  if (cfg.subnetIds.length === 0) return { pools: cfg.instanceTypes.map((instanceType, priority) => ({ instanceType, priority })), notes };
+  const byAz = new Map<string, string[]>();
+  for (const id of cfg.subnetIds) {
+    const az = subnets[id] ?? '';
+    byAz.set(az, [...(byAz.get(az) ?? []), id]);
+  }
+  const kept: string[] = [];
+  for (const [az, ids] of byAz) {
+    kept.push(ids[0] as string);
+    if (ids.length > 1) notes.push(`subnets ${ids.slice(1).join(', ')} left out: ${az} already has ${ids[0]}, and one EC2 Fleet may use only one subnet per Availability Zone`);
+  }
+  const azs = [...new Set(kept.map((id) => subnets[id] ?? ''))].filter(Boolean);
+  const offered = new Set<string>();
+  for await (const page of paginateDescribeInstanceTypeOfferings(
+    { client: aws.ec2 },
+    { LocationType: 'availability-zone', Filters: [{ Name: 'instance-type', Values: cfg.instanceTypes }, { Name: 'location', Values: azs }] },
+  )) {
+    for (const o of page.InstanceTypeOfferings ?? []) offered.add(`${o.InstanceType ?? ''}@${o.Location ?? ''}`);
+    if (opts.abortSignal?.aborted) break;
+  }
+  const pools: Pool[] = [];
+  const missing: string[] = [];
+  cfg.instanceTypes.forEach((instanceType, priority) => {
+    for (const subnetId of kept) {
+      const availabilityZone = subnets[subnetId] ?? '';
+      if (offered.has(`${instanceType}@${availabilityZone}`)) pools.push({ instanceType, subnetId, availabilityZone, priority });
+      else missing.push(`${instanceType} in ${availabilityZone} (${subnetId})`);
+    }
+  });
+  if (pools.length === 0) {
+    throw new InputError('instance-types', `EC2 offers none of the types in the subnets' Availability Zones: ${missing.join(', ')}`, 'add a type offered there (aws ec2 describe-instance-type-offerings --location-type availability-zone), or subnets in other AZs');
+  }
+  if (missing.length > 0) notes.push(`pools left out because EC2 does not offer them: ${missing.join(', ')}`);
+  return { pools, notes };
+}
+
+async function instanceTypeArches(types: string[], aws: AwsClients, opts: { abortSignal?: AbortSignal }): Promise<{ arches: Record<string, string[]>; vcpus: Record<string, number> }> {
   try {
     const out = await aws.ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: types as _InstanceType[] }), opts);
     const found: Record<string, string[]> = {};
+    const vcpus: Record<string, number> = {};
     for (const t of out.InstanceTypes ?? []) {
       if (t.InstanceType) found[t.InstanceType] = t.ProcessorInfo?.SupportedArchitectures ?? [];
+      if (t.InstanceType && t.VCpuInfo?.DefaultVCpus) vcpus[t.InstanceType] = t.VCpuInfo.DefaultVCpus;
     }
     const missing = types.filter((t) => !(t in found));
     if (missing.length > 0) throw new InputError('instance-types', `${missing.join(', ')} not offered in this region`, 'check the spelling and that the type exists in aws-region');
-    return found;
+    return { arches: found, vcpus };
   } catch (e) {
     if (e instanceof InputError) throw e;
     if (/InvalidInstanceType/.test(errorCode(e))) {

@@ -1,4 +1,5 @@
-import { TerminateInstancesCommand, paginateDescribeInstances, waitUntilInstanceTerminated, type Filter, type Instance } from '@aws-sdk/client-ec2';
+import { TerminateInstancesCommand, paginateDescribeInstances, paginateDescribeVolumes, waitUntilInstanceTerminated, type Filter, type Instance } from '@aws-sdk/client-ec2';
+import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { TAGS } from '../tags.js';
 import { errorCode } from '../errors.js';
 import type { AwsClients } from './clients.js';
@@ -14,6 +15,8 @@ export interface InstanceInfo {
   stateReasonCode?: string;
   /** The account, from the reservation. */
   ownerId?: string;
+  /** EBS volumes attached (for the cost estimate). */
+  volumeIds?: string[];
   tags: Record<string, string>;
 }
 
@@ -29,6 +32,7 @@ export function toInfo(i: Instance, ownerId?: string): InstanceInfo {
     stateReason: i.StateReason?.Message ?? i.StateTransitionReason,
     stateReasonCode: i.StateReason?.Code,
     ownerId,
+    volumeIds: (i.BlockDeviceMappings ?? []).map((b) => b.Ebs?.VolumeId ?? '').filter(Boolean),
     tags,
   };
 }
@@ -66,32 +70,91 @@ export async function describeManaged(aws: AwsClients, states: string[] = LIVE_S
   return describeByTag(aws, TAGS.managed, ['true'], states);
 }
 
-/** Terminates in batches (EC2 accepts up to 1000 ids a call); ids already gone are not an error. */
-export async function terminate(aws: AwsClients, ids: string[]): Promise<string[]> {
+export interface TerminateOptions {
+  sleep: (ms: number) => Promise<void>;
+  /** How long an id EC2 does not know yet is retried: a just-launched instance may be invisible for a while. */
+  notFoundBudgetMs: number;
+}
+
+export const DEFAULT_TERMINATE: TerminateOptions = { sleep: (ms) => new Promise((r) => setTimeout(r, ms)), notFoundBudgetMs: 60_000 };
+
+export interface TerminateResult {
+  terminated: string[];
+  /** Ids EC2 still did not know when the budget ran out. */
+  unknown: string[];
+}
+
+/**
+ * Terminates in batches (EC2 accepts up to 1000 ids a call). One unknown id fails a whole call,
+ * and a NotFound does NOT mean the instance is gone (EC2 API guide, "Eventual consistency"): a
+ * just-launched instance may not be visible yet. So the ids EC2 sees are terminated at once and
+ * the rest retried with backoff for about a minute. A terminated instance stays known for about
+ * an hour, so an id that stays unknown that long was never launched.
+ */
+export async function terminate(aws: AwsClients, ids: string[], o: TerminateOptions = DEFAULT_TERMINATE): Promise<TerminateResult> {
   const done: string[] = [];
-  for (let i = 0; i < ids.length; i += 1000) {
-    const batch = ids.slice(i, i + 1000);
-    try {
-      const out = await aws.ec2.send(new TerminateInstancesCommand({ InstanceIds: batch }));
-      done.push(...(out.TerminatingInstances ?? []).map((t) => t.InstanceId ?? ''));
-    } catch (e) {
-      if (!/InvalidInstanceID/.test(errorCode(e))) throw e;
-      // Some ids are gone: terminate the ones that still exist, one describe later.
-      const live = (await describeByIds(aws, batch)).filter((x) => x.state !== 'terminated').map((x) => x.instanceId);
-      if (live.length > 0) {
-        const out = await aws.ec2.send(new TerminateInstancesCommand({ InstanceIds: live }));
+  let pending = [...new Set(ids)];
+  let waited = 0;
+  // Short first retries: a rollback right after a launch must finish inside the runner's 7.5 s cancel grace.
+  for (let delay = 500; pending.length > 0; delay = Math.min(Math.round(delay * 1.5), 8_000)) {
+    const retry: string[] = [];
+    for (let i = 0; i < pending.length; i += 1000) {
+      const batch = pending.slice(i, i + 1000);
+      try {
+        const out = await aws.ec2.send(new TerminateInstancesCommand({ InstanceIds: batch }));
         done.push(...(out.TerminatingInstances ?? []).map((t) => t.InstanceId ?? ''));
+      } catch (e) {
+        if (!/InvalidInstanceID/.test(errorCode(e))) throw e;
+        // Terminate the ones EC2 can see now; the others get another try.
+        const seen = await describeByIds(aws, batch);
+        const visible = new Set(seen.map((x) => x.instanceId));
+        const live = seen.filter((x) => x.state !== 'terminated').map((x) => x.instanceId);
+        if (live.length > 0) {
+          const out = await aws.ec2.send(new TerminateInstancesCommand({ InstanceIds: live }));
+          done.push(...(out.TerminatingInstances ?? []).map((t) => t.InstanceId ?? ''));
+        }
+        retry.push(...batch.filter((id) => !visible.has(id)));
       }
     }
+    pending = retry;
+    if (pending.length === 0 || waited >= o.notFoundBudgetMs) break;
+    await o.sleep(delay);
+    waited += delay;
   }
-  return done.filter(Boolean);
+  return { terminated: done.filter(Boolean), unknown: pending };
+}
+
+/** Root (and other) volume sizes in GiB per instance; best-effort. */
+export async function volumeSizes(aws: AwsClients, instances: InstanceInfo[]): Promise<Map<string, number>> {
+  const byVolume = new Map<string, string>();
+  for (const i of instances) for (const v of i.volumeIds ?? []) byVolume.set(v, i.instanceId);
+  const out = new Map<string, number>();
+  if (byVolume.size === 0) return out;
+  try {
+    for await (const page of paginateDescribeVolumes({ client: aws.ec2 }, { VolumeIds: [...byVolume.keys()] })) {
+      for (const v of page.Volumes ?? []) {
+        const id = byVolume.get(v.VolumeId ?? '');
+        if (id && v.Size) out.set(id, (out.get(id) ?? 0) + v.Size);
+      }
+    }
+  } catch {
+    // A volume already deleted fails the call; the cost then leaves EBS out and says so.
+  }
+  return out;
+}
+
+/** The account, from STS: DescribeInstances may not show a just-launched instance (or its reservation's owner) yet. */
+export async function accountId(aws: AwsClients, signal?: AbortSignal): Promise<string> {
+  const out = await aws.sts.send(new GetCallerIdentityCommand({}), { abortSignal: signal });
+  if (!out.Account) throw new Error('STS GetCallerIdentity returned no account');
+  return out.Account;
 }
 
 /** The SDK waiter, bounded; returns false if the bound passed first. */
-export async function waitTerminated(aws: AwsClients, ids: string[], maxWaitSeconds: number): Promise<boolean> {
+export async function waitTerminated(aws: AwsClients, ids: string[], maxWaitSeconds: number, minDelaySeconds = 2): Promise<boolean> {
   if (ids.length === 0) return true;
   try {
-    await waitUntilInstanceTerminated({ client: aws.ec2, maxWaitTime: maxWaitSeconds, minDelay: 2, maxDelay: 10 }, { InstanceIds: ids });
+    await waitUntilInstanceTerminated({ client: aws.ec2, maxWaitTime: maxWaitSeconds, minDelay: minDelaySeconds, maxDelay: Math.max(minDelaySeconds, 10) }, { InstanceIds: ids });
     return true;
   } catch {
     return false;

@@ -1,5 +1,5 @@
 import type { AwsClients } from '../aws/clients.js';
-import { LIVE_STATES, describeManaged, terminate, type InstanceInfo } from '../aws/instances.js';
+import { LIVE_STATES, accountId, describeManaged, terminate, type InstanceInfo } from '../aws/instances.js';
 import { deleteParameters, describeUnder, type ParameterInfo } from '../aws/params.js';
 import { deleteTemplate, describeTemplatesByTag, type TemplateInfo } from '../aws/templates.js';
 import type { ReapConfig } from '../config.js';
@@ -7,7 +7,6 @@ import { InputError, errorMessage } from '../errors.js';
 import type { GitHub } from '../github/client.js';
 import { deleteRunner, listRunners, type Runner, type Target } from '../github/runners.js';
 import { NAME_PREFIX, PARAMETER_ROOT, TAGS } from '../tags.js';
-import { callerAccount } from '../aws/account.js';
 import { homeLabel } from '../label.js';
 
 // Reap is the last kill path. It knows nothing but the tag schema in src/tags.ts, and it
@@ -269,7 +268,7 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
   const nuke = nukeRequested(cfg);
   const { aws, gh } = deps;
   const graceMinutes = deps.graceMinutes ?? GRACE_MINUTES;
-  const account = await (deps.accountId ?? (() => callerAccount(cfg.region)))();
+  const account = await (deps.accountId ? deps.accountId() : accountId(aws));
   const rules: Rules = { now: (deps.now ?? Date.now)(), maxAgeMinutes: cfg.maxAgeMinutes, nuke, graceMinutes, home: homeLabel(cfg.region, account) };
   const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
   const problems: string[] = [];
@@ -317,7 +316,7 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
 async function removeInstances(aws: AwsClients, found: Finding[], problems: string[]): Promise<void> {
   if (found.length === 0) return;
   try {
-    const done = new Set(await terminate(aws, found.map((f) => f.id)));
+    const done = new Set((await terminate(aws, found.map((f) => f.id))).terminated);
     for (const f of found) f.outcome = done.has(f.id) ? 'removed' : 'already gone';
   } catch (e) {
     for (const f of found) f.outcome = 'failed';

@@ -1,15 +1,14 @@
 import type { AwsClients } from '../aws/clients.js';
-import { createLaunchTemplate, fleetRequest, launch, launchTemplateRequest, type LaunchedInstance } from '../aws/fleet.js';
+import { DEFAULT_RETRY, createLaunchTemplate, fleetRequest, launch, launchTemplateRequest, type LaunchedInstance, type RetryOptions } from '../aws/fleet.js';
 import { resolveLaunchInputs } from '../aws/image.js';
-import { describeByIds, instanceArn } from '../aws/instances.js';
-import { putSecret } from '../aws/params.js';
+import { DEFAULT_TERMINATE, accountId, instanceArn, type TerminateOptions } from '../aws/instances.js';
+import { Pacer, putSecret } from '../aws/params.js';
 import { currentSpotPrices } from '../aws/pricing.js';
-import type { StartConfig } from '../config.js';
+import { tuning, type StartConfig } from '../config.js';
 import { InputError, SpotRunnerError, errorMessage, httpStatus } from '../errors.js';
 import type { GitHub, RateLimit } from '../github/client.js';
 import { createJitRunner, resolveRunnerGroup, type Target } from '../github/runners.js';
 import { clientToken, homeLabel, makeLabel, runnerLabels, runnerName } from '../label.js';
-import { callerAccount } from '../aws/account.js';
 import type { StateRecorder } from '../state.js';
 import type { RunnerRow } from '../summary.js';
 import { PARAMETER_ROOT, TAGS, parameterName } from '../tags.js';
@@ -30,8 +29,13 @@ export interface StartDeps {
   wait?: Partial<WaitOptions>;
   /** Tests fix the random part of the label. */
   label?: string;
-  /** The AWS account (default: STS GetCallerIdentity); part of the runners' home label. */
+  /** The AWS account (default: STS GetCallerIdentity); in the instance ARNs and the runners' home label. */
   accountId?: () => Promise<string>;
+  /** Tests shrink the eventual-consistency retries (a template not yet known; instances not yet listed). */
+  retry?: Partial<RetryOptions>;
+  terminate?: Partial<TerminateOptions>;
+  /** PutParameter pacing; default from SPOT_RUNNER_SSM_PUTS_PER_SECOND. */
+  pacer?: Pacer;
 }
 
 export interface StartResult {
@@ -114,13 +118,16 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
   const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
 
   // 1. Everything read-only first: a bad input costs nothing.
-  const { image } = await resolveLaunchInputs(cfg, aws, signal);
-  deps.log(`Validated: image ${image.id} (${image.arch}${image.parameter ? `, from ${image.parameter}` : ''}), types ${cfg.instanceTypes.join(', ')}, ${cfg.count} × ${cfg.market}${cfg.market === 'spot' && cfg.onDemandFallback ? ' with on-demand fallback' : ''}`);
+  const { image, pools, notes } = await resolveLaunchInputs(cfg, aws, signal);
+  deps.log(`Validated: image ${image.id} (${image.arch}${image.parameter ? `, from ${image.parameter}` : ''}), types ${cfg.instanceTypes.join(', ')}, ${cfg.count} × ${cfg.market}${cfg.market === 'spot' && cfg.onDemandFallback ? ' with on-demand fallback' : ''}, ${pools.length} pool(s), spot ${cfg.allocationStrategy}`);
+  for (const n of notes) deps.log(`Note: ${n}`);
+  // The account for the instance ARNs (the instance role's policy matches them): from STS, since
+  // DescribeInstances may not list a just-launched instance yet.
+  const account = await (deps.accountId ? deps.accountId() : accountId(aws, signal));
   await checkGitHubAccess(gh, target);
   const groupId = await resolveRunnerGroup(gh, target, cfg.runnerGroup);
 
   const label = deps.label ?? makeLabel(cfg.run);
-  const account = await (deps.accountId ?? (() => callerAccount(cfg.region, signal)))();
   const labels = runnerLabels(label, image.arch, homeLabel(cfg.region, account), cfg.extraLabels);
   const expiresAt = new Date(now() + cfg.maxLifetimeMinutes * 60_000).toISOString();
   const tags: Record<string, string> = {
@@ -150,8 +157,9 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
   if (cfg.dryRun) {
     const plan = {
       launchTemplate: { ...ltReq, LaunchTemplateData: { ...ltReq.LaunchTemplateData, UserData: '(below, decoded)' } },
-      fleet: fleetRequest(cfg, '<launch template id>', cfg.market, cfg.count, tokenFor(cfg.market), tags),
-      onDemandFallback: cfg.market === 'spot' && cfg.onDemandFallback ? fleetRequest(cfg, '<launch template id>', 'on-demand', cfg.count, tokenFor('on-demand'), tags) : null,
+      fleet: fleetRequest(cfg, '<launch template id>', cfg.market, cfg.count, tokenFor(cfg.market), tags, pools),
+      onDemandFallback: cfg.market === 'spot' && cfg.onDemandFallback ? fleetRequest(cfg, '<launch template id>', 'on-demand', cfg.count, tokenFor('on-demand'), tags, pools) : null,
+      notes,
       runners: Array.from({ length: cfg.count }, (_, i) => ({ name: runnerName(label, i), labels, runnerGroupId: groupId, parameter: parameterName(label, '<instance-id>') })),
       tags,
       // user-data never holds a secret; the JIT config travels through SSM.
@@ -181,7 +189,8 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
         return jit;
       },
     );
-    const launchP = launch(aws, cfg, templateId, tags, tokenFor, (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal);
+    const retry: RetryOptions = { ...DEFAULT_RETRY, ...deps.retry };
+    const launchP = launch(aws, cfg, templateId, tags, tokenFor, (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
     launchP.catch(() => launchFailed.abort(new Error('the launch failed')));
     // Both settle before either failure is thrown, so everything created is recorded for rollback.
     const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
@@ -190,8 +199,7 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     const { instances } = launchR.value;
     const jits = jitsR.value;
     deps.log(`Fleet launched ${instances.length}: ${instances.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
-    // One read gives the account (for the instance ARN the instance role's policy matches) and the AZs.
-    const described = new Map((await describeByIds(aws, instances.map((i) => i.instanceId), signal)).map((i) => [i.instanceId, i]));
+    const pacer = deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2);
 
     // 3. Each JIT config parked in SSM under its instance's own id: the one thing that needs it.
     const rows: RunnerRow[] = await mapLimit(instances, 8, async (inst, i) => {
@@ -199,12 +207,18 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       const jit = jits[i] as (typeof jits)[number];
       const name = jit.runner.name;
       const pname = parameterName(label, inst.instanceId);
-      const d = described.get(inst.instanceId);
-      const ptags: Record<string, string> = { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: inst.instanceId, [TAGS.runnerName]: name, [TAGS.expiresAt]: expiresAt };
-      if (d?.ownerId) ptags[TAGS.instanceArn] = instanceArn(cfg.region, d.ownerId, inst.instanceId);
-      await putSecret(aws, pname, jit.encodedJitConfig, ptags, signal);
+      const ptags: Record<string, string> = {
+        [TAGS.managed]: 'true',
+        [TAGS.label]: label,
+        [TAGS.instanceId]: inst.instanceId,
+        [TAGS.instanceArn]: instanceArn(cfg.region, account, inst.instanceId),
+        [TAGS.runnerName]: name,
+        [TAGS.expiresAt]: expiresAt,
+      };
+      // Recorded before the call: a call whose answer is lost may still have created it.
       deps.state.add('parameterNames', pname);
-      const availabilityZone = inst.availabilityZone || d?.availabilityZone || '';
+      await putSecret(aws, pname, jit.encodedJitConfig, ptags, signal, pacer);
+      const availabilityZone = inst.availabilityZone || pools.find((p) => p.subnetId && p.subnetId === inst.subnetId)?.availabilityZone || '';
       return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone, market: inst.market } satisfies RunnerRow;
     });
 
@@ -223,7 +237,7 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
   } catch (e) {
     const why = signal?.aborted ? `cancelled (${errorMessage(signal.reason)})` : errorMessage(e);
     deps.log(`Start failed: ${why}. Rolling back everything it created.`);
-    const report = await teardown(aws, gh, target, deps.state.resources);
+    const report = await teardown(aws, gh, target, deps.state.resources, undefined, { ...DEFAULT_TERMINATE, ...deps.terminate });
     const lines = describeRollback(report);
     for (const l of lines) deps.log(`Rollback: ${l}`);
     const err = new SpotRunnerError(`${why} — rolled back: ${lines.join('; ')}`);

@@ -1,5 +1,5 @@
 import type { AwsClients } from '../aws/clients.js';
-import { describeByIds, waitTerminated, type InstanceInfo } from '../aws/instances.js';
+import { describeByIds, describeByTag, volumeSizes, waitTerminated, type InstanceInfo } from '../aws/instances.js';
 import { estimateCost } from '../aws/pricing.js';
 import type { StopConfig } from '../config.js';
 import { SpotRunnerError } from '../errors.js';
@@ -13,8 +13,24 @@ export interface StopResult {
   interrupted: boolean;
   cost?: number;
   report: TeardownReport;
-  rows: { instanceId: string; instanceType: string; market: string; state: string; interrupted: boolean; hours: number; cost?: number }[];
+  rows: StopRow[];
+  /** What the same minutes would have cost on GitHub-hosted runners with as many cores. */
+  githubHostedCost?: number;
+  /** Where the prices came from (summary only, not warnings). */
+  costNotes: string[];
   notes: string[];
+}
+
+export interface StopRow {
+  instanceId: string;
+  instanceType: string;
+  market: string;
+  state: string;
+  interrupted: boolean;
+  hours: number;
+  cost?: number;
+  priceSource?: string;
+  githubHosted?: string;
 }
 
 /** EC2 says so in the state reason; the instance's phase tag covers a notice it saw first. */
@@ -28,6 +44,8 @@ export interface StopDeps {
   log: (line: string) => void;
   now?: () => Date;
   terminateWaitSeconds?: number;
+  /** The waiter's first delay; tests shorten it. */
+  terminatePollSeconds?: number;
 }
 
 export async function stop(cfg: StopConfig, deps: StopDeps): Promise<StopResult> {
@@ -42,13 +60,16 @@ export async function stop(cfg: StopConfig, deps: StopDeps): Promise<StopResult>
       else deps.log(`Warning: ${i.instanceId} has no ${TAGS.label} tag; it was not started by spot-runner and is left alone`);
     }
   }
+  // Volume sizes for the EBS part of the cost, read while the volumes still exist.
+  const before = labels.size > 0 ? await describeByTag(aws, TAGS.label, [...labels]).catch(() => []) : [];
+  const volumes = await volumeSizes(aws, before);
   // Only instances carrying a label are touched: the label filter drops foreign ids.
   const report = await teardown(aws, gh, target, emptyResources(), [...labels]);
   const unmanaged = cfg.instanceIds.filter((id) => !report.instances.some((i) => i.instanceId === id));
   if (unmanaged.length > 0) report.problems.push(`not touched (not spot-runner instances or unknown): ${unmanaged.join(', ')}`);
 
   const terminatedNow = report.terminated;
-  const settled = await waitTerminated(aws, terminatedNow, deps.terminateWaitSeconds ?? 120);
+  const settled = await waitTerminated(aws, terminatedNow, deps.terminateWaitSeconds ?? 120, deps.terminatePollSeconds ?? 2);
   const notes: string[] = [];
   if (!settled) {
     const states = await describeByIds(aws, terminatedNow);
@@ -58,8 +79,8 @@ export async function stop(cfg: StopConfig, deps: StopDeps): Promise<StopResult>
   }
 
   const now = deps.now?.() ?? new Date();
-  const { lines, total } = await estimateCost(aws, report.instances, now);
-  const rows = report.instances.map((i, k) => ({
+  const { lines, total, githubHostedTotal, notes: costNotes } = await estimateCost(aws, report.instances, now, { region: cfg.region, volumeGiB: volumes });
+  const rows: StopRow[] = report.instances.map((i, k) => ({
     instanceId: i.instanceId,
     instanceType: i.instanceType,
     market: i.market,
@@ -67,14 +88,16 @@ export async function stop(cfg: StopConfig, deps: StopDeps): Promise<StopResult>
     interrupted: wasInterrupted(i),
     hours: lines[k]?.hours ?? 0,
     cost: lines[k]?.cost,
+    priceSource: lines[k]?.priceSource,
+    githubHosted: lines[k]?.githubHosted ? `${lines[k]?.githubHosted?.label}: $${lines[k]?.githubHosted?.cost.toFixed(3)}` : undefined,
   }));
   const interrupted = rows.some((r) => r.interrupted);
   if (report.instances.length === 0) notes.push(`nothing was running for ${[...labels].join(', ') || 'the given ids'} (already stopped?)`);
   deps.log(`Stopped: terminated ${report.terminated.length}, deleted ${report.runnersDeleted.length} runner(s), ${report.parametersDeleted.length} parameter(s), ${report.templatesDeleted.length} template(s)${interrupted ? '; spot capacity was reclaimed' : ''}`);
   const hard = report.problems.filter((p) => !p.startsWith('runners ') && !p.startsWith('not touched'));
   if (hard.length > 0) {
-    throw Object.assign(new SpotRunnerError(`stop could not remove everything: ${hard.join('; ')}`), { result: { interrupted, cost: total, report, rows, notes } });
+    throw Object.assign(new SpotRunnerError(`stop could not remove everything: ${hard.join('; ')}`), { result: { interrupted, cost: total, githubHostedCost: githubHostedTotal, costNotes, report, rows, notes } });
   }
   notes.push(...report.problems);
-  return { interrupted, cost: total, report, rows, notes };
+  return { interrupted, cost: total, githubHostedCost: githubHostedTotal, costNotes, report, rows, notes };
 }

@@ -1,12 +1,16 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { PricingClient } from '@aws-sdk/client-pricing';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { STSClient } from '@aws-sdk/client-sts';
 import type { AwsClients } from '../../src/aws/clients.js';
 
 export interface Call {
-  service: 'ec2' | 'ssm';
+  service: Service;
   command: string;
   input: Record<string, unknown>;
 }
+
+type Service = 'ec2' | 'ssm' | 'sts' | 'pricing';
 
 type Handler = (input: Record<string, unknown>, call: number) => unknown;
 
@@ -21,13 +25,20 @@ export class FakeAws {
   private handlers = new Map<string, Handler>();
   private counts = new Map<string, number>();
 
+  /** The handler now in place, so a test world can wrap it rather than replace it. */
+  handlerOf(command: string): Handler {
+    const h = this.handlers.get(command);
+    if (!h) throw new Error(`FakeAws: no handler for ${command}`);
+    return h;
+  }
+
   on(command: string, handler: Handler): this {
     this.handlers.set(command, handler);
     return this;
   }
 
   clients(): AwsClients {
-    const send = (service: 'ec2' | 'ssm') =>
+    const send = (service: Service) =>
       async (cmd: { constructor: { name: string }; input: Record<string, unknown> }, opts?: { abortSignal?: AbortSignal }) => {
         const command = cmd.constructor.name.replace(/Command$/, '');
         opts?.abortSignal?.throwIfAborted();
@@ -42,9 +53,13 @@ export class FakeAws {
     const creds = { accessKeyId: 'fake', secretAccessKey: 'fake' };
     const ec2 = new EC2Client({ region: 'us-east-1', credentials: creds });
     const ssm = new SSMClient({ region: 'us-east-1', credentials: creds });
+    const sts = new STSClient({ region: 'us-east-1', credentials: creds });
+    const pricing = new PricingClient({ region: 'us-east-1', credentials: creds });
     Object.assign(ec2, { send: send('ec2') });
     Object.assign(ssm, { send: send('ssm') });
-    return { ec2, ssm };
+    Object.assign(sts, { send: send('sts') });
+    Object.assign(pricing, { send: send('pricing') });
+    return { ec2, ssm, sts, pricing };
   }
 
   mutating(): Call[] {

@@ -1,8 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateFleetCommand, CreateLaunchTemplateCommand } from '@aws-sdk/client-ec2';
-import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { TAGS } from '../../src/tags.js';
 import { parseConfig, runContext, type StartConfig, type StopConfig } from '../../src/config.js';
 import { makeGitHub, type RateLimit } from '../../src/github/client.js';
@@ -53,46 +51,60 @@ export interface Rig {
   deps: StartDeps;
 }
 
+/** A real (1 ms) pause: the code's backoff runs, counted in calls rather than seconds. */
+export const tick = () => new Promise<void>((r) => setTimeout(r, 1));
+
 /**
  * The machines of the unit world: once a JIT config is parked in SSM, its instance "boots" and
  * its runner connects after `bootMs`, unless the test drives the machines itself (`machines: false`).
- * Until then the runner is offline, as at GitHub, so the happy path really waits.
+ * Until then the runner is offline, as at GitHub, so the happy path really waits. It wraps the
+ * world's own PutParameter, so throttling and lost answers still apply.
  */
 function simulateMachines(world: FakeWorld, github: NockGitHub, bootMs: number): void {
-  world.on('PutParameter', (input) => {
-    const tags = Object.fromEntries(((input.Tags as { Key: string; Value: string }[]) ?? []).map((t) => [t.Key, t.Value]));
-    world.params.set(input.Name as string, { value: input.Value as string, tags });
-    const instanceId = String(input.Name).split('/').pop() ?? '';
-    setTimeout(() => {
-      if (world.instances.get(instanceId)?.State.Name !== 'running' && world.instances.get(instanceId)?.State.Name !== 'pending') return;
-      world.setPhase(instanceId, 'runner-started');
-      github.connect(String(input.Value));
-    }, bootMs).unref();
-    return { Version: 1 };
+  const put = world.handlerOf('PutParameter');
+  const booted = new Set<string>();
+  world.on('PutParameter', async (input, call) => {
+    try {
+      return await put(input, call);
+    } finally {
+      const name = String(input.Name);
+      const instanceId = name.split('/').pop() ?? '';
+      if (world.params.has(name) && !booted.has(instanceId)) {
+        booted.add(instanceId);
+        setTimeout(() => {
+          const state = world.instances.get(instanceId)?.State.Name;
+          if (state !== 'running' && state !== 'pending') return;
+          world.setPhase(instanceId, 'runner-started');
+          github.connect(String(world.params.get(name)?.value ?? input.Value));
+        }, bootMs).unref();
+      }
+    }
   });
 }
 
-export function rig(extra: Partial<StartDeps> = {}, o: { machines?: boolean; bootMs?: number } = {}): Rig {
+export function rig(extra: Partial<StartDeps> = {}, o: ConstructorParameters<typeof FakeWorld>[0] & { machines?: boolean; bootMs?: number } = {}): Rig {
   freshStateFile();
   process.env.SPOT_RUNNER_GITHUB_RETRY_BASE_MS = '1';
   process.env.SPOT_RUNNER_GITHUB_WRITE_GAP_MS = '0';
-  const world = new FakeWorld();
+  const w = new FakeWorld(o);
   const github = new NockGitHub();
-  if (o.machines ?? true) simulateMachines(world, github, o.bootMs ?? 15);
+  if (o.machines ?? true) simulateMachines(w, github, o.bootMs ?? 15);
   const state = new StateRecorder();
   const logs: string[] = [];
   const rate: RateLimit = {};
   const deps: StartDeps = {
-    aws: world.clients(),
+    aws: w.clients(),
     gh: makeGitHub('ghs_testtoken', rate),
     rate,
     state,
     log: (l) => logs.push(l),
-    accountId: async () => '123456789012',
     wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 2000 },
+    // The eventual-consistency retries run for real; only their sleeps are shortened.
+    retry: { sleep: tick, templateBudgetMs: 30_000 },
+    terminate: { sleep: tick, notFoundBudgetMs: 60_000 },
     ...extra,
   };
-  return { world, github, state, logs, deps };
+  return { world: w, github, state, logs, deps };
 }
 
 export async function runStart(r: Rig, overrides: Record<string, string> = {}) {
@@ -109,34 +121,17 @@ export interface SeededRun {
 
 /**
  * What one start leaves in the world when nothing removed it (killed mid-wait): a template, its
- * machines, their JIT parameters and runners, all carrying the label. Built through the fakes'
- * own API, not through start, so teardown and post tests do not depend on start's flow.
+ * machines, their JIT parameters and runners, all carrying the label. Planted directly, as a
+ * start a while ago left them (so already visible to EC2), not through start, so teardown and
+ * post tests do not depend on start's flow.
  */
 export async function seedRun(world: FakeWorld, gh: NockGitHub, label: string, o: { count?: number; firstRunnerId?: number } = {}): Promise<SeededRun> {
   const count = o.count ?? 2;
-  const { ec2, ssm } = world.clients();
-  const tags = [
-    { Key: TAGS.managed, Value: 'true' },
-    { Key: TAGS.label, Value: label },
-  ];
-  const lt = await ec2.send(
-    new CreateLaunchTemplateCommand({
-      LaunchTemplateName: label,
-      LaunchTemplateData: { TagSpecifications: [{ ResourceType: 'instance', Tags: tags }] },
-      TagSpecifications: [{ ResourceType: 'launch-template', Tags: tags }],
-    }),
-  );
-  const templateId = lt.LaunchTemplate?.LaunchTemplateId ?? '';
-  const fleet = await ec2.send(
-    new CreateFleetCommand({
-      Type: 'instant',
-      LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: templateId, Version: '$Latest' }, Overrides: [{ InstanceType: 'c7i.large' }] }],
-      TargetCapacitySpecification: { TotalTargetCapacity: count, DefaultTargetCapacityType: 'spot' },
-    }),
-  );
-  const instanceIds = (fleet.Instances ?? []).flatMap((g) => g.InstanceIds ?? []);
+  const launched = new Date(Date.now() - 60_000);
+  const templateId = world.addTemplate(label, launched);
+  const instanceIds = Array.from({ length: count }, () => world.addInstance(label, launched, {}, { State: { Name: 'pending' } }));
   const parameterNames = instanceIds.map((id) => `/spot-runner/jit/${label}/${id}`);
-  for (const name of parameterNames) await ssm.send(new PutParameterCommand({ Name: name, Type: 'SecureString', Value: 'jit-secret', Tags: tags }));
+  for (const name of parameterNames) world.addParameter(name, launched, 'jit-secret', { [TAGS.managed]: 'true', [TAGS.label]: label });
   const runnerIds = instanceIds.map((_, k) => {
     const id = (o.firstRunnerId ?? 500) + k;
     gh.runners.set(id, { id, name: `${label}-${k + 1}`, status: 'offline', busy: false, labels: [{ id: 1, name: label, type: 'custom' }] });

@@ -17,11 +17,26 @@
 //     Rewriting the request rather than the answer means no instance is ever launched and
 //     then hidden, so nothing can leak. Moto launches every instance of a fleet from its first
 //     override, so removing the first type's overrides is exactly "spot fell to the second type".
+// And what real AWS does that moto does not, ON BY DEFAULT (docs/platform-behaviours.md, "AWS"):
+//   - eventual consistency: instances CreateFleet/RunInstances returned are invisible to
+//     DescribeInstances (by id: InvalidInstanceID.NotFound; under filters: left out) and to
+//     TerminateInstances for `instanceMs`; a new launch template answers CreateFleet with
+//     InvalidLaunchTemplateId.NotFound for `templateMs`; a terminated instance shows
+//     shutting-down for `shuttingDownMs` (moto jumps to terminated).
+//   - capacity pools: two subnets of one AZ for one type in a fleet is a whole-call
+//     InvalidFleetConfig; a (type, AZ) moto's offerings lack (or `notOffered` names) gets a
+//     per-override Unsupported, and DescribeInstanceTypeOfferings leaves it out.
+//   - SSM throughput: PutParameter 3/s per account, GetParameter(s) 40/s shared (token buckets,
+//     ThrottlingException).
+//   - lost answers: every `losePutEvery`-th PutParameter from the action is carried out and its
+//     answer lost (a 500), so the SDK's retry meets ParameterAlreadyExists.
+//   - the Price List Query API (GetProducts), which moto lacks, answered from LAB_PRICE_LIST.
 import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { DescribeInstanceTypeOfferingsCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
 
-export type AwsService = 'ec2' | 'ssm' | 'other';
+export type AwsService = 'ec2' | 'ssm' | 'pricing' | 'other';
 /** Who made the call: the action (AWS SDK for JS) or an instance (the lab's `aws` shim). */
 export type CallSource = 'action' | 'instance' | 'other';
 
@@ -51,7 +66,7 @@ export interface CallRecord {
   /** HTTP status the caller got. */
   status: number;
   /** The fault injected, if any; `replay` for a ClientToken replay. */
-  fault?: AwsFault['kind'] | 'replay' | 'idempotent-mismatch';
+  fault?: AwsFault['kind'] | 'replay' | 'idempotent-mismatch' | 'rate-limit' | 'not-yet-visible' | 'duplicate-pools' | 'lost-answer';
   at: number;
   ms: number;
 }
@@ -71,6 +86,46 @@ export interface FleetLaunch {
   market: string;
   instanceIds: string[];
   at: number;
+}
+
+/** The platform's non-ideal behaviours, each on by default; a test may set or turn one off (0 / Infinity), and must say why. */
+export interface Realism {
+  /** ms a launched instance stays invisible to DescribeInstances/TerminateInstances. */
+  instanceMs: number;
+  /** ms a new launch template is unknown to CreateFleet. */
+  templateMs: number;
+  /** ms a terminated instance shows shutting-down. */
+  shuttingDownMs: number;
+  /** SSM PutParameter calls a second, per account (Infinity = no limit). */
+  putPerSecond: number;
+  /** SSM GetParameter/GetParameters/GetParametersByPath calls a second, shared. */
+  getPerSecond: number;
+  /** Every n-th PutParameter from the action loses its answer after taking effect (0 = never). */
+  losePutEvery: number;
+  /** "type@az" pools to refuse as Unsupported, on top of moto's own offerings. */
+  notOffered: string[];
+}
+
+export const REALISM_DEFAULTS: Realism = { instanceMs: 1500, templateMs: 500, shuttingDownMs: 1000, putPerSecond: 3, getPerSecond: 40, losePutEvery: 25, notOffered: [] };
+
+// On-demand Linux USD/hour the lab's Price List answers with (us-east-1, Shared, no software).
+export const LAB_PRICE_LIST: Record<string, number> = { 'c7i.large': 0.0893, 'c6i.large': 0.085, 'c7g.large': 0.0725, 'm7i.large': 0.1008 };
+
+class Bucket {
+  private tokens: number;
+  private at = Date.now();
+  constructor(private readonly rate: number) {
+    this.tokens = Number.isFinite(rate) ? rate : 0;
+  }
+  take(): boolean {
+    if (!Number.isFinite(this.rate)) return true;
+    const now = Date.now();
+    this.tokens = Math.min(this.rate, this.tokens + ((now - this.at) / 1000) * this.rate);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
 }
 
 interface Rule extends FaultRule {
@@ -95,12 +150,31 @@ export class AwsFaultProxy {
   private capacity: Required<Pick<Capacity, 'spotAvailable' | 'onDemandAvailable'>> & { noSpotTypes: Set<string> } = AwsFaultProxy.noLimits();
   private tokens = new Map<string, Promise<{ body: string; reply: Forwarded }>>();
   private listeners: Array<(f: FleetLaunch) => void> = [];
+  realism: Realism = { ...REALISM_DEFAULTS };
+  private visibleAt = new Map<string, number>();
+  private templateVisibleAt = new Map<string, number>();
+  private terminatedAt = new Map<string, number>();
+  private putBucket = new Bucket(REALISM_DEFAULTS.putPerSecond);
+  private getBucket = new Bucket(REALISM_DEFAULTS.getPerSecond);
+  private putsFromAction = 0;
+  private subnetAz = new Map<string, string>();
+  private offered = new Map<string, Set<string>>();
+  private readonly moto: EC2Client;
 
   private constructor(
     private readonly server: Server,
     readonly url: string,
     readonly target: string,
-  ) {}
+  ) {
+    this.moto = new EC2Client({ region: 'us-east-1', endpoint: target, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+  }
+
+  /** Sets some of the platform behaviours (the rest keep their values). */
+  setRealism(r: Partial<Realism>): void {
+    this.realism = { ...this.realism, ...r };
+    this.putBucket = new Bucket(this.realism.putPerSecond);
+    this.getBucket = new Bucket(this.realism.getPerSecond);
+  }
 
   /** Starts the proxy on a free loopback port, forwarding to `target` (moto's endpoint). */
   static async start(target: string): Promise<AwsFaultProxy> {
@@ -152,6 +226,11 @@ export class AwsFaultProxy {
     return this.calls.filter((c) => c.action === action && (source === undefined || c.source === source)).length;
   }
 
+  /** Calls of an action that succeeded (HTTP 200): a CreateFleet refused while its template was not yet known does not count. */
+  accepted(action: string, source?: CallSource): number {
+    return this.calls.filter((c) => c.action === action && c.status === 200 && (source === undefined || c.source === source)).length;
+  }
+
   /** Calls per action, optionally of one source. */
   counts(source?: CallSource): Record<string, number> {
     const out: Record<string, number> = {};
@@ -166,6 +245,12 @@ export class AwsFaultProxy {
     this.clearFaults();
     this.tokens.clear();
     this.capacity = AwsFaultProxy.noLimits();
+    this.visibleAt.clear();
+    this.templateVisibleAt.clear();
+    this.terminatedAt.clear();
+    this.subnetAz.clear();
+    this.putsFromAction = 0;
+    this.setRealism({ ...REALISM_DEFAULTS });
   }
 
   async close(): Promise<void> {
@@ -173,6 +258,7 @@ export class AwsFaultProxy {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    this.moto.destroy();
   }
 
   // ---- HTTP -----------------------------------------------------------------------------
@@ -203,17 +289,35 @@ export class AwsFaultProxy {
       }
     }
 
+    // SSM's throughput quotas, before anything reaches moto.
+    if (service === 'ssm' && !this.withinSsmQuota(action)) {
+      const reply = jsonError(400, 'ThrottlingException', 'Rate exceeded');
+      send(res, reply);
+      record(reply.status, 'rate-limit');
+      return;
+    }
+    let lostByDefault = false;
+    if (!loseResponse && service === 'ssm' && action === 'PutParameter' && source === 'action' && this.realism.losePutEvery > 0) {
+      lostByDefault = this.putsFromAction++ % this.realism.losePutEvery === 0;
+    }
+
     let reply: Forwarded;
     let mark: CallRecord['fault'];
     if (service === 'ec2' && action === 'CreateFleet' && form) {
       ({ reply, mark } = await this.createFleet(req, body, form));
+    } else if (service === 'ec2' && form && (action === 'DescribeInstances' || action === 'TerminateInstances' || action === 'DescribeInstanceTypeOfferings' || action === 'RunInstances' || action === 'CreateLaunchTemplate')) {
+      ({ reply, mark } = await this.ec2Realism(req, raw, form, action));
+    } else if (service === 'pricing') {
+      reply = priceList(action, body);
+    } else if (service === 'ssm' && action === 'DescribeParameters') {
+      reply = await this.describeParameters(req, body);
     } else {
       reply = await this.forward(req, raw);
     }
-    if (loseResponse) {
+    if (loseResponse || (lostByDefault && reply.status === 200)) {
       const lost = faultReply(service, action, { kind: 'server-error', status: 500 });
       send(res, lost);
-      record(lost.status, 'lose-response');
+      record(lost.status, loseResponse ? 'lose-response' : 'lost-answer');
       return;
     }
     send(res, reply);
@@ -261,10 +365,33 @@ export class AwsFaultProxy {
     const total = Number(form.get('TargetCapacitySpecification.TotalTargetCapacity') ?? '0');
     const overrides = parseOverrides(form);
     const errors: FleetErrorItem[] = [];
-    let usable = overrides;
+    const ltIdReq = form.get('LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId') ?? '';
+    const ltAt = this.templateVisibleAt.get(ltIdReq);
+    if (ltAt !== undefined && Date.now() < ltAt) {
+      return ec2Error(400, 'InvalidLaunchTemplateId.NotFound', `The specified launch template, with template ID ${ltIdReq}, does not exist.`);
+    }
+    await this.poolFacts([...new Set(overrides.map((o) => o.fields.SubnetId ?? '').filter(Boolean))], [...new Set(overrides.map((o) => o.fields.InstanceType ?? ''))]);
+    const pools = new Set<string>();
+    for (const o of overrides) {
+      if (!o.fields.SubnetId) continue;
+      const pool = `${o.fields.InstanceType ?? ''}@${this.subnetAz.get(o.fields.SubnetId) ?? ''}`;
+      if (pools.has(pool)) return ec2Error(400, 'InvalidFleetConfig', `The fleet configuration contains duplicate instance pools (${pool}).`);
+      pools.add(pool);
+    }
+    const unsupported = overrides.filter((o) => {
+      const az = o.fields.SubnetId ? this.subnetAz.get(o.fields.SubnetId) : undefined;
+      const t = o.fields.InstanceType ?? '';
+      return az !== undefined && (!this.offered.get(t)?.has(az) || this.realism.notOffered.includes(`${t}@${az}`));
+    });
+    for (const o of unsupported) {
+      const az = this.subnetAz.get(o.fields.SubnetId ?? '') ?? '';
+      errors.push({ override: o, lifecycle: market, code: 'Unsupported', message: `Your requested instance type (${o.fields.InstanceType ?? ''}) is not supported in your requested Availability Zone (${az}).` });
+    }
+    let usable = overrides.filter((o) => !unsupported.includes(o));
     if (market === 'spot' && this.capacity.noSpotTypes.size > 0) {
-      usable = overrides.filter((o) => !this.capacity.noSpotTypes.has(o.fields.InstanceType ?? ''));
-      for (const o of overrides.filter((x) => !usable.includes(x))) errors.push({ override: o, lifecycle: market, code: 'InsufficientInstanceCapacity', message: `There is no Spot capacity available that matches your request (${o.fields.InstanceType ?? '?'}).` });
+      const before = usable;
+      usable = before.filter((o) => !this.capacity.noSpotTypes.has(o.fields.InstanceType ?? ''));
+      for (const o of before.filter((x) => !usable.includes(x))) errors.push({ override: o, lifecycle: market, code: 'InsufficientInstanceCapacity', message: `There is no Spot capacity available that matches your request (${o.fields.InstanceType ?? '?'}).` });
     }
     const room = market === 'spot' ? this.capacity.spotAvailable : this.capacity.onDemandAvailable;
     const granted = usable.length === 0 ? 0 : Math.min(total, room);
@@ -287,11 +414,99 @@ export class AwsFaultProxy {
       const ids = [...(/<fleetInstanceSet>([\s\S]*)<\/fleetInstanceSet>/.exec(text)?.[1] ?? '').matchAll(/<item>(i-[0-9a-f]+)<\/item>/g)].map((m) => m[1] ?? '');
       if (market === 'spot') this.capacity.spotAvailable -= ids.length;
       else this.capacity.onDemandAvailable -= ids.length;
+      for (const id of ids) this.visibleAt.set(id, Date.now() + this.realism.instanceMs);
       const launch: FleetLaunch = { fleetId: /<fleetId>([^<]*)<\/fleetId>/.exec(text)?.[1] ?? '', clientToken: token || undefined, market, instanceIds: ids, at: Date.now() };
       this.fleets.push(launch);
       for (const l of this.listeners) l(launch);
     }
     return reply;
+  }
+
+  /** SSM pages DescribeParameters at MaxResults (≤ 50); moto returns everything at once. */
+  private async describeParameters(req: IncomingMessage, body: string): Promise<Forwarded> {
+    const input = JSON.parse(body || '{}') as { MaxResults?: number; NextToken?: string };
+    const max = Math.min(input.MaxResults ?? 50, 50);
+    const offset = input.NextToken?.startsWith('lab-page-') ? Number(input.NextToken.slice(9)) : 0;
+    const { MaxResults: _m, NextToken: _n, ...rest } = input;
+    const reply = await this.forward(req, Buffer.from(JSON.stringify(rest)));
+    if (reply.status !== 200) return reply;
+    const all = (JSON.parse(reply.body.toString('utf8')) as { Parameters?: unknown[] }).Parameters ?? [];
+    const page = all.slice(offset, offset + max);
+    const next = offset + max < all.length ? `lab-page-${offset + max}` : undefined;
+    return { ...reply, body: Buffer.from(JSON.stringify({ Parameters: page, ...(next ? { NextToken: next } : {}) })) };
+  }
+
+  private withinSsmQuota(action: string): boolean {
+    if (action === 'PutParameter') return this.putBucket.take();
+    if (action === 'GetParameter' || action === 'GetParameters' || action === 'GetParametersByPath') return this.getBucket.take();
+    return true;
+  }
+
+  private hidden(id: string): boolean {
+    const at = this.visibleAt.get(id);
+    return at !== undefined && Date.now() < at;
+  }
+
+  private async ec2Realism(req: IncomingMessage, raw: Buffer, form: URLSearchParams, action: string): Promise<{ reply: Forwarded; mark?: CallRecord['fault'] }> {
+    const ids = [...form.entries()].filter(([k]) => /^InstanceId\.\d+$/.test(k)).map(([, v]) => v);
+    if (action === 'TerminateInstances' || (action === 'DescribeInstances' && ids.length > 0)) {
+      const unseen = ids.filter((id) => this.hidden(id));
+      if (unseen.length > 0) {
+        const msg = unseen.length === 1 ? `The instance ID '${unseen[0]}' does not exist` : `The instance IDs '${unseen.join(', ')}' do not exist`;
+        return { reply: ec2Error(400, 'InvalidInstanceID.NotFound', msg), mark: 'not-yet-visible' };
+      }
+    }
+    let reply = await this.forward(req, raw);
+    if (reply.status !== 200) return { reply };
+    const now = Date.now();
+    let text = reply.body.toString('utf8');
+    if (action === 'RunInstances') {
+      for (const m of text.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g)) this.visibleAt.set(m[1] ?? '', now + this.realism.instanceMs);
+    } else if (action === 'CreateLaunchTemplate') {
+      const id = /<launchTemplateId>(lt-[0-9a-f]+)<\/launchTemplateId>/.exec(text)?.[1];
+      if (id) this.templateVisibleAt.set(id, now + this.realism.templateMs);
+    } else if (action === 'TerminateInstances') {
+      for (const id of ids) if (!this.terminatedAt.has(id)) this.terminatedAt.set(id, now);
+    } else if (action === 'DescribeInstanceTypeOfferings' && this.realism.notOffered.length > 0) {
+      text = text.replace(/<item>\s*<instanceType>([^<]+)<\/instanceType>\s*<locationType>[^<]*<\/locationType>\s*<location>([^<]+)<\/location>\s*<\/item>/g, (all, t: string, az: string) => (this.realism.notOffered.includes(`${t}@${az}`) ? '' : all));
+    } else if (action === 'DescribeInstances') {
+      // Under filters a not-yet-visible instance is simply absent: ask moto again for the visible ones only.
+      const found = [...new Set([...text.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g)].map((m) => m[1] ?? ''))];
+      const unseen = found.filter((id) => this.hidden(id));
+      if (unseen.length > 0) {
+        const visible = found.filter((id) => !unseen.includes(id));
+        if (visible.length === 0) {
+          text = `<?xml version="1.0" encoding="UTF-8"?>\n<DescribeInstancesResponse xmlns="${EC2_NS}"><requestId>${randomUUID()}</requestId><reservationSet/></DescribeInstancesResponse>`;
+        } else {
+          const again = new URLSearchParams();
+          for (const [k, v] of form) if (k !== 'MaxResults' && k !== 'NextToken') again.append(k, v);
+          visible.forEach((id, k) => again.append(`InstanceId.${k + 1}`, id));
+          text = (await this.forward(req, Buffer.from(again.toString()))).body.toString('utf8');
+        }
+      }
+      // moto jumps to terminated; EC2 shows shutting-down first.
+      for (const [id, at] of this.terminatedAt) {
+        if (now - at >= this.realism.shuttingDownMs) continue;
+        text = text.replace(new RegExp(`(<instanceId>${id}</instanceId>[\\s\\S]*?<instanceState>\\s*<code>)48(</code>\\s*<name>)terminated(</name>)`), '$132$2shutting-down$3');
+      }
+    }
+    reply = { ...reply, body: Buffer.from(text) };
+    return { reply, mark: undefined };
+  }
+
+  /** subnet → AZ and type → offered AZs, from moto itself (cached). */
+  private async poolFacts(subnets: string[], types: string[]): Promise<void> {
+    const missing = subnets.filter((s) => !this.subnetAz.has(s));
+    if (missing.length > 0) {
+      const out = await this.moto.send(new DescribeSubnetsCommand({ SubnetIds: missing }));
+      for (const sn of out.Subnets ?? []) this.subnetAz.set(sn.SubnetId ?? '', sn.AvailabilityZone ?? '');
+    }
+    const unknownTypes = types.filter((t) => !this.offered.has(t));
+    if (unknownTypes.length > 0) {
+      const out = await this.moto.send(new DescribeInstanceTypeOfferingsCommand({ LocationType: 'availability-zone', Filters: [{ Name: 'instance-type', Values: unknownTypes }] }));
+      for (const t of unknownTypes) this.offered.set(t, new Set());
+      for (const o of out.InstanceTypeOfferings ?? []) this.offered.get(o.InstanceType ?? '')?.add(o.Location ?? '');
+    }
   }
 
   private forward(req: IncomingMessage, body: Buffer): Promise<Forwarded> {
@@ -321,7 +536,7 @@ function classify(req: IncomingMessage, body: string): { service: AwsService; ac
   const target = req.headers['x-amz-target'];
   if (typeof target === 'string') {
     const [prefix = '', action = ''] = target.split('.');
-    return { service: /ssm/i.test(prefix) ? 'ssm' : 'other', action };
+    return { service: /ssm/i.test(prefix) ? 'ssm' : /PriceList/i.test(prefix) ? 'pricing' : 'other', action };
   }
   const ctype = String(req.headers['content-type'] ?? '');
   if (ctype.includes('x-www-form-urlencoded') || body.includes('Action=')) {
@@ -430,4 +645,25 @@ function addErrorSet(xml: string, errors: FleetErrorItem[], ltId: string): strin
   if (xml.includes('<errorSet>')) return xml.replace('<errorSet>', `<errorSet>${items}`);
   if (xml.includes('<errorSet/>')) return xml.replace('<errorSet/>', `<errorSet>${items}</errorSet>`);
   return xml.replace('</fleetId>', `</fleetId><errorSet>${items}</errorSet>`);
+}
+
+/** The Price List Query API's GetProducts (moto has no pricing), for TERM_MATCH filters on instanceType and regionCode. */
+function priceList(action: string, body: string): Forwarded {
+  if (action !== 'GetProducts') return jsonError(400, 'InvalidParameterException', `lab: pricing ${action} is not modelled`);
+  const req = JSON.parse(body || '{}') as { ServiceCode?: string; Filters?: { Field: string; Value: string }[] };
+  const f = (name: string) => req.Filters?.find((x) => x.Field === name)?.Value;
+  const type = f('instanceType') ?? '';
+  const price = req.ServiceCode === 'AmazonEC2' && (f('regionCode') ?? 'us-east-1') === 'us-east-1' ? LAB_PRICE_LIST[type] : undefined;
+  const sku = `LAB${type.replace(/\W/g, '').toUpperCase()}`;
+  const items =
+    price === undefined
+      ? []
+      : [
+          JSON.stringify({
+            product: { productFamily: 'Compute Instance', sku, attributes: { instanceType: type, regionCode: 'us-east-1', operatingSystem: 'Linux', tenancy: 'Shared', preInstalledSw: 'NA', capacitystatus: 'Used' } },
+            serviceCode: 'AmazonEC2',
+            terms: { OnDemand: { [`${sku}.JRTCKXETXF`]: { offerTermCode: 'JRTCKXETXF', sku, priceDimensions: { [`${sku}.JRTCKXETXF.6YS6EN2CT7`]: { unit: 'Hrs', pricePerUnit: { USD: price.toFixed(10) } } } } } },
+          }),
+        ];
+  return { status: 200, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() }, body: Buffer.from(JSON.stringify({ FormatVersion: 'aws_v1', PriceList: items })) };
 }

@@ -11,14 +11,17 @@ export interface QuickBoot {
   stop(): Promise<void>;
 }
 
-export function quickBoot(ec2: EC2Client, ssm: SSMClient, githubUrl: string, opts: { bootDelayMs?: number; pollMs?: number } = {}): QuickBoot {
+export function quickBoot(ec2: EC2Client, ssm: SSMClient, githubUrl: string, opts: { bootDelayMs?: number; pollMs?: number; paramWaitMs?: number } = {}): QuickBoot {
   const booted: string[] = [];
   const seen = new Set<string>();
   let running = true;
   const bootOne = async (id: string, label: string) => {
     await new Promise((r) => setTimeout(r, opts.bootDelayMs ?? 0));
     const name = `${PARAMETER_ROOT}/${label}/${id}`;
-    for (let tries = 0; running && tries < 200; tries++) {
+    // Like the bootstrap: wait up to SR_PARAM_WAIT_SECONDS (300 s) for the parameter, backing off
+    // 50 ms → 4 s (a big start paces its PutParameter calls, so the last config comes late).
+    const end = Date.now() + (opts.paramWaitMs ?? 300_000);
+    for (let delay = 50; running && Date.now() < end; delay = Math.min(delay * 2, 4_000)) {
       try {
         const p = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
         await ssm.send(new DeleteParameterCommand({ Name: name }));
@@ -28,7 +31,7 @@ export function quickBoot(ec2: EC2Client, ssm: SSMClient, githubUrl: string, opt
         return;
       } catch (e) {
         if ((e as { name?: string }).name !== 'ParameterNotFound') throw e;
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, delay));
       }
     }
   };
