@@ -67,6 +67,8 @@ export async function stop(cfg: StopConfig, deps: StopDeps): Promise<StopResult>
     interrupted: wasInterrupted(i),
     hours: lines[k]?.hours ?? 0,
     cost: lines[k]?.cost,
+    runnerVersion: i.tags[TAGS.runnerVersion],
+    fingerprint: i.tags[TAGS.fingerprint],
   }));
   const interrupted = rows.some((r) => r.interrupted);
   if (report.instances.length === 0) notes.push(`nothing was running for ${[...labels].join(', ') || 'the given ids'} (already stopped?)`);
