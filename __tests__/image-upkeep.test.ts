@@ -43,6 +43,14 @@ describe('workflows keep images current', () => {
   });
 });
 
+describe('benchmark-grade hardware', () => {
+  it('the benchmark workflow uploads the machine fingerprint next to the results', () => {
+    const wf = read('.github/workflows/benchmarks.yml');
+    expect(wf).toContain('cp /run/spot-runner/fingerprint "$META_DIR/fingerprint"');
+    expect(wf).toMatch(/path: \|\n\s+\$\{\{ inputs.results-path \}\}\n\s+\$\{\{ runner.temp \}\}\/bench-meta/);
+  });
+});
+
 describe('image hygiene', () => {
   it('no test shims in the image: the provisioner removes user-data/test and checks', () => {
     const s = read('packer/scripts/bootstrap.sh');

@@ -203,6 +203,7 @@ describe('other paths', () => {
   it('external power-down: the runner gets SIGTERM first, the guest is off within 45 s', () => {
     const r = get('powerdown');
     expect(r.powerdownAt).toBeDefined();
+    process.stderr.write(`VM suite: system_powerdown -> QEMU exit ${r.exitedAt - (r.powerdownAt ?? 0)} ms\n`);
     expect(r.exitedAt - (r.powerdownAt ?? 0)).toBeLessThan(45_000);
     expect(get('powerdown').report.has('file:listener-got-sigint')).toBe(true);
     const journal = report('powerdown', 'journal');

@@ -311,7 +311,7 @@ assert_secret_in_no_file() {
 }
 
 @test "slow CLI: a create-tags call slower than 20 s delays the booting tag, never drops it" {
-  echo '21 1' >"$SB_STATE/slow/ec2-create-tags"
+  echo '21 1 booting' >"$SB_STATE/slow/ec2-create-tags"
   sb_fake_runner FAKE_JOB_TENTHS=260
   run_boot "$(sb_options)" 60
   assert_reason job-done

@@ -11,6 +11,7 @@ import argparse
 import os
 import re
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -26,7 +27,8 @@ ap.add_argument("--instance-type", default="c7i.large")
 ap.add_argument("--availability-zone", default="us-east-1a")
 # EC2 stand-in on the same port (POST /, Query API CreateTags): the bootstrap's AWS_ENDPOINT_URL.
 # Appends "<id> Key=K,Value=V" to <state>/tags.log; <state>/fail/ec2-create-tags (an error code)
-# makes it fail; <state>/slow/ec2-create-tags ("<seconds> [calls]") makes calls slow.
+# makes it fail; <state>/slow/ec2-create-tags ("<seconds> [calls] [value]") makes calls slow, and a slow
+# call whose caller gave up meanwhile does not take effect (as if it was never sent).
 ap.add_argument("--state", default="")
 args = ap.parse_args()
 
@@ -86,14 +88,21 @@ class Handler(BaseHTTPRequestHandler):
         if form.get("Action") != "CreateTags" or not args.state:
             return self.reply(400, b"<Response><Errors><Error><Code>InvalidAction</Code></Error></Errors></Response>")
         slow = os.path.join(args.state, "slow", "ec2-create-tags")
-        if os.path.exists(slow):
+        parts = open(slow).read().split() if os.path.exists(slow) else []
+        # "<seconds> [calls] [value]": only calls writing that tag value count and are slow.
+        if parts and (len(parts) < 3 or form.get("Tag.1.Value") == parts[2]):
             with lock:
-                parts = open(slow).read().split()
                 count_file = slow + ".count"
                 n = int(open(count_file).read()) + 1 if os.path.exists(count_file) else 1
                 open(count_file, "w").write(str(n))
             if len(parts) < 2 or n <= int(parts[1]):
                 time.sleep(float(parts[0]))
+                # Like a CLI still starting up: a caller that gave up never got its call through.
+                try:
+                    if self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                        return
+                except BlockingIOError:
+                    pass
         fail = os.path.join(args.state, "fail", "ec2-create-tags")
         if os.path.exists(fail):
             code = open(fail).read().strip()
