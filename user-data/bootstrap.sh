@@ -113,7 +113,8 @@ set_phase() {
     flock 9 || exit 0
     n=$(cat "$PRIV/phase-done" 2>/dev/null || echo 0)
     while p=$(sed -n "$((n + 1))p" "$PRIV/phase-queue") && [[ -n $p ]]; do
-      tag_now phase "$p"
+      # Not written after its attempts: stays queued; the next tagger (or power_off) retries it.
+      tag_now phase "$p" || exit 0
       n=$((n + 1))
       printf '%s\n' "$n" >"$PRIV/phase-done"
     done
