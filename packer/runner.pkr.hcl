@@ -45,7 +45,16 @@ source "amazon-ebs" "runner" {
   # Spot for the build instance: a fleet request over several types (spot_instance_types, per
   # architecture), at up to the on-demand price.
   spot_price = "auto"
-  subnet_id  = var.subnet_id != "" ? var.subnet_id : null
+  # A subnet (or a filter for one) is required: without, the plugin picks AZs that may not offer
+  # the build types. file() of a path that cannot exist is how HCL fails with a message.
+  subnet_id = var.subnet_id != "" ? var.subnet_id : (length(var.subnet_filter) > 0 ? null : file("ERROR: set subnet_id or subnet_filter for the build instance"))
+  dynamic "subnet_filter" {
+    for_each = length(var.subnet_filter) > 0 ? [var.subnet_filter] : []
+    content {
+      filters   = subnet_filter.value
+      most_free = true
+    }
+  }
 
   metadata_options {
     http_endpoint               = "enabled"

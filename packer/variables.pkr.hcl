@@ -37,8 +37,14 @@ variable "kms_key_id" {
 
 variable "subnet_id" {
   type        = string
-  description = "Subnet for the build instance. Empty = the default VPC."
+  description = "Subnet for the build instance. Set this or subnet_filter: with neither, the plugin picks any AZ of the default VPC, and some do not offer the build instance types."
   default     = ""
+}
+
+variable "subnet_filter" {
+  type        = map(string)
+  description = "Filters choosing the build subnet instead of subnet_id, e.g. { \"tag:spot-runner-build\" = \"true\" }; the one with the most free addresses wins."
+  default     = {}
 }
 
 variable "x86_64_instance_types" {

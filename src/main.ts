@@ -95,7 +95,8 @@ export async function runMain(): Promise<void> {
       core.info('Dry run: nothing was created. The plan:');
       core.info(JSON.stringify(r.plan, null, 2));
     } else {
-      await startSummary(r.label, r.runners, []);
+      for (const n of r.notes ?? []) core.warning(n);
+      await startSummary(r.label, r.runners, r.notes ?? []);
       core.info(`Started ${r.runners.length} runner(s) with label ${r.label}`);
     }
   } catch (e) {

@@ -9,6 +9,28 @@ export interface RunnerRow {
   availabilityZone: string;
   market: string;
   spotPrice?: string;
+  /** The version the instance's listener reported (spot-runner:runner-version), once it has. */
+  runnerVersion?: string;
+  /** The instance's hardware fingerprint (spot-runner:fingerprint), once it has written it. */
+  fingerprint?: string;
+}
+
+/**
+ * A JIT config cannot carry --disableupdate, so a runner older than GitHub's newest release
+ * updates itself before its job, and the version that runs is not the one whose SHA-256 the
+ * image pinned. One warning per differing version; nothing when the pin or the report is missing.
+ */
+export function runnerVersionWarnings(pinned: string | undefined, rows: { instanceId: string; runnerVersion?: string }[]): string[] {
+  if (!pinned) return [];
+  const byVersion = new Map<string, string[]>();
+  for (const r of rows) {
+    if (r.runnerVersion && r.runnerVersion !== pinned) byVersion.set(r.runnerVersion, [...(byVersion.get(r.runnerVersion) ?? []), r.instanceId]);
+  }
+  return [...byVersion].map(
+    ([v, ids]) =>
+      `Warning: the runner updated itself from the image's pinned ${pinned} to ${v} on ${ids.join(', ')} (a JIT runner cannot disable self-update): ` +
+      'the version that ran is not the one whose SHA-256 was pinned. Merge the bump-runner pull request and rebuild the AMI.',
+  );
 }
 
 function cell(s: string): string {
@@ -34,15 +56,17 @@ export async function startSummary(label: string, rows: RunnerRow[], notes: stri
           { data: 'AZ', header: true },
           { data: 'market', header: true },
           { data: 'spot price (USD/h)', header: true },
+          { data: 'runner version', header: true },
+          { data: 'fingerprint', header: true },
         ],
-        ...rows.map((r) => [cell(r.name), r.instanceId, r.instanceType, r.availabilityZone, r.market, r.spotPrice ?? '—']),
+        ...rows.map((r) => [cell(r.name), r.instanceId, r.instanceType, r.availabilityZone, r.market, r.spotPrice ?? '—', cell(r.runnerVersion ?? 'not reported yet'), cell(r.fingerprint ?? 'not reported yet')]),
       ]);
     if (notes.length > 0) s.addList(notes.map(cell));
   });
 }
 
 export async function stopSummary(
-  rows: { instanceId: string; instanceType: string; market: string; state: string; interrupted: boolean; hours: number; cost?: number; priceSource?: string; githubHosted?: string }[],
+  rows: { instanceId: string; instanceType: string; market: string; state: string; interrupted: boolean; hours: number; cost?: number; priceSource?: string; githubHosted?: string; runnerVersion?: string; fingerprint?: string }[],
   total: number | undefined,
   notes: string[],
   githubHostedTotal?: number,
@@ -60,8 +84,22 @@ export async function stopSummary(
         { data: 'cost (USD, with EBS)', header: true },
         { data: 'price from', header: true },
         { data: 'GitHub-hosted, same minutes', header: true },
+        { data: 'runner version', header: true },
+        { data: 'fingerprint', header: true },
       ],
-      ...rows.map((r) => [r.instanceId, r.instanceType, r.market, r.state, r.interrupted ? 'yes' : 'no', r.hours.toFixed(3), r.cost === undefined ? 'unknown' : r.cost.toFixed(4), r.priceSource ?? '', r.githubHosted ?? '—']),
+      ...rows.map((r) => [
+        r.instanceId,
+        r.instanceType,
+        r.market,
+        r.state,
+        r.interrupted ? 'yes' : 'no',
+        r.hours.toFixed(3),
+        r.cost === undefined ? 'unknown' : r.cost.toFixed(4),
+        r.priceSource ?? '',
+        r.githubHosted ?? '—',
+        cell(r.runnerVersion ?? 'not reported'),
+        cell(r.fingerprint ?? 'not reported'),
+      ]),
     ]);
     s.addRaw(`Estimated cost: ${total === undefined ? 'unknown (a price was not available)' : `$${total.toFixed(4)}`}${githubHostedTotal === undefined ? '' : `; on GitHub-hosted larger runners with the same cores: $${githubHostedTotal.toFixed(3)}`}`, true);
     if (costNotes.length > 0) s.addList(costNotes.map(cell));

@@ -12,7 +12,19 @@ export const TAGS = {
   instanceArn: 'spot-runner:instance-arn', // on parameters: the instance role's policy matches it to ec2:SourceInstanceARN
   expiresAt: 'spot-runner:expires-at', // ISO-8601: launch + max-lifetime
   phase: 'spot-runner:phase', // written by the instance itself
+  runnerVersion: 'spot-runner:runner-version', // written by the instance: the version the listener runs
+  fingerprint: 'spot-runner:fingerprint', // written by the instance: CPU, microcode, kernel, SMT, governor, turbo, type, AZ
 } as const;
+
+/**
+ * The phases the instance writes to spot-runner:phase, in order. A power-off other than
+ * job-done writes `failed:<reason>`; after a spot notice every later phase is prefixed
+ * `interrupted:`. user-data/bootstrap.sh is held to these names by __tests__/phases.test.ts.
+ */
+export const PHASES = ['booting', 'runner-started', 'job-started', 'interrupted', 'shutting-down'] as const;
+export type Phase = (typeof PHASES)[number];
+export const FAILED_PHASE_PREFIX = 'failed:';
+export const INTERRUPTED_PHASE_PREFIX = 'interrupted:';
 
 /** GitHub runner names and labels start with this, so reap can find ghosts by name. */
 export const NAME_PREFIX = 'spot-runner-';

@@ -5,9 +5,11 @@ source "${SPOT_RUNNER_STAGING:-/var/tmp/spot-runner}/lib.sh"
 
 [[ $(machine_arch) == "${SPOT_RUNNER_ARCH:?}" ]] || die "Packer is building ${SPOT_RUNNER_ARCH} but this machine is $(machine_arch)"
 
-# Patch at image time, because boot never will (unattended upgrades are disabled in harden.sh).
-apt-get update
-apt-get -y -o Dpkg::Options::=--force-confold dist-upgrade
+# Patch at image time; the weekly scheduled rebuild (build-ami.yml) keeps images current.
+# shellcheck disable=SC2086 # APT_LOCK_WAIT is two words
+apt-get $APT_LOCK_WAIT update
+# shellcheck disable=SC2086
+apt-get -y $APT_LOCK_WAIT -o Dpkg::Options::=--force-confold dist-upgrade
 
 apt_install \
   ca-certificates curl gnupg unzip zip xz-utils zstd tar rsync \

@@ -11,6 +11,9 @@ install -d -m 0755 "$DEST"
 if [[ -d $src ]]; then
   cp -a "$src/." "$DEST/"
 fi
+# user-data/test/ holds shims (a fake aws, systemctl, poweroff) and a fake runner: never in an image.
+rm -rf "$DEST/test"
+[[ ! -e $DEST/test ]] || die "test shims found in $DEST/test"
 # Root-owned and read-only to the job user: it may read the (public) bootstrap, never change it.
 chown -R root:root "$DEST"
 chmod -R go-w "$DEST"

@@ -13,12 +13,15 @@ else
   log "sshd left enabled because enable_ssh = true"
 fi
 
-# Unattended upgrades take the dpkg lock and CPU while the job runs; images are patched at build time.
+# The periodic apt timers would take the dpkg lock and CPU in the middle of a job, so they stay
+# off; images are patched at build time and rebuilt weekly. unattended-upgrades itself is NOT
+# masked: a pre-runner script or job may run it, and masking it hid that images went unpatched.
 cat >/etc/apt/apt.conf.d/20auto-upgrades <<'CONF'
 APT::Periodic::Update-Package-Lists "0";
 APT::Periodic::Unattended-Upgrade "0";
 CONF
-for unit in apt-daily.timer apt-daily-upgrade.timer unattended-upgrades.service motd-news.timer; do
+systemctl unmask unattended-upgrades.service 2>/dev/null || true
+for unit in apt-daily.timer apt-daily-upgrade.timer motd-news.timer; do
   systemctl disable "$unit" 2>/dev/null || true
   systemctl mask "$unit"
 done

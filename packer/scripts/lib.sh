@@ -5,14 +5,20 @@ set -euo pipefail
 log() { printf '[spot-runner-ami] %s\n' "$*"; }
 die() { printf '[spot-runner-ami] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# cloud-init and apt-daily may still hold the dpkg lock when provisioning starts: wait for it
+# (apt >= 1.9.11 honours DPkg::Lock::Timeout) rather than failing the build.
+export APT_LOCK_WAIT='-o DPkg::Lock::Timeout=600'
+
 # apt with retries: mirrors occasionally 5xx during big builds.
 apt_install() {
   local attempt
   for attempt in 1 2 3; do
-    if apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold "$@"; then return 0; fi
+    # shellcheck disable=SC2086 # two words on purpose
+    if apt-get install -y --no-install-recommends $APT_LOCK_WAIT -o Dpkg::Options::=--force-confold "$@"; then return 0; fi
     log "apt-get install failed (attempt ${attempt}); refreshing lists"
     sleep $((attempt * 10))
-    apt-get update
+    # shellcheck disable=SC2086
+    apt-get $APT_LOCK_WAIT update
   done
   die "apt-get install $* failed three times"
 }

@@ -11,6 +11,8 @@ export interface ResolvedImage {
   rootVolumeSize?: number;
   /** The SSM parameter it came from, if any. */
   parameter?: string;
+  /** The runner version the image pinned (its spot-runner:runner-version tag), if tagged. */
+  runnerVersion?: string;
 }
 
 /** One capacity pool: an instance type in one subnet (so one AZ), or anywhere when no subnet is given. */
@@ -159,7 +161,8 @@ async function resolveImage(cfg: StartConfig, aws: AwsClients, arch: Arch | unde
   if (a !== 'x86_64' && a !== 'arm64') throw new InputError('image', `AMI ${id} is ${a}, which spot-runner does not support`, 'use an x86_64 or arm64 image');
   const rootDeviceName = img.RootDeviceName ?? '/dev/xvda';
   const root = img.BlockDeviceMappings?.find((m) => m.DeviceName === rootDeviceName);
-  return { id, arch: a, rootDeviceName, rootVolumeSize: root?.Ebs?.VolumeSize, parameter };
+  const runnerVersion = img.Tags?.find((t) => t.Key === 'spot-runner:runner-version')?.Value;
+  return { id, arch: a, rootDeviceName, rootVolumeSize: root?.Ebs?.VolumeSize, parameter, runnerVersion };
 }
 
 async function describeSubnets(ids: string[], aws: AwsClients, opts: { abortSignal?: AbortSignal }): Promise<Record<string, string>> {

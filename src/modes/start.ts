@@ -1,7 +1,7 @@
 import type { AwsClients } from '../aws/clients.js';
 import { DEFAULT_RETRY, createLaunchTemplate, fleetRequest, launch, launchTemplateRequest, type LaunchedInstance, type RetryOptions } from '../aws/fleet.js';
 import { resolveLaunchInputs } from '../aws/image.js';
-import { DEFAULT_TERMINATE, accountId, instanceArn, type TerminateOptions } from '../aws/instances.js';
+import { DEFAULT_TERMINATE, accountId, describeByIds, instanceArn, type TerminateOptions } from '../aws/instances.js';
 import { Pacer, putSecret } from '../aws/params.js';
 import { currentSpotPrices } from '../aws/pricing.js';
 import { tuning, type StartConfig } from '../config.js';
@@ -10,7 +10,7 @@ import type { GitHub, RateLimit } from '../github/client.js';
 import { createJitRunner, resolveRunnerGroup, type Target } from '../github/runners.js';
 import { clientToken, homeLabel, makeLabel, runnerLabels, runnerName } from '../label.js';
 import type { StateRecorder } from '../state.js';
-import type { RunnerRow } from '../summary.js';
+import { runnerVersionWarnings, type RunnerRow } from '../summary.js';
 import { PARAMETER_ROOT, TAGS, parameterName } from '../tags.js';
 import { teardown, type TeardownReport } from '../teardown.js';
 import { renderUserData } from '../userdata/render.js';
@@ -44,6 +44,8 @@ export interface StartResult {
   runners: RunnerRow[];
   dryRun: boolean;
   plan?: unknown;
+  /** Warnings for the summary (e.g. a runner that updated itself past the image's pin). */
+  notes?: string[];
 }
 
 export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
@@ -233,7 +235,15 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
 
     const prices = await currentSpotPrices(aws, rows.filter((r) => r.market === 'spot'));
     for (const r of rows) if (r.market === 'spot') r.spotPrice = prices.get(`${r.instanceType}@${r.availabilityZone}`);
-    return { label, labels, runners: rows, dryRun: false };
+    // What the instances wrote about themselves so far: the listener's version and the hardware.
+    const written = new Map((await describeByIds(aws, rows.map((r) => r.instanceId), signal)).map((i) => [i.instanceId, i.tags]));
+    for (const r of rows) {
+      r.runnerVersion = written.get(r.instanceId)?.[TAGS.runnerVersion];
+      r.fingerprint = written.get(r.instanceId)?.[TAGS.fingerprint];
+    }
+    const notes = runnerVersionWarnings(image.runnerVersion, rows);
+    for (const n of notes) deps.log(n);
+    return { label, labels, runners: rows, dryRun: false, notes };
   } catch (e) {
     const why = signal?.aborted ? `cancelled (${errorMessage(signal.reason)})` : errorMessage(e);
     deps.log(`Start failed: ${why}. Rolling back everything it created.`);

@@ -90,6 +90,8 @@ export async function stop(cfg: StopConfig, deps: StopDeps): Promise<StopResult>
     cost: lines[k]?.cost,
     priceSource: lines[k]?.priceSource,
     githubHosted: lines[k]?.githubHosted ? `${lines[k]?.githubHosted?.label}: $${lines[k]?.githubHosted?.cost.toFixed(3)}` : undefined,
+    runnerVersion: i.tags[TAGS.runnerVersion],
+    fingerprint: i.tags[TAGS.fingerprint],
   }));
   const interrupted = rows.some((r) => r.interrupted);
   if (report.instances.length === 0) notes.push(`nothing was running for ${[...labels].join(', ') || 'the given ids'} (already stopped?)`);

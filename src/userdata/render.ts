@@ -105,12 +105,30 @@ function compact(script: string): string {
 const BEGIN = '#@@VALUES-BEGIN@@';
 const END = '#@@VALUES-END@@';
 
+/**
+ * The user-data: the values in clear, then the bootstrap's code gzipped and base64-encoded (the
+ * code alone is close to EC2's 16 KB limit), decoded and run in the same shell. A payload that
+ * does not decode powers the machine off with a reason, like every other failure.
+ */
 export function renderUserData(o: BootstrapOptions, template: string = BOOTSTRAP_TEMPLATE): string {
   validateBootstrapOptions(o);
   const b = template.indexOf(BEGIN);
   const e = template.indexOf(END);
   if (b < 0 || e < b || template.indexOf(BEGIN, b + 1) >= 0) throw new Error('bootstrap template: values markers missing or repeated');
-  const out = compact(`${template.slice(0, b)}${valuesBlock(o)}${template.slice(e + END.length)}`);
+  const code = compact(`${template.slice(0, b)}${template.slice(e + END.length)}`);
+  const packed = gzipSync(Buffer.from(code, 'utf8'), { level: 9 }).toString('base64');
+  const out = [
+    '#!/bin/bash',
+    '# shellcheck disable=SC2034 # the values are used by the code below',
+    valuesBlock(o),
+    `SR_CODE='${packed}'`,
+    'if ! SR_SRC=$(base64 -d <<<"$SR_CODE" | gunzip); then',
+    "  printf 'spot-runner: power-off: user-data-undecodable\\n' >/dev/console",
+    '  poweroff -f',
+    'fi',
+    'eval "$SR_SRC"',
+    '',
+  ].join('\n');
   const size = Buffer.byteLength(out, 'utf8');
   if (size > USER_DATA_MAX_BYTES) {
     const preSize = Buffer.byteLength(o.preRunnerScript, 'utf8');

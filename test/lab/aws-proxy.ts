@@ -269,7 +269,7 @@ export class AwsFaultProxy {
     const body = raw.toString('utf8');
     const { service, action, form } = classify(req, body);
     const ua = String(req.headers['user-agent'] ?? '');
-    const source: CallSource = ua.includes('spot-runner-lab-shim') ? 'instance' : /aws-sdk-js/i.test(ua) ? 'action' : 'other';
+    const source: CallSource = /spot-runner-lab-shim|spot-runner-bootstrap/.test(ua) ? 'instance' : /aws-sdk-js/i.test(ua) ? 'action' : 'other';
     const record = (status: number, fault?: CallRecord['fault']) => this.calls.push({ service, action, source, status, fault, at: t0, ms: Date.now() - t0 });
 
     const rule = this.pickRule(action, source);

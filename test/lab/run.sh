@@ -74,6 +74,9 @@ while :; do
   sleep 0.1
 done
 lab /_lab/job-done || echo "lab runner: job-done failed: HTTP $HTTP" >&2
+# Like the worker and listener: the job-completed hook (always()), then the result line.
+if [[ -n ${ACTIONS_RUNNER_HOOK_JOB_COMPLETED:-} ]]; then bash "$ACTIONS_RUNNER_HOOK_JOB_COMPLETED"; fi
+printf '%(%Y-%m-%d %H:%M:%S)TZ: Job lab completed with result: Succeeded\n' -1
 stamp job-done
 lab /_lab/disconnect || echo "lab runner: disconnect failed: HTTP $HTTP" >&2
 stamp exit

@@ -410,6 +410,13 @@ export class InstanceSimulator {
         SPOT_RUNNER_SPOT_POLL_SECONDS: String(this.o.spotPollSeconds ?? 0.2),
         SPOT_RUNNER_CONSOLE: join(d, 'console.log'),
         SPOT_RUNNER_LAB_AWS_ENDPOINT: this.o.awsEndpoint,
+        // The bootstrap's own tag writes (curl, SigV4) go to the lab proxy too.
+        AWS_ENDPOINT_URL: this.o.awsEndpoint,
+        AWS_ACCESS_KEY_ID: 'testing',
+        AWS_SECRET_ACCESS_KEY: 'testing',
+        // The lab has no cloud-final to leave: the bootstrap supervises in place (the VM suite
+        // covers the hand-over to its own systemd unit).
+        SPOT_RUNNER_SUPERVISED: '1',
         AWS_REGION: this.o.region ?? 'us-east-1',
         TMPDIR: paths.tmp,
       },

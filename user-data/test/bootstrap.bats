@@ -58,7 +58,8 @@ assert_secret_in_no_file() {
 }
 
 @test "normal job: reads its own parameter (after retries), deletes it, runs one job, powers off" {
-  sb_put_param "/spot-runner/jit/$SB_LABEL/$SB_IID" 1
+  # Visible only after the first read (which waits up to 2 s of jitter).
+  sb_put_param "/spot-runner/jit/$SB_LABEL/$SB_IID" 3
   run_boot "$(sb_options)"
   assert_reason job-done
   [[ $(last_phase) == shutting-down ]]
@@ -69,11 +70,11 @@ assert_secret_in_no_file() {
   (($(grep -c 'ssm get-parameter' "$SB_STATE/aws-calls.log") >= 2))
   [[ $(cat "$SB_STATE/ssm-deleted.log") == "/spot-runner/jit/$SB_LABEL/$SB_IID" ]]
   # Deadline lines one and two were set up first.
-  grep -qx -- '-h +1 spot-runner: max-lifetime reached' "$SB_STATE/shutdown.log"
+  grep -qx -- '-h +2 spot-runner: max-lifetime reached' "$SB_STATE/shutdown.log"
   grep -q -- '--on-active=60s .*power-off.sh max-lifetime' "$SB_STATE/systemd-run.log"
   # Job steps are kept away from IMDS; the runner runs as the runner user.
   grep -q -- "iptables -w -I OUTPUT -m owner --uid-owner $(id -u) -d 169.254.169.254/32 -j REJECT" "$SB_STATE/iptables.log"
-  grep -q -- "--reuid=$(id -u) --regid=$(id -g) --init-groups -- ./run.sh" "$SB_RUNNER_DIR/setpriv.log"
+  grep -q -- "--reuid=$(id -u) --regid=$(id -g) --init-groups -- env --default-signal=INT,QUIT,PIPE ./run.sh" "$SB_RUNNER_DIR/setpriv.log"
   # IMDSv2 only: a token first, and no GET was refused.
   [[ $(head -n 1 "$SB_STATE/imds.log") == 'PUT /latest/api/token' ]]
 }
@@ -102,7 +103,7 @@ assert_secret_in_no_file() {
   sb_render "$(sb_options maxLifetimeMinutes=0.05 idleTimeoutMinutes=1)"
   sb_boot
   wait_for_file "$SB_OUT/job.pid"
-  kill -STOP "$SB_PID"
+  kill -STOP "$(sb_bootstrap_pid)"
   sb_wait_poweroff 15
   assert_reason max-lifetime
   [[ $(last_phase) == failed:max-lifetime ]]
@@ -177,7 +178,7 @@ assert_secret_in_no_file() {
   [[ $(cat "$SB_OUT/job-env") != *"$SB_SECRET"* ]]
   grep -q '^ACTIONS_RUNNER_HOOK_JOB_STARTED=' "$SB_OUT/job-env"
   # The bootstrap never exports it.
-  [[ $(tr '\0' '\n' <"/proc/$SB_PID/environ") != *"$SB_SECRET"* ]]
+  [[ $(tr '\0' '\n' <"/proc/$(sb_bootstrap_pid)/environ") != *"$SB_SECRET"* ]]
   # No file anywhere in the sandbox (runner dir, /etc, /run, logs, tmp) holds it.
   assert_secret_in_no_file "$SB"
   sb_wait_poweroff 20
@@ -195,7 +196,7 @@ assert_secret_in_no_file() {
   assert_reason pre-runner-script-failed:exit-7
   [[ $(last_phase) == failed:pre-runner-script-failed:exit-7 ]]
   grep -q 'pre-runner says hi' "$SB/stdout"
-  [[ $(grep -c 'get-parameter' "$SB_STATE/aws-calls.log" || true) == 0 ]]
+  [[ ! -e $SB_STATE/aws-calls.log ]] || ! grep -q 'get-parameter' "$SB_STATE/aws-calls.log"
   [[ ! -e $SB_OUT/runner-exec-time ]]
 }
 
@@ -237,4 +238,93 @@ assert_secret_in_no_file() {
   sb_render "$(sb_options 'preRunnerScript="echo hi"')"
   shellcheck -s bash "$SB/user-data.sh"
   (($(wc -c <"$SB/user-data.sh") < 16384))
+}
+
+@test "supervisor runs in its own systemd unit (cloud-final can finish), stopped with SIGTERM to it alone" {
+  run_boot "$(sb_options)"
+  assert_reason job-done
+  local call
+  call=$(grep -- '--unit=spot-runner-bootstrap ' "$SB_STATE/systemd-run.log")
+  [[ $call == *--setenv=SPOT_RUNNER_SUPERVISED=1* && $call == *--property=KillMode=mixed* ]]
+  [[ $call == *--property=After=network-online.target* && $call == *"/bin/bash $SB_ROOT/run/spot-runner/private/bootstrap.sh"* ]]
+  grep -q 'supervisor handed to unit spot-runner-bootstrap.service' "$SB/stdout"
+  # The deadline lines are set up once, by the supervisor.
+  [[ $(grep -c -- '--on-active=' "$SB_STATE/systemd-run.log") == 1 ]]
+}
+
+@test "systemd-run refused: the bootstrap supervises in place and still runs the job" {
+  : >"$SB_STATE/fail/systemd-run-service"
+  run_boot "$(sb_options)"
+  assert_reason job-done
+  grep -q 'could not start unit spot-runner-bootstrap; supervising from here' "$SB/stdout"
+}
+
+@test "the image's .path reaches the job's PATH through the runner's .env" {
+  printf '%s\n' '/opt/kani/bin:/usr/local/cuda/bin:/usr/bin:/bin' >"$SB_RUNNER_DIR/.path"
+  printf '%s\n' 'LANG=C.UTF-8' 'PATH=/stale' >"$SB_RUNNER_DIR/.env"
+  run_boot "$(sb_options)"
+  assert_reason job-done
+  [[ $(cat "$SB_OUT/job-path") == /opt/kani/bin:/usr/local/cuda/bin:/usr/bin:/bin ]]
+  grep -qx 'LANG=C.UTF-8' "$SB_RUNNER_DIR/.env"
+  [[ $(grep -c '^PATH=' "$SB_RUNNER_DIR/.env") == 1 ]]
+}
+
+@test "a failed job is reported as job-failed, not job-done (run.sh exits 0 either way)" {
+  sb_fake_runner FAKE_STEP_EXIT=1
+  run_boot "$(sb_options)"
+  assert_reason job-failed:Failed
+  [[ $(last_phase) == failed:job-failed:Failed ]]
+  [[ -e $SB_RUNNER_DIR/../root/run/spot-runner/job/completed ]]
+}
+
+@test "a job that fails before the job-started hook is job-failed, not runner-exited-without-job" {
+  sb_fake_runner FAKE_FAIL_BEFORE_HOOK=1
+  run_boot "$(sb_options)"
+  assert_reason job-failed:Failed
+}
+
+@test "SIGTERM mid-job (a power-down): the runner gets SIGTERM first, then reason and final tag" {
+  sb_fake_runner FAKE_JOB_TENTHS=300
+  sb_render "$(sb_options)"
+  sb_boot
+  wait_for_file "$SB_OUT/job.pid"
+  kill -TERM "$(sb_bootstrap_pid)"
+  sb_wait_poweroff 20
+  assert_reason signal-TERM
+  [[ $(last_phase) == failed:signal-TERM ]]
+  # run.sh (RUNNER_MANUALLY_TRAP_SIG) forwarded it to the listener, which cancelled the job.
+  [[ -e $SB_OUT/listener-got-sigint ]]
+  grep -q 'runner exited' "$SB/stdout"
+  grep -q 'final phase tag written: failed:signal-TERM' "$SB/stdout"
+}
+
+@test "jitter: the first SSM read waits a short random time" {
+  run_boot "$(sb_options)"
+  assert_reason job-done
+  local ms
+  ms=$(sed -n 's/.*waiting \([0-9]*\) ms (jitter).*/\1/p' "$SB/stdout")
+  [[ -n $ms ]] && ((ms >= 0 && ms < 2000))
+  # The first read really came that much later than the boot.
+  local first
+  first=$(awk '$2 == "ssm" && $3 == "get-parameter" { print $1; exit }' "$SB_STATE/aws-times.log")
+  awk -v a="$SB_BOOT_START" -v b="$first" -v ms="$ms" 'BEGIN { exit !((b - a) * 1000 >= ms) }'
+}
+
+@test "slow CLI: a create-tags call slower than 20 s delays the booting tag, never drops it" {
+  echo '21 1 booting' >"$SB_STATE/slow/ec2-create-tags"
+  sb_fake_runner FAKE_JOB_TENTHS=260
+  run_boot "$(sb_options)" 60
+  assert_reason job-done
+  grep -q 'Value=booting' "$SB_STATE/tags.log"
+  grep -q 'Value=job-started' "$SB_STATE/tags.log"
+  [[ $(last_phase) == shutting-down ]]
+}
+
+@test "runner version and hardware fingerprint are tagged" {
+  sb_fake_runner FAKE_VERSION=2.331.0
+  run_boot "$(sb_options)"
+  assert_reason job-done
+  grep -q 'Key=spot-runner:runner-version,Value=2.331.0' "$SB_STATE/tags.log"
+  grep -qE 'Key=spot-runner:fingerprint,Value=cpu=.* kernel=.* smt=(on|off|unknown) gov=.* turbo=(on|off|unknown) type=c7i.large az=us-east-1a' "$SB_STATE/tags.log"
+  [[ $(stat -c %a "$SB_ROOT/run/spot-runner/fingerprint") == 644 ]]
 }

@@ -15,14 +15,15 @@ sb_create() {
   SB=$1
   SB_LABEL=${2:-spot-runner-test-1}
   SB_STATE=$SB/state SB_ROOT=$SB/root SB_RUNNER_DIR=$SB/runner SB_OUT=$SB/out
-  mkdir -p "$SB_STATE/ssm" "$SB_STATE/fail" "$SB_ROOT" "$SB_RUNNER_DIR" "$SB_OUT" "$SB/tmp"
+  mkdir -p "$SB_STATE/ssm" "$SB_STATE/fail" "$SB_STATE/slow" "$SB_ROOT" "$SB_RUNNER_DIR" "$SB_OUT" "$SB/tmp"
   chmod 0700 "$SB_STATE"
   SB_IID=i-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n' | cut -c1-17)
   # A JIT config is ~2-3 KB of base64; a random one cannot occur anywhere by accident.
   SB_SECRET=$(head -c 1800 /dev/urandom | base64 -w0)
   local sum
   sum=$(printf '%s' "$SB_SECRET" | sha256sum)
-  cp "$SB_HERE/fake-runner/run.sh" "$SB_RUNNER_DIR/run.sh"
+  cp -r "$SB_HERE/fake-runner/." "$SB_RUNNER_DIR/"
+  : >"$SB_RUNNER_DIR/.sandbox-allow-root"
   sb_fake_runner FAKE_STATE="$SB_OUT" FAKE_EXPECT_JIT_SHA256="${sum%% *}" \
     FAKE_INTERRUPTED_MARKER="$SB_ROOT/run/spot-runner/interrupted" \
     FAKE_JOB=1 FAKE_JOB_DELAY=0.2 FAKE_JOB_TENTHS=3 FAKE_EXIT=0
@@ -45,7 +46,7 @@ sb_put_param() {
 # sb_imds_start: the fake IMDS on a free loopback port (sets SB_IMDS, SB_IMDS_PID).
 sb_imds_start() {
   python3 "$SB_HERE/fake-imds.py" --instance-id "$SB_IID" --port-file "$SB_STATE/imds.port" \
-    --spot-notice-file "$SB_STATE/spot-notice" --log "$SB_STATE/imds.log" 2>>"$SB_STATE/imds.err" &
+    --spot-notice-file "$SB_STATE/spot-notice" --log "$SB_STATE/imds.log" --state "$SB_STATE" 2>>"$SB_STATE/imds.err" &
   SB_IMDS_PID=$!
   local i
   for ((i = 0; i < 100; i++)); do
@@ -83,6 +84,7 @@ sb_boot() {
   PATH="$SB_HERE/shims:$PATH" \
     SPOT_RUNNER_TEST_STATE=$SB_STATE \
     SPOT_RUNNER_IMDS_ENDPOINT=$SB_IMDS \
+    AWS_ENDPOINT_URL=$SB_IMDS AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
     SPOT_RUNNER_ROOT=$SB_ROOT \
     SPOT_RUNNER_RUNNER_DIR=$SB_RUNNER_DIR \
     SPOT_RUNNER_USER=$(id -un) \
@@ -95,18 +97,19 @@ sb_boot() {
   disown "$SB_PID"
 }
 
-# sb_group_alive: true while any live (non-zombie) process is left in the bootstrap's group.
+# sb_session_pids: live (non-zombie) processes left in the bootstrap's session (setsid).
 # Zombies do not count: whoever adopted them (maybe a slow PID 1) reaps them later.
-sb_group_alive() {
-  local f stat rest state pgid
+sb_session_pids() {
+  local f stat rest state sid
   for f in /proc/[0-9]*/stat; do
     { read -r stat <"$f"; } 2>/dev/null || continue
     rest=${stat##*) }
-    read -r state _ pgid _ <<<"$rest"
-    [[ $pgid == "$SB_PID" && $state != Z ]] && return 0
+    read -r state _ _ sid _ <<<"$rest"
+    [[ $sid == "$SB_PID" && $state != Z ]] && printf '%s\n' "${f//[^0-9]/}"
   done
-  return 1
+  return 0
 }
+sb_group_alive() { [[ -n $(sb_session_pids) ]]; }
 
 # sb_wait_poweroff [timeout-seconds]: until a shim powered off and the bootstrap's group is gone.
 sb_wait_poweroff() {
@@ -120,12 +123,19 @@ sb_wait_poweroff() {
   return 1
 }
 
+# sb_bootstrap_pid: the supervisor (the bootstrap hands itself to a systemd-run unit).
+sb_bootstrap_pid() { cat "$SB_ROOT/run/spot-runner/private/bootstrap.pid"; }
+
 # sb_reason: the reason the bootstrap gave for powering off.
 sb_reason() { cat "$SB_ROOT/run/spot-runner/poweroff-reason"; }
 
 # sb_cleanup: kill whatever is left (the bootstrap's whole group and the fake IMDS).
 sb_cleanup() {
-  [[ -n ${SB_PID:-} ]] && kill -KILL -- "-$SB_PID" 2>/dev/null
+  if [[ -n ${SB_PID:-} ]]; then
+    kill -KILL -- "-$SB_PID" 2>/dev/null
+    # shellcheck disable=SC2046 # one pid per word
+    kill -KILL $(sb_session_pids) 2>/dev/null
+  fi
   [[ -n ${SB_IMDS_PID:-} ]] && kill "$SB_IMDS_PID" 2>/dev/null
   return 0
 }
