@@ -41,7 +41,8 @@ describe('renderSummary', () => {
       expect(at).toBeGreaterThan(0);
       values.forEach((v, k) => expect(rows[k]?.indexOf(v)).toBe(at));
     }
-    expect(lines[lines.indexOf(header) + 1]).toMatch(/^ {2}─+( {2}─+){5}$/);
+    // runner, instance, type, AZ, market, spot price, runner version, fingerprint
+    expect(lines[lines.indexOf(header) + 1]).toMatch(/^ {2}─+( {2}─+){7}$/);
     expect(text).toContain('  • spot capacity short: 1 on-demand & fine');
   });
   it("keeps stop's text after the table", async () => {
