@@ -1,4 +1,5 @@
 import { FakeAws, awsError } from './aws.js';
+import { TokenBucket } from './token-bucket.js';
 
 export interface FakeInstance {
   InstanceId: string;
@@ -54,24 +55,6 @@ export interface WorldOptions {
 
 export const WORLD_DEFAULTS: WorldOptions = { instanceLooks: 2, templateLooks: 1, shuttingDownLooks: 1, putPerSecond: 3, getPerSecond: 40, losePutEvery: 7 };
 
-/** One instance can be in several views at once; each view that misses it uses one look. */
-class Bucket {
-  private tokens: number;
-  private at = Date.now();
-  constructor(private readonly rate: number) {
-    this.tokens = rate;
-  }
-  take(): boolean {
-    if (!Number.isFinite(this.rate) || this.rate <= 0) return true;
-    const now = Date.now();
-    this.tokens = Math.min(this.rate, this.tokens + ((now - this.at) / 1000) * this.rate);
-    this.at = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-}
-
 const AZS = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
 
 // On-demand Linux prices the fake Price List answers with (USD/hour); deliberately not the
@@ -99,8 +82,8 @@ export class FakeWorld extends FakeAws {
   private hidden = new Map<string, number>();
   private hiddenTemplates = new Map<string, number>();
   private shutting = new Map<string, number>();
-  private putBucket: Bucket;
-  private getBucket: Bucket;
+  private putBucket: TokenBucket;
+  private getBucket: TokenBucket;
   private puts = 0;
   private fleetCalls = 0;
   /** CreateFleet calls that got past the checks (template known, pools valid), as the calls list records them. */
@@ -115,8 +98,8 @@ export class FakeWorld extends FakeAws {
   constructor(o: { arch?: string; types?: Record<string, string[]>; world?: Partial<WorldOptions> } = {}) {
     super();
     this.opts = { ...WORLD_DEFAULTS, ...o.world };
-    this.putBucket = new Bucket(this.opts.putPerSecond);
-    this.getBucket = new Bucket(this.opts.getPerSecond);
+    this.putBucket = new TokenBucket(this.opts.putPerSecond);
+    this.getBucket = new TokenBucket(this.opts.getPerSecond);
     const types = o.types ?? { 'c7i.large': ['x86_64'], 'c6i.large': ['x86_64'], 'c7g.large': ['arm64'] };
     const vcpus = (t: string) => ({ large: 2, xlarge: 4, '2xlarge': 8, '4xlarge': 16 })[t.split('.')[1] ?? ''] ?? 2;
     const page = <T>(items: T[], input: Record<string, unknown>, max: number) => {
@@ -360,8 +343,8 @@ export class FakeWorld extends FakeAws {
   /** Changes some options (the rate limits start afresh). */
   configure(o: Partial<WorldOptions>): void {
     this.opts = { ...this.opts, ...o };
-    this.putBucket = new Bucket(this.opts.putPerSecond);
-    this.getBucket = new Bucket(this.opts.getPerSecond);
+    this.putBucket = new TokenBucket(this.opts.putPerSecond);
+    this.getBucket = new TokenBucket(this.opts.getPerSecond);
   }
 
   /** Makes every instance visible at once (a test that is not about consistency may say so). */

@@ -35,6 +35,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DescribeInstanceTypeOfferingsCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { TokenBucket } from '../fakes/token-bucket.js';
 
 export type AwsService = 'ec2' | 'ssm' | 'pricing' | 'other';
 /** Who made the call: the action (AWS SDK for JS) or an instance (the lab's `aws` shim). */
@@ -111,23 +112,6 @@ export const REALISM_DEFAULTS: Realism = { instanceMs: 1500, templateMs: 500, sh
 // On-demand Linux USD/hour the lab's Price List answers with (us-east-1, Shared, no software).
 export const LAB_PRICE_LIST: Record<string, number> = { 'c7i.large': 0.0893, 'c6i.large': 0.085, 'c7g.large': 0.0725, 'm7i.large': 0.1008 };
 
-class Bucket {
-  private tokens: number;
-  private at = Date.now();
-  constructor(private readonly rate: number) {
-    this.tokens = Number.isFinite(rate) ? rate : 0;
-  }
-  take(): boolean {
-    if (!Number.isFinite(this.rate)) return true;
-    const now = Date.now();
-    this.tokens = Math.min(this.rate, this.tokens + ((now - this.at) / 1000) * this.rate);
-    this.at = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-}
-
 interface Rule extends FaultRule {
   times: number;
   after: number;
@@ -154,8 +138,8 @@ export class AwsFaultProxy {
   private visibleAt = new Map<string, number>();
   private templateVisibleAt = new Map<string, number>();
   private terminatedAt = new Map<string, number>();
-  private putBucket = new Bucket(REALISM_DEFAULTS.putPerSecond);
-  private getBucket = new Bucket(REALISM_DEFAULTS.getPerSecond);
+  private putBucket = new TokenBucket(REALISM_DEFAULTS.putPerSecond);
+  private getBucket = new TokenBucket(REALISM_DEFAULTS.getPerSecond);
   private putsFromAction = 0;
   private subnetAz = new Map<string, string>();
   private offered = new Map<string, Set<string>>();
@@ -172,8 +156,8 @@ export class AwsFaultProxy {
   /** Sets some of the platform behaviours (the rest keep their values). */
   setRealism(r: Partial<Realism>): void {
     this.realism = { ...this.realism, ...r };
-    this.putBucket = new Bucket(this.realism.putPerSecond);
-    this.getBucket = new Bucket(this.realism.getPerSecond);
+    this.putBucket = new TokenBucket(this.realism.putPerSecond);
+    this.getBucket = new TokenBucket(this.realism.getPerSecond);
   }
 
   /** Starts the proxy on a free loopback port, forwarding to `target` (moto's endpoint). */
