@@ -68,7 +68,8 @@ export class Lab {
     const r = runnerId === undefined ? undefined : this.gh.runners.get(runnerId);
     if (!r) return;
     const job = this.gh.jobs.find((j) => j.runnerId === r.id && j.finishedAt === undefined);
-    if (job) Object.assign(job, { finishedAt: Date.now(), result: 'failed: the runner lost communication with the server' });
+    if (job) Object.assign(job, { finishedAt: Date.now(), result: job.cancelRequested ? 'cancelled' : 'failed: the runner lost communication with the server' });
+    if (job) this.gh.settleRun(this.gh.runs.get(job.runId));
     if (r.busy) r.jobsRun++;
     r.busy = false;
     r.status = 'offline';
