@@ -127,7 +127,7 @@ async function runWatch(cfg: WatchConfig, aws: AwsClients, gh: GitHub, rate: Rat
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await watch(cfg, { aws, gh, rate, state, log: (l) => core.info(l), signal: ac.signal });
+    const r = await watch(cfg, { aws, gh, rate, state, log: (l) => core.info(l), debug: (l) => core.debug(l), signal: ac.signal });
     core.setOutput('replacements', JSON.stringify(r.replacements.map((x) => ({ replaced: x.replaced, lastPhase: x.lastPhase, instanceId: x.row?.instanceId ?? '', name: x.row?.name ?? '', error: x.error ?? '' }))));
     // Summary and error first: cancelling the run also cancels this job.
     await watchSummary(r);

@@ -19,6 +19,8 @@ import { planLaunch, provisionRunners, sleep, type Recorder, type StartDeps } fr
 export interface WatchDeps extends StartDeps {
   /** Between looks at the machines; default SPOT_RUNNER_WATCH_POLL_SECONDS (5 s). */
   pollMs?: number;
+  /** One line per look (core.debug: shown with step debug logging). */
+  debug?: (line: string) => void;
 }
 
 export interface Watched {
@@ -162,11 +164,14 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
     const lost: Watched[] = pending.splice(0);
     if (waiting.length > 0) {
       result.polls++;
+      deps.debug?.(`watch poll ${result.polls}: ${waiting.length} machine(s) waiting for their job`);
       const infos = new Map((await describeByIds(aws, waiting.map((m) => m.instanceId), signal)).map((i) => [i.instanceId, i]));
       for (const m of waiting) {
         const i = infos.get(m.instanceId);
         if (i) {
-          m.lastPhase = i.tags[TAGS.phase] ?? m.lastPhase;
+          const phase = i.tags[TAGS.phase] ?? m.lastPhase;
+          if (phase !== m.lastPhase || i.state !== m.lastState) deps.log(`${m.instanceId} (runner ${m.runnerName}): phase ${phase || 'none'}, state ${i.state} (look ${result.polls})`);
+          m.lastPhase = phase;
           m.lastState = i.state;
         }
         if (tookJobByPhase(m.lastPhase)) {

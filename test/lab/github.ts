@@ -100,6 +100,8 @@ export interface LabJob {
   runId: number;
   /** The run was cancelled while this job ran: the runner ends it as cancelled. */
   cancelRequested?: boolean;
+  /** Waiting on its `needs` or an approval: part of the run, not yet queued for a runner (release()). */
+  pending?: boolean;
   labels: string[];
   queuedAt: number;
   runnerId?: number;
@@ -280,14 +282,21 @@ export class GitHubStandIn {
   }
 
   /** Queues a job (in run LAB_RUN_ID unless given); an online runner whose labels include all of `labels` takes it. */
-  queueJob(job: { labels: string[]; id?: number | string; runId?: number }): LabJob {
+  queueJob(job: { labels: string[]; id?: number | string; runId?: number; pending?: boolean }): LabJob {
     const runId = job.runId ?? LAB_RUN_ID;
     const run = this.runs.get(runId);
-    if (run?.status === 'completed') throw new Error(`run ${runId} is completed: it takes no new jobs`);
     if (!run) this.runs.set(runId, { id: runId, status: 'in_progress' });
-    const j: LabJob = { id: job.id ?? this.nextJobId++, runId, labels: [...job.labels], queuedAt: Date.now() };
+    const j: LabJob = { id: job.id ?? this.nextJobId++, runId, labels: [...job.labels], queuedAt: Date.now(), ...(job.pending ? { pending: true } : {}) };
+    // A job of a cancelled run is never queued: it ends cancelled.
+    if (run?.status === 'completed') Object.assign(j, { finishedAt: Date.now(), result: 'cancelled' });
     this.jobs.push(j);
     return j;
+  }
+
+  /** A pending job's needs (or its approval) are met: it is queued for a runner, unless its run was cancelled. */
+  release(job: LabJob): void {
+    job.pending = false;
+    job.queuedAt = Date.now();
   }
 
   /** What the workflow's `permissions:` block grants the job's GITHUB_TOKEN (jobToken). */
@@ -739,7 +748,7 @@ export class GitHubStandIn {
     for (;;) {
       // the runner may have been deleted or taken offline while we waited
       if (this.closed || this.runners.get(runner.id) !== runner || runner.status !== 'online') return { status: 204 };
-      const job = this.jobs.find((j) => j.runnerId === undefined && j.labels.every((l) => have.has(l.toLowerCase())));
+      const job = this.jobs.find((j) => j.runnerId === undefined && !j.pending && j.finishedAt === undefined && j.labels.every((l) => have.has(l.toLowerCase())));
       if (job) {
         Object.assign(job, { runnerId: runner.id, runnerName: runner.name, startedAt: Date.now() });
         runner.busy = true;

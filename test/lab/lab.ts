@@ -125,6 +125,19 @@ export class Lab {
     return runWithPost({ ...o, inputs: this.startInputs(inputs), env: this.env(o.env) });
   }
 
+  /**
+   * mode watch from dist (then its post on failure), with the start inputs it needs and what the
+   * runner fills in from action.yml: cancel-token is the job's GITHUB_TOKEN (the stand-in's jobToken).
+   */
+  watch(label: string, runners: string, inputs: Record<string, string> = {}, o: StepRun = {}): Promise<{ main: StepResult; post?: StepResult }> {
+    return runWithPost({
+      timeoutMs: 180_000,
+      ...o,
+      inputs: this.startInputs({ mode: 'watch', label, runners, 'cancel-token': this.gh.jobToken, ...inputs }),
+      env: this.env({ GITHUB_JOB: 'watch', SPOT_RUNNER_WATCH_POLL_SECONDS: '1', RUNNER_DEBUG: '1', ...o.env }),
+    });
+  }
+
   /** mode stop from dist, by label (and/or instance-ids). */
   stop(label: string, inputs: Record<string, string> = {}, o: StepRun = {}): Promise<StepResult> {
     return runStep({ ...o, inputs: { mode: 'stop', 'github-token': this.gh.token, label, ...inputs }, env: this.env({ GITHUB_JOB: 'stop', ...o.env }) });
