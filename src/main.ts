@@ -133,11 +133,16 @@ async function runWatch(cfg: WatchConfig, aws: AwsClients, gh: GitHub, rate: Rat
     await watchSummary(r);
     if (r.failure) {
       core.setFailed(r.failure);
-      const cancelGh = cfg.cancelToken ? makeGitHub(cfg.cancelToken) : gh;
-      try {
-        core.info(await cancelRun(cancelGh, cfg.run));
-      } catch (e) {
-        core.error(errorMessage(e));
+      // cancel-token (default: the job's GITHUB_TOKEN) first; if it may not, the runner credentials.
+      const clients = cfg.cancelToken ? [makeGitHub(cfg.cancelToken), gh] : [gh];
+      for (const [k, c] of clients.entries()) {
+        try {
+          core.info(await cancelRun(c, cfg.run));
+          break;
+        } catch (e) {
+          if (k === clients.length - 1) core.error(errorMessage(e));
+          else core.warning(`${errorMessage(e)} Trying the runner credentials (github-token or the App) instead.`);
+        }
       }
     }
   } catch (e) {

@@ -45,7 +45,6 @@ describe('fault matrix: watch', () => {
     expect(rep?.instanceId).toMatch(/^i-/);
     expect(rep?.instanceId).not.toBe(lostId);
     expect(lab.sim.get(rep?.instanceId ?? '').label).toBe(label);
-    expect(lab.sim.get(rep?.instanceId ?? '').powerOffReason).toBe('job-done');
 
     // Order of events: the lost runner was deregistered before the replacement's JIT config was asked for.
     const reqs = lab.gh.requests;
@@ -64,6 +63,7 @@ describe('fault matrix: watch', () => {
 
     // Stop finds the replacement by label, with everything else.
     await lab.sim.waitAllTerminated(30_000);
+    expect(lab.sim.get(rep?.instanceId ?? '').powerOffReason).toBe('job-done');
     const stop = await lab.stop(label, { 'instance-ids': main.outputs['instance-ids'] ?? '' });
     expect(stop.errors).toEqual([]);
     expect(stop.summary).toContain(rep?.instanceId ?? '');
@@ -111,17 +111,21 @@ describe('fault matrix: watch', () => {
     await lab.assertNoLeaks();
   }, 120_000);
 
-  it("names the missing permission when the job's GITHUB_TOKEN may not cancel the run", async () => {
-    // No `permissions: actions: write` on the watch job: the stand-in's default actions: read.
+  it("names the missing permission when the job's GITHUB_TOKEN may not cancel the run, and cancels with the runner credentials", async () => {
+    // No `permissions: actions: write` on the watch job (a caller granting only contents: read):
+    // the stand-in's default actions: read.
     const { main } = await lab.start({ count: '1' });
     const label = main.outputs.label ?? '';
     const [lostId = ''] = ids(main.outputs['instance-ids']);
+    const job = lab.gh.queueJob({ labels: [label], pending: true });
     const watching = lab.watch(label, main.outputs.runners ?? '', { 'max-replacements': '0' });
     await lab.sim.spotNotice(lostId);
     const { main: w } = await watching;
     expect(w.exitCode).toBe(1);
-    expect(w.errors.join('\n')).toMatch(/GitHub answered 403\. Fix: give the watch job 'permissions: actions: write'/);
-    expect(lab.gh.calls['cancel-run']).toBe(1);
+    expect(w.stdout).toMatch(/::warning::cancelling workflow run 4242: GitHub answered 403\. Fix: give the watch job 'permissions: actions: write'/);
+    expect(lab.gh.requests.filter((q) => q.operation === 'cancel-run').map((q) => q.status)).toEqual([403, 202]);
+    expect(lab.gh.runs.get(LAB_RUN_ID)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
+    expect(job.result).toBe('cancelled');
     await lab.sim.waitAllTerminated(30_000);
     await lab.stop(label);
     await lab.assertNoLeaks();

@@ -217,7 +217,7 @@ export async function cancelRun(gh: GitHub, run: { owner: string; repo: string; 
     const s = httpStatus(e);
     if (s === 409) return `workflow run ${run.runId} is already completed`;
     if (s === 403 || s === 404) {
-      throw new SpotRunnerError(`cancelling workflow run ${run.runId}: GitHub answered ${s}. Fix: give the watch job 'permissions: actions: write' (for the default cancel-token, the job's GITHUB_TOKEN), or pass a cancel-token that may write Actions.`);
+      throw new SpotRunnerError(`cancelling workflow run ${run.runId}: GitHub answered ${s}. Fix: give the watch job 'permissions: actions: write' (for the default cancel-token, the job's GITHUB_TOKEN), or a cancel-token or runner credentials that may write Actions.`);
     }
     throw e;
   }
