@@ -131,3 +131,35 @@ describe('fault matrix: watch', () => {
     await lab.assertNoLeaks();
   }, 120_000);
 });
+
+describe('fault matrix: watch killed while it starts a replacement', () => {
+  it("its post step removes the replacement it recorded and nothing else of the label: start's other machine keeps running", async () => {
+    lab.gh.setJobTokenPermissions({ actions: 'write' });
+    const { main } = await lab.start({ count: '2' });
+    expect(main.errors).toEqual([]);
+    const label = main.outputs.label ?? '';
+    const [lostId = '', keptId = ''] = ids(main.outputs['instance-ids']);
+    const known = new Set(lab.sim.instances.keys());
+    // Killed outright (SIGKILL: the runner's kill, an OOM) as soon as the replacement's machine
+    // exists, so only the post step can remove it.
+    const replacementLaunched = lab.sim.waitFor('the replacement to launch', () => [...lab.sim.instances.keys()].some((id) => !known.has(id)), 60_000);
+    const watching = lab.watch(label, main.outputs.runners ?? '', {}, { killWhen: replacementLaunched });
+    await lab.sim.spotNotice(lostId);
+    const { main: w, post } = await watching;
+    expect(w.signal).toBe('SIGKILL');
+    expect(post?.exitCode).toBe(0);
+    expect(post?.stdout).toMatch(/spot-runner post: terminated 1 instance\(s\): i-/);
+    const [replacementId = ''] = [...lab.sim.instances.keys()].filter((id) => !known.has(id));
+    await lab.sim.waitAllTerminated(30_000, [replacementId]);
+    // The replacement and its runner are gone; start's other machine and its runner are untouched.
+    expect(lab.sim.get(replacementId).end).toBe('terminated-externally');
+    expect(lab.gh.runnerByName(`${label}-r1`)).toBeUndefined();
+    expect(lab.sim.get(keptId).terminatedAt).toBeUndefined();
+    expect(lab.gh.runnerByName(`${label}-2`)?.status).toBe('online');
+    expect(lab.gh.calls['cancel-run']).toBe(0);
+
+    const stop = await lab.stop(label);
+    expect(stop.errors).toEqual([]);
+    await lab.assertNoLeaks();
+  }, 150_000);
+});
