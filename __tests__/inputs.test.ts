@@ -107,6 +107,8 @@ describe('every bad input fails with its name and a fix, and creates nothing', (
       'max-age': 'reap.test.ts',
       confirm: 'reap.test.ts',
       GITHUB_REPOSITORY: "'the run context' below",
+      runners: "'watch inputs' below",
+      'max-replacements': "'watch inputs' below",
     };
     expect([...named].filter((n) => !refused.has(n) && !(n in elsewhere)).sort()).toEqual([]);
   });
@@ -146,6 +148,40 @@ describe('stop inputs', () => {
     expect(() => config({ mode: 'stop', 'github-token': 't', label: 'x$(id)' })).toThrow(/Input 'label'/);
     expect(() => config({ mode: 'stop', 'github-token': 't', 'instance-ids': '[1,2]' })).toThrow(/Input 'instance-ids': it starts with \[ but is not a JSON array of strings/);
     expect(() => config({ mode: 'stop', 'github-token': 't', 'instance-ids': 'i-nope' })).toThrow(/Input 'instance-ids': 'i-nope' is not an instance id/);
+  });
+});
+
+describe('watch inputs', () => {
+  const RUNNERS = JSON.stringify([{ name: 'spot-runner-4242-1-abc123-deadbeef-1', id: 7, instanceId: 'i-0123456789abcdef0', instanceType: 'c7i.large', availabilityZone: 'us-east-1a', market: 'spot' }]);
+  const WATCH = { ...BASE_START, mode: 'watch', label: 'spot-runner-4242-1-abc123-deadbeef', runners: RUNNERS };
+  it("takes start's inputs, with one machine per replacement, and fills its defaults", () => {
+    const c = config(WATCH);
+    expect(c).toMatchObject({ mode: 'watch', label: WATCH.label, maxReplacements: 2, watchTimeoutMinutes: 60, runners: [{ name: 'spot-runner-4242-1-abc123-deadbeef-1', id: 7, instanceId: 'i-0123456789abcdef0' }] });
+    expect(c.mode === 'watch' && c.start).toMatchObject({ mode: 'start', count: 1, instanceTypes: ['c7i.large', 'c6i.large'], image: { kind: 'ami', id: 'ami-0123456789abcdef0' } });
+    expect(config({ ...WATCH, 'max-replacements': '0', 'watch-timeout': '1.5' })).toMatchObject({ maxReplacements: 0, watchTimeoutMinutes: 1.5 });
+  });
+  it.each([
+    ['no label', { label: '' }, /Input 'label': watch needs the label start returned/],
+    ['a crafted label', { label: 'x$(id)' }, /Input 'label': 'x\$\(id\)' has characters outside/],
+    ['max-replacements negative', { 'max-replacements': '-1' }, /Input 'max-replacements': '-1' is not a whole number from 0 to 20/],
+    ['max-replacements fractional', { 'max-replacements': '1.5' }, /Input 'max-replacements': '1.5' is not a whole number/],
+    ['max-replacements above the cap', { 'max-replacements': '21' }, /Input 'max-replacements': '21' is not a whole number from 0 to 20/],
+    ['watch-timeout zero', { 'watch-timeout': '0' }, /Input 'watch-timeout': '0' is not a positive number/],
+    ['no runners', { runners: '' }, /Input 'runners': watch needs to know which runner each machine holds/],
+    ['runners not JSON', { runners: 'i-0123456789abcdef0' }, /Input 'runners': it is not JSON/],
+    ['runners with a bad instance id', { runners: '[{"name":"a","id":1,"instanceId":"i-nope"}]' }, /Input 'runners': it is not a non-empty JSON array of \{name, id, instanceId\}/],
+    ['runners empty', { runners: '[]' }, /Input 'runners': it is not a non-empty JSON array/],
+    ["a start input watch passes on", { 'instance-types': '' }, /Input 'instance-types': it is required for start/],
+  ])('refuses %s, naming the input and the fix', (_what, over, message) => {
+    let error: unknown;
+    try {
+      config({ ...WATCH, ...over });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).toMatch(/Fix: /);
   });
 });
 

@@ -3,7 +3,7 @@ import type { GitHubAuth } from './github/client.js';
 
 // Every input is parsed and validated here, once, into a typed config. Nothing else reads inputs.
 
-export type Mode = 'start' | 'stop' | 'reap';
+export type Mode = 'start' | 'stop' | 'reap' | 'watch';
 export type Market = 'spot' | 'on-demand';
 export type Scope = 'repo' | 'org';
 export type Arch = 'x86_64' | 'arm64';
@@ -85,7 +85,32 @@ export interface ReapConfig extends Common {
   confirm: string;
 }
 
-export type Config = StartConfig | StopConfig | ReapConfig;
+/**
+ * mode watch: the same inputs as the start it watches (a replacement is that start's machine
+ * again), plus the label start returned and how many replacements it may launch.
+ */
+export interface WatchConfig extends Common {
+  mode: 'watch';
+  label: string;
+  /** The start settings a replacement is launched with (count is 1 per replacement). */
+  start: StartConfig;
+  maxReplacements: number;
+  watchTimeoutMinutes: number;
+  /** Cancels the run (POST …/actions/runs/{run_id}/cancel): needs `actions: write`. Default: github-token. */
+  cancelToken?: string;
+  /** start's `runners` output: which runner each machine holds (nothing else pairs them). */
+  runners: WatchedRunner[];
+}
+
+export interface WatchedRunner {
+  name: string;
+  id: number;
+  instanceId: string;
+}
+
+export const MAX_REPLACEMENTS = 20;
+
+export type Config = StartConfig | StopConfig | ReapConfig | WatchConfig;
 
 export type InputGetter = (name: string) => string;
 
@@ -268,7 +293,7 @@ export function parseGitHubAuth(get: InputGetter): GitHubAuth {
 }
 
 export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunContext): Config {
-  const mode = oneOf<Mode>(get, 'mode', ['start', 'stop', 'reap'], '' as Mode);
+  const mode = oneOf<Mode>(get, 'mode', ['start', 'stop', 'reap', 'watch'], '' as Mode);
   const githubAuth = parseGitHubAuth(get);
   const scope = oneOf<Scope>(get, 'runner-scope', ['repo', 'org'], 'repo');
   const runnerGroup = get('runner-group').trim() || undefined;
@@ -319,6 +344,8 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
     }
     return { ...common, mode, maxAgeMinutes, confirm };
   }
+
+  if (mode === 'watch') return parseWatch(get, env, run, common);
 
   // start
   const image = parseImage(get('image'));
@@ -385,6 +412,42 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
   };
 }
 
+/** Watch reads start's inputs through the start parser, so the two can never disagree. */
+function parseWatch(get: InputGetter, env: NodeJS.ProcessEnv, run: RunContext, common: Common): WatchConfig {
+  const label = get('label').trim();
+  if (label === '') throw new InputError('label', 'watch needs the label start returned', "pass the start step's 'label' output (needs.start.outputs.label)");
+  if (!SAFE_LABEL.test(label)) throw new InputError('label', `'${label}' has characters outside [A-Za-z0-9._-]`, "pass the 'label' output of the start step unchanged");
+  const rawMax = get('max-replacements').trim();
+  const maxReplacements = rawMax === '' ? 2 : Number(rawMax);
+  if (!Number.isInteger(maxReplacements) || maxReplacements < 0 || maxReplacements > MAX_REPLACEMENTS) {
+    throw new InputError('max-replacements', `'${rawMax}' is not a whole number from 0 to ${MAX_REPLACEMENTS}`, `give how many replacement machines watch may start in all, 0 to ${MAX_REPLACEMENTS} (0: cancel the run at the first loss)`);
+  }
+  const watchTimeoutMinutes = positiveNumber(get, 'watch-timeout', 60, 10080);
+  const runners = watchedRunners(get('runners'));
+  const start = parseConfig((n) => (n === 'mode' ? 'start' : get(n)), env, run) as StartConfig;
+  const cancelToken = get('cancel-token').trim() || undefined;
+  return { ...common, mode: 'watch', label, start: { ...start, count: 1 }, maxReplacements, watchTimeoutMinutes, cancelToken, runners };
+}
+
+function watchedRunners(raw: string): WatchedRunner[] {
+  const fix = "pass the start step's 'runners' output unchanged (needs.start.outputs.runners)";
+  if (raw.trim() === '') throw new InputError('runners', 'watch needs to know which runner each machine holds', fix);
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new InputError('runners', 'it is not JSON', fix);
+  }
+  const ok = (x: unknown): x is WatchedRunner => {
+    const r = x as Partial<WatchedRunner> | null;
+    return typeof r === 'object' && r !== null && typeof r.name === 'string' && SAFE_RUNNER_NAME.test(r.name) && Number.isInteger(r.id) && typeof r.instanceId === 'string' && INSTANCE_ID.test(r.instanceId);
+  };
+  if (!Array.isArray(v) || v.length === 0 || !v.every(ok)) throw new InputError('runners', 'it is not a non-empty JSON array of {name, id, instanceId}', fix);
+  return v.map(({ name, id, instanceId }) => ({ name, id, instanceId }));
+}
+
+const SAFE_RUNNER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 function jsonIds(raw: string): string[] {
   try {
     const v: unknown = JSON.parse(raw);
@@ -409,10 +472,13 @@ export function forkGuard(run: RunContext, allowForks: boolean): void {
 export interface Tuning {
   /** PutParameter calls a second one start makes (0 = unpaced, SDK retries only). */
   ssmPutsPerSecond: number;
+  /** mode watch: seconds between its looks at the machines (one DescribeInstances each; default 5). */
+  watchPollSeconds: number;
 }
 
 export function tuning(env: NodeJS.ProcessEnv = process.env): Tuning {
   const raw = env.SPOT_RUNNER_SSM_PUTS_PER_SECOND;
   const n = raw === undefined || raw === '' ? 2 : Number(raw);
-  return { ssmPutsPerSecond: Number.isFinite(n) && n >= 0 ? n : 2 };
+  const w = Number(env.SPOT_RUNNER_WATCH_POLL_SECONDS);
+  return { ssmPutsPerSecond: Number.isFinite(n) && n >= 0 ? n : 2, watchPollSeconds: Number.isFinite(w) && w > 0 ? w : 5 };
 }

@@ -1,14 +1,15 @@
 import * as core from '@actions/core';
 import { readFileSync } from 'node:fs';
 import { makeAwsClients, type AwsClients } from './aws/clients.js';
-import { parseConfig, parseGitHubAuth, runContext, type Config } from './config.js';
+import { parseConfig, parseGitHubAuth, runContext, type Config, type WatchConfig } from './config.js';
 import { InputError, errorMessage } from './errors.js';
-import { connectGitHub, type RateLimit } from './github/client.js';
+import { connectGitHub, makeGitHub, type GitHub, type RateLimit } from './github/client.js';
 import { reap, reapedOutput } from './modes/reap.js';
 import { describeRollback, start } from './modes/start.js';
 import { stop } from './modes/stop.js';
+import { cancelRun, watch } from './modes/watch.js';
 import { StateRecorder, loadResources, markMainRan } from './state.js';
-import { reapSummary, rollbackSummary, startSummary, stopSummary } from './summary.js';
+import { reapSummary, rollbackSummary, startSummary, stopSummary, watchSummary } from './summary.js';
 import { teardown } from './teardown.js';
 
 function readEvent(): unknown {
@@ -36,6 +37,7 @@ export async function runMain(): Promise<void> {
     return;
   }
   core.setSecret(cfg.githubAuth.kind === 'token' ? cfg.githubAuth.token : cfg.githubAuth.privateKey);
+  if (cfg.mode === 'watch' && cfg.cancelToken) core.setSecret(cfg.cancelToken);
   const log = (l: string) => core.info(l);
   const aws = makeAwsClients(cfg.region);
   const rate: RateLimit = {};
@@ -78,6 +80,11 @@ export async function runMain(): Promise<void> {
     return;
   }
 
+  if (cfg.mode === 'watch') {
+    await runWatch(cfg, aws, gh, rate);
+    return;
+  }
+
   const state = new StateRecorder();
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
@@ -109,6 +116,43 @@ export async function runMain(): Promise<void> {
   }
 }
 
+/** mode watch: replaces machines lost before their job; when it gives up, fails and cancels the run. */
+async function runWatch(cfg: WatchConfig, aws: AwsClients, gh: GitHub, rate: RateLimit): Promise<void> {
+  const state = new StateRecorder();
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    core.warning(`Received ${sig}: stopping watch and removing a replacement it was starting`);
+    ac.abort(new Error(`received ${sig}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const r = await watch(cfg, { aws, gh, rate, state, log: (l) => core.info(l), debug: (l) => core.debug(l), signal: ac.signal });
+    core.setOutput('replacements', JSON.stringify(r.replacements.map((x) => ({ replaced: x.replaced, lastPhase: x.lastPhase, instanceId: x.row?.instanceId ?? '', name: x.row?.name ?? '', error: x.error ?? '' }))));
+    // Summary and error first: cancelling the run also cancels this job.
+    await watchSummary(r);
+    if (r.failure) {
+      core.setFailed(r.failure);
+      // cancel-token (default: the job's GITHUB_TOKEN) first; if it may not, the runner credentials.
+      const clients = cfg.cancelToken ? [makeGitHub(cfg.cancelToken), gh] : [gh];
+      for (const [k, c] of clients.entries()) {
+        try {
+          core.info(await cancelRun(c, cfg.run));
+          break;
+        } catch (e) {
+          if (k === clients.length - 1) core.error(errorMessage(e));
+          else core.warning(`${errorMessage(e)} Trying the runner credentials (github-token or the App) instead.`);
+        }
+      }
+    }
+  } catch (e) {
+    core.setFailed(errorMessage(e));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 /** How post makes its AWS clients; tests hand in the in-memory world. */
 export interface PostClients {
   aws: (region: string) => AwsClients;
@@ -127,7 +171,7 @@ export async function runPost(make: PostClients = { aws: makeAwsClients }): Prom
   } catch {
     // Inputs were valid in main; if they no longer parse, the recorded state still suffices.
   }
-  if (cfg && cfg.mode !== 'start') return;
+  if (cfg && cfg.mode !== 'start' && cfg.mode !== 'watch') return;
   const region = res.region ?? cfg?.region ?? process.env.AWS_REGION ?? '';
   if (!region) {
     core.warning(`spot-runner post: no region was recorded or given, so nothing could be removed. Resources tagged spot-runner:label=${res.label} may remain; reap mode will remove them.`);
@@ -145,7 +189,8 @@ export async function runPost(make: PostClients = { aws: makeAwsClients }): Prom
     core.warning(`spot-runner post: cannot reach GitHub (${errorMessage(e)}); runners of ${res.label} stay registered until reap removes them`);
   }
   try {
-    const report = await teardown(aws, gh, target, res);
+    // A watch's record holds only its replacements; the label's other machines are stop's.
+    const report = await teardown(aws, gh, target, res, res.mode === 'watch' ? [] : undefined);
     for (const l of describeRollback(report)) core.info(`spot-runner post: ${l}`);
     for (const p of report.problems) core.warning(`spot-runner post: ${p}`);
   } catch (e) {

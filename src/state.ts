@@ -7,6 +7,8 @@ export interface Resources {
   label?: string;
   region?: string;
   scope?: 'repo' | 'org';
+  /** Who recorded it: post removes a watch's resources by record only, never by label. */
+  mode?: 'start' | 'watch';
   launchTemplateIds: string[];
   instanceIds: string[];
   parameterNames: string[];
@@ -36,8 +38,8 @@ export class StateRecorder {
     core.saveState(KEY, JSON.stringify(this.resources));
   }
 
-  setContext(label: string, region: string, scope: 'repo' | 'org'): void {
-    Object.assign(this.resources, { label, region, scope });
+  setContext(label: string, region: string, scope: 'repo' | 'org', mode?: 'watch'): void {
+    Object.assign(this.resources, { label, region, scope, ...(mode ? { mode } : {}) });
     this.save();
   }
 

@@ -1,5 +1,6 @@
 import * as core from '@actions/core';
 import type { ReapResult } from './modes/reap.js';
+import type { WatchResult } from './modes/watch.js';
 
 export interface RunnerRow {
   name: string;
@@ -141,5 +142,28 @@ export async function reapSummary(r: ReapResult): Promise<void> {
       if (rows.length > REAP_ROWS) s.addRaw(`… and ${rows.length - REAP_ROWS} more (see the reaped output).`, true);
     }
     if (r.problems.length > 0) s.addList(r.problems.map(cell));
+  });
+}
+
+/** mode watch: each machine lost before its job, what replaced it, and how the watch ended. */
+export async function watchSummary(r: WatchResult): Promise<void> {
+  await write((s) => {
+    s.addHeading('spot-runner: watch', 3).addRaw(`Label: <code>${cell(r.label)}</code>`, true);
+    s.addRaw(r.failure ? `<p><strong>Gave up; the run is cancelled:</strong> ${cell(r.failure)}</p>` : `<p>Every runner took its job; ${r.replacements.length} replacement(s).</p>`, true);
+    if (r.replacements.length > 0) {
+      s.addTable([
+        [
+          { data: 'lost machine', header: true },
+          { data: 'its runner', header: true },
+          { data: 'last phase', header: true },
+          { data: 'state', header: true },
+          { data: 'replacement', header: true },
+          { data: 'runner', header: true },
+          { data: 'type', header: true },
+          { data: 'market', header: true },
+        ],
+        ...r.replacements.map((x) => [x.replaced, cell(x.runnerName), cell(x.lastPhase || 'none written'), cell(x.lastState || 'not listed'), x.row?.instanceId ?? cell(`failed: ${x.error ?? 'unknown'}`), cell(x.row?.name ?? '—'), x.row?.instanceType ?? '—', x.row?.market ?? '—']),
+      ]);
+    }
   });
 }

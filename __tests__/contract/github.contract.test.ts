@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import nock from 'nock';
 import { makeGitHub, connectGitHub, recordRateLimit, type GitHub, type RateLimit } from '../../src/github/client.js';
 import { createJitRunner, deleteRunner, getRunner, isBusyRefusal, listRunners } from '../../src/github/runners.js';
+import { cancelRun } from '../../src/modes/watch.js';
 import { makeTestApp, type TestApp } from '../../test/fakes/github-app.js';
 import { NockGitHub } from '../../test/fakes/github.js';
 import { GitHubStandIn } from '../../test/lab/github.js';
@@ -25,6 +26,11 @@ interface GitHubWorld {
   spamNextDelete(): void;
   registerApp(app: TestApp): void;
   runnerNames(): string[];
+  /** A workflow run with one queued job (the job, where the world models jobs). */
+  startRun(id: number): void;
+  runState(id: number): { status: string; conclusion?: string; queuedJobCancelled?: boolean };
+  /** The job's GITHUB_TOKEN, with the given actions permission. */
+  jobToken(actions: 'read' | 'write'): string;
 }
 
 class NockWorld implements GitHubWorld {
@@ -66,6 +72,17 @@ class NockWorld implements GitHubWorld {
   }
   runnerNames() {
     return [...this.g.runners.values()].map((r) => r.name);
+  }
+  startRun(id: number) {
+    this.g.runs.set(id, { status: 'in_progress' });
+  }
+  runState(id: number) {
+    const r = this.g.runs.get(id);
+    return { status: r?.status ?? 'unknown', conclusion: r?.conclusion };
+  }
+  jobToken(actions: 'read' | 'write') {
+    this.g.jobTokenActions = actions;
+    return this.g.jobToken;
   }
 }
 
@@ -110,6 +127,18 @@ class StandInWorld implements GitHubWorld {
   runnerNames() {
     return [...this.g.runners.values()].map((r) => r.name);
   }
+  private readonly queued = new Map<number, ReturnType<GitHubStandIn['queueJob']>>();
+  startRun(id: number) {
+    this.queued.set(id, this.g.queueJob({ labels: ['spot-runner-nobody-has-this'], runId: id }));
+  }
+  runState(id: number) {
+    const r = this.g.runs.get(id);
+    return { status: r?.status ?? 'unknown', conclusion: r?.conclusion, queuedJobCancelled: this.queued.get(id)?.result === 'cancelled' };
+  }
+  jobToken(actions: 'read' | 'write') {
+    this.g.setJobTokenPermissions({ actions });
+    return this.g.jobToken;
+  }
 }
 
 describe.each([
@@ -134,6 +163,29 @@ describe.each([
   });
   afterAll(async () => {
     await w.close();
+  });
+
+  it('cancels a workflow run: 202 with an empty object, the run ends cancelled (its queued job too), a second cancel gets 409', async () => {
+    w.startRun(777);
+    const r = await gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', { owner: 'acme', repo: 'widgets', run_id: 777 });
+    expect(r.status).toBe(202);
+    expect(r.data).toEqual({});
+    expect(w.runState(777)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
+    if (w instanceof StandInWorld) expect(w.runState(777).queuedJobCancelled).toBe(true);
+    await expect(gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', { owner: 'acme', repo: 'widgets', run_id: 777 })).rejects.toMatchObject({ status: 409 });
+    expect(await cancelRun(gh, { owner: 'acme', repo: 'widgets', runId: '777' })).toMatch(/already completed/);
+    await expect(gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', { owner: 'acme', repo: 'widgets', run_id: 778 })).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("refuses the cancel to a job's GITHUB_TOKEN without actions: write (403), and lets it through with it", async () => {
+    w.startRun(779);
+    const readOnly = makeGitHub(w.jobToken('read'));
+    await expect(readOnly.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', { owner: 'acme', repo: 'widgets', run_id: 779, request: { retries: 0 } })).rejects.toMatchObject({ status: 403 });
+    await expect(cancelRun(readOnly, { owner: 'acme', repo: 'widgets', runId: '779' })).rejects.toThrow(/permissions: actions: write/);
+    expect(w.runState(779).status).toBe('in_progress');
+    const writer = makeGitHub(w.jobToken('write'));
+    expect(await cancelRun(writer, { owner: 'acme', repo: 'widgets', runId: '779' })).toBe('cancelled workflow run 779');
+    expect(w.runState(779)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
   });
 
   it('answers 404 for an unknown runner, on GET and DELETE', async () => {

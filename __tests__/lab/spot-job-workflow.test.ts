@@ -18,7 +18,7 @@ import { evalCondition, evalTemplate, runWorkflow, WorkflowError, type Host, typ
 
 const WORKFLOW = loadWorkflow(join(ROOT, '.github/workflows/spot-job.yml'));
 const ACTION_YML = loadWorkflow(join(ROOT, 'action.yml'));
-const ORDER = ['start', 'run', 'stop', 'start-retry', 'run-retry', 'stop-retry', 'conclude'];
+const ORDER = ['start', 'watch', 'run', 'stop', 'start-retry', 'watch-retry', 'run-retry', 'stop-retry', 'conclude'];
 const GITHUB = { event_name: 'push', repository: 'acme/widgets', run_id: '4242', run_attempt: '1', event: {} };
 
 const job = (run: WorkflowRun, id: string): JobRecord => {
@@ -360,7 +360,7 @@ describe('spot-job.yml in the lab', () => {
     expect(run.summary).toContain('- :repeat: retried on on-demand capacity: success\n');
     expect(run.summary).toContain('- result: **success**');
     expect(run.outputs).toMatchObject({ outcome: 'success', interrupted: 'true', retried: 'true', label });
-    expect(host.rec.actions.map((a) => `${a.job}:${a.inputs.mode ?? ''}:${a.main.exitCode ?? 'signal'}`)).toEqual(['start:start:0', 'stop:stop:0', 'start-retry:start:0', 'stop-retry:stop:0']);
+    expect(host.rec.actions.map((a) => `${a.job}:${a.inputs.mode ?? ''}:${a.main.exitCode ?? 'signal'}`)).toEqual(['start:start:0', 'watch:watch:0', 'stop:stop:0', 'start-retry:start:0', 'watch-retry:watch:0', 'stop-retry:stop:0']);
     await lab.sim.waitAllTerminated(20_000);
     expect(first?.instance.jobSawInterruption).toBeDefined(); // the job saw the interruption marker
     await lab.assertNoLeaks();

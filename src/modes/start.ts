@@ -9,7 +9,7 @@ import { InputError, SpotRunnerError, errorMessage, httpStatus } from '../errors
 import type { GitHub, RateLimit } from '../github/client.js';
 import { createJitRunner, resolveRunnerGroup, type Target } from '../github/runners.js';
 import { clientToken, homeLabel, makeLabel, runnerLabels, runnerName } from '../label.js';
-import type { StateRecorder } from '../state.js';
+import type { Resources, StateRecorder } from '../state.js';
 import { runnerVersionWarnings, type RunnerRow } from '../summary.js';
 import { PARAMETER_ROOT, TAGS, parameterName } from '../tags.js';
 import { teardown, type TeardownReport } from '../teardown.js';
@@ -114,7 +114,39 @@ function renderChecked(o: Parameters<typeof renderUserData>[0]): string {
   }
 }
 
-export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartResult> {
+/** Everything a launch needs, worked out read-only: a bad input costs nothing. */
+export interface LaunchPlan {
+  target: Target;
+  image: Awaited<ReturnType<typeof resolveLaunchInputs>>['image'];
+  pools: Awaited<ReturnType<typeof resolveLaunchInputs>>['pools'];
+  notes: string[];
+  account: string;
+  groupId: number;
+  label: string;
+  labels: string[];
+  expiresAt: string;
+  tags: Record<string, string>;
+  userData: string;
+  ltReq: ReturnType<typeof launchTemplateRequest>;
+}
+
+/** Where provisioning records what it creates (start's StateRecorder; watch adds its own list). */
+export interface Recorder {
+  add<K extends 'launchTemplateIds' | 'instanceIds' | 'parameterNames' | 'runnerIds'>(key: K, ...items: Resources[K]): void;
+}
+
+export interface ProvisionOptions {
+  /** One runner (and machine) per name. */
+  names: string[];
+  /** Reuse this launch template (watch: the one start created); otherwise create plan.ltReq. */
+  templateId?: string;
+  /** ClientToken per call; a replacement needs its own, or EC2 answers with start's fleet. */
+  tokenFor: (purpose: string) => string;
+  record: Recorder;
+}
+
+/** Step 1 of start, shared with watch: read-only checks and the request start would send. */
+export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<LaunchPlan> {
   const { aws, gh, signal } = deps;
   const now = deps.now ?? Date.now;
   const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
@@ -153,8 +185,104 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     jobImdsAccess: cfg.jobImdsAccess,
     label,
   });
+  const ltReq = launchTemplateRequest(cfg, image, label, userData, tags, clientToken(label, 'lt'));
+  return { target, image, pools, notes, account, groupId, label, labels, expiresAt, tags, userData, ltReq };
+}
+
+/**
+ * Steps 2–4 of start, shared with watch: template (unless given), fleet, JIT registrations, the
+ * SSM parameters, the wait until every runner is online, then prices and what the instances
+ * reported. Records each resource the moment it exists; throws without rolling back (the caller
+ * decides what to remove).
+ */
+export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: LaunchPlan, o: ProvisionOptions): Promise<{ rows: RunnerRow[]; notes: string[] }> {
+  const { aws, gh, signal } = deps;
+  const now = deps.now ?? Date.now;
+  const { target, pools, account, groupId, label, labels, expiresAt, tags } = plan;
+  const count = o.names.length;
+  const fleetCfg: StartConfig = count === cfg.count ? cfg : { ...cfg, count };
+  // 2. One launch template and one instant fleet (two only when on-demand must fill in),
+  //    while GitHub issues the JIT configs: runner names need no instance id, and GitHub's
+  //    spaced-out writes then overlap the launch instead of following it.
+  let templateId = o.templateId;
+  if (templateId === undefined) {
+    templateId = await createLaunchTemplate(aws, plan.ltReq, signal);
+    o.record.add('launchTemplateIds', templateId);
+  }
+  const launchedAt = now();
+  // A failed launch stops further registrations; the ones in flight finish and are recorded.
+  const launchFailed = new AbortController();
+  const jitsP = mapLimit(
+    Array.from({ length: count }, (_, i) => i),
+    8,
+    async (i) => {
+      signal?.throwIfAborted();
+      launchFailed.signal.throwIfAborted();
+      const jit = await createJitRunner(gh, target, o.names[i] as string, labels, groupId, deps.log);
+      o.record.add('runnerIds', jit.runner.id);
+      return jit;
+    },
+  );
+  const retry: RetryOptions = { ...DEFAULT_RETRY, ...deps.retry };
+  const launchP = launch(aws, fleetCfg, templateId, tags, o.tokenFor, (xs: LaunchedInstance[]) => o.record.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
+  launchP.catch(() => launchFailed.abort(new Error('the launch failed')));
+  // Both settle before either failure is thrown, so everything created is recorded for rollback.
+  const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
+  if (launchR.status === 'rejected') throw launchR.reason;
+  if (jitsR.status === 'rejected') throw jitsR.reason;
+  const { instances } = launchR.value;
+  const jits = jitsR.value;
+  deps.log(`Fleet launched ${instances.length}: ${instances.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
+  const pacer = deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2);
+
+  // 3. Each JIT config parked in SSM under its instance's own id: the one thing that needs it.
+  const rows: RunnerRow[] = await mapLimit(instances, 8, async (inst, i) => {
+    signal?.throwIfAborted();
+    const jit = jits[i] as (typeof jits)[number];
+    const name = jit.runner.name;
+    const pname = parameterName(label, inst.instanceId);
+    const ptags: Record<string, string> = {
+      [TAGS.managed]: 'true',
+      [TAGS.label]: label,
+      [TAGS.instanceId]: inst.instanceId,
+      [TAGS.instanceArn]: instanceArn(cfg.region, account, inst.instanceId),
+      [TAGS.runnerName]: name,
+      [TAGS.expiresAt]: expiresAt,
+    };
+    // Recorded before the call: a call whose answer is lost may still have created it.
+    o.record.add('parameterNames', pname);
+    await putSecret(aws, pname, jit.encodedJitConfig, ptags, signal, pacer);
+    const availabilityZone = inst.availabilityZone || pools.find((p) => p.subnetId && p.subnetId === inst.subnetId)?.availabilityZone || '';
+    return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone, market: inst.market } satisfies RunnerRow;
+  });
+
+  // 4. Wait for all of them, watching the instances too.
+  const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now), ...deps.wait };
+  await waitForRunners(gh, aws, target, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId })), deps.rate, {
+    ...w,
+    sleep: deps.sleep ?? sleep,
+    log: deps.log,
+    signal,
+  });
+
+  const prices = await currentSpotPrices(aws, rows.filter((r) => r.market === 'spot'));
+  for (const r of rows) if (r.market === 'spot') r.spotPrice = prices.get(`${r.instanceType}@${r.availabilityZone}`);
+  // What the instances wrote about themselves so far: the listener's version and the hardware.
+  const written = new Map((await describeByIds(aws, rows.map((r) => r.instanceId), signal)).map((i) => [i.instanceId, i.tags]));
+  for (const r of rows) {
+    r.runnerVersion = written.get(r.instanceId)?.[TAGS.runnerVersion];
+    r.fingerprint = written.get(r.instanceId)?.[TAGS.fingerprint];
+  }
+  const notes = runnerVersionWarnings(plan.image.runnerVersion, rows);
+  for (const n of notes) deps.log(n);
+  return { rows, notes };
+}
+
+export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartResult> {
+  const { aws, gh, signal } = deps;
+  const plan = await planLaunch(cfg, deps);
+  const { target, pools, notes, groupId, label, labels, tags, userData, ltReq } = plan;
   const tokenFor = (purpose: string) => clientToken(label, purpose);
-  const ltReq = launchTemplateRequest(cfg, image, label, userData, tags, tokenFor('lt'));
 
   if (cfg.dryRun) {
     const plan = {
@@ -172,77 +300,8 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
 
   deps.state.setContext(label, cfg.region, cfg.scope);
   try {
-    // 2. One launch template and one instant fleet (two only when on-demand must fill in),
-    //    while GitHub issues the JIT configs: runner names need no instance id, and GitHub's
-    //    spaced-out writes then overlap the launch instead of following it.
-    const templateId = await createLaunchTemplate(aws, ltReq, signal);
-    deps.state.add('launchTemplateIds', templateId);
-    const launchedAt = now();
-    // A failed launch stops further registrations; the ones in flight finish and are recorded.
-    const launchFailed = new AbortController();
-    const jitsP = mapLimit(
-      Array.from({ length: cfg.count }, (_, i) => i),
-      8,
-      async (i) => {
-        signal?.throwIfAborted();
-        launchFailed.signal.throwIfAborted();
-        const jit = await createJitRunner(gh, target, runnerName(label, i), labels, groupId, deps.log);
-        deps.state.add('runnerIds', jit.runner.id);
-        return jit;
-      },
-    );
-    const retry: RetryOptions = { ...DEFAULT_RETRY, ...deps.retry };
-    const launchP = launch(aws, cfg, templateId, tags, tokenFor, (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
-    launchP.catch(() => launchFailed.abort(new Error('the launch failed')));
-    // Both settle before either failure is thrown, so everything created is recorded for rollback.
-    const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
-    if (launchR.status === 'rejected') throw launchR.reason;
-    if (jitsR.status === 'rejected') throw jitsR.reason;
-    const { instances } = launchR.value;
-    const jits = jitsR.value;
-    deps.log(`Fleet launched ${instances.length}: ${instances.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
-    const pacer = deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2);
-
-    // 3. Each JIT config parked in SSM under its instance's own id: the one thing that needs it.
-    const rows: RunnerRow[] = await mapLimit(instances, 8, async (inst, i) => {
-      signal?.throwIfAborted();
-      const jit = jits[i] as (typeof jits)[number];
-      const name = jit.runner.name;
-      const pname = parameterName(label, inst.instanceId);
-      const ptags: Record<string, string> = {
-        [TAGS.managed]: 'true',
-        [TAGS.label]: label,
-        [TAGS.instanceId]: inst.instanceId,
-        [TAGS.instanceArn]: instanceArn(cfg.region, account, inst.instanceId),
-        [TAGS.runnerName]: name,
-        [TAGS.expiresAt]: expiresAt,
-      };
-      // Recorded before the call: a call whose answer is lost may still have created it.
-      deps.state.add('parameterNames', pname);
-      await putSecret(aws, pname, jit.encodedJitConfig, ptags, signal, pacer);
-      const availabilityZone = inst.availabilityZone || pools.find((p) => p.subnetId && p.subnetId === inst.subnetId)?.availabilityZone || '';
-      return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone, market: inst.market } satisfies RunnerRow;
-    });
-
-    // 4. Wait for all of them, watching the instances too.
-    const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now), ...deps.wait };
-    await waitForRunners(gh, aws, target, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId })), deps.rate, {
-      ...w,
-      sleep: deps.sleep ?? sleep,
-      log: deps.log,
-      signal,
-    });
-
-    const prices = await currentSpotPrices(aws, rows.filter((r) => r.market === 'spot'));
-    for (const r of rows) if (r.market === 'spot') r.spotPrice = prices.get(`${r.instanceType}@${r.availabilityZone}`);
-    // What the instances wrote about themselves so far: the listener's version and the hardware.
-    const written = new Map((await describeByIds(aws, rows.map((r) => r.instanceId), signal)).map((i) => [i.instanceId, i.tags]));
-    for (const r of rows) {
-      r.runnerVersion = written.get(r.instanceId)?.[TAGS.runnerVersion];
-      r.fingerprint = written.get(r.instanceId)?.[TAGS.fingerprint];
-    }
-    const notes = runnerVersionWarnings(image.runnerVersion, rows);
-    for (const n of notes) deps.log(n);
+    const names = Array.from({ length: cfg.count }, (_, i) => runnerName(label, i));
+    const { rows, notes } = await provisionRunners(cfg, deps, plan, { names, tokenFor, record: deps.state });
     return { label, labels, runners: rows, dryRun: false, notes };
   } catch (e) {
     const why = signal?.aborted ? `cancelled (${errorMessage(signal.reason)})` : errorMessage(e);

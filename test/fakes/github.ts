@@ -40,6 +40,11 @@ export class NockGitHub {
   onCreate: (r: FakeRunner) => void = () => {};
   readonly apps = new AppRegistry();
   tokens = new Set(FAKE_TOKENS);
+  /** Workflow runs (no jobs here: the lab stand-in models those); a cancel completes one as cancelled. */
+  runs = new Map<number, { status: 'in_progress' | 'completed'; conclusion?: 'cancelled' }>();
+  /** The job's GITHUB_TOKEN: no runner administration; cancels only with actions: write. */
+  readonly jobToken = 'ghs_jobtoken';
+  jobTokenActions: 'read' | 'write' = 'read';
   private nextId = 100;
   private readonly configs = new Map<string, number>();
   readonly scope: nock.Scope;
@@ -94,6 +99,22 @@ export class NockGitHub {
           if (r.busy) return [422, { message: `Bad request - Runner "${r.name}" is still running a job"` }, rl()];
           self.runners.delete(r.id);
           return [204, '', rl()];
+        });
+      })
+      .post(new RegExp(`^/repos/${owner}/${repo}/actions/runs/(\\d+)/cancel$`))
+      .reply(function (this: nock.ReplyFnContext, uri: string): nock.ReplyFnResult {
+        self.requests.push({ method: 'POST', path: uri });
+        const t = /^(?:token|bearer)\s+(\S+)$/i.exec((this.req.headers.authorization as string | undefined) ?? '')?.[1];
+        if (t === self.jobToken) {
+          if (self.jobTokenActions !== 'write') return [403, { message: 'Resource not accessible by integration' }, rl()];
+          self.tokens.add(t);
+        }
+        return guarded('cancel', this.req, () => {
+          const run = self.runs.get(Number(uri.split('/')[6]));
+          if (!run) return [404, { message: 'Not Found' }, rl()];
+          if (run.status === 'completed') return [409, { message: 'Cannot cancel a workflow run that is completed.' }, rl()];
+          Object.assign(run, { status: 'completed', conclusion: 'cancelled' });
+          return [202, {}, rl()];
         });
       })
       .get(`/repos/${owner}/${repo}/installation`)

@@ -15,7 +15,8 @@ export type LabOperation =
   | 'list-runner-groups'
   | 'list-labels'
   | 'get-installation'
-  | 'create-installation-token';
+  | 'create-installation-token'
+  | 'cancel-run';
 
 // OpenAPI operationId → the stand-in's short name (both scopes share one name).
 const OPERATIONS: Record<string, LabOperation> = {
@@ -33,6 +34,7 @@ const OPERATIONS: Record<string, LabOperation> = {
   'apps/get-repo-installation': 'get-installation',
   'apps/get-org-installation': 'get-installation',
   'apps/create-installation-access-token': 'create-installation-token',
+  'actions/cancel-workflow-run': 'cancel-run',
 };
 // Operations GitHub authenticates with the App's JWT, not with a token.
 const JWT_OPERATIONS = new Set<LabOperation>(['get-installation', 'create-installation-token']);
@@ -81,8 +83,25 @@ export interface LabRunner {
   jobsRun: number;
 }
 
+/** The lab's GITHUB_RUN_ID: a queued job belongs to this run unless it names another. */
+export const LAB_RUN_ID = 4242;
+
+/** A workflow run: `in_progress` while any of its jobs is unfinished; a cancel ends it `cancelled`. */
+export interface LabRun {
+  id: number;
+  status: 'in_progress' | 'completed';
+  conclusion?: 'cancelled' | 'success';
+  cancelRequestedAt?: number;
+}
+
 export interface LabJob {
   id: number | string;
+  /** The workflow run it belongs to. */
+  runId: number;
+  /** The run was cancelled while this job ran: the runner ends it as cancelled. */
+  cancelRequested?: boolean;
+  /** Waiting on its `needs` or an approval: part of the run, not yet queued for a runner (release()). */
+  pending?: boolean;
   labels: string[];
   queuedAt: number;
   runnerId?: number;
@@ -149,6 +168,14 @@ export class GitHubStandIn {
   readonly violations: Violation[] = [];
   readonly runners = new Map<number, LabRunner>();
   readonly jobs: LabJob[] = [];
+  readonly runs = new Map<number, LabRun>();
+  /**
+   * The job's own GITHUB_TOKEN: it may not manage runners, and cancels a run only with
+   * `permissions: actions: write` (setJobTokenPermissions). Default `actions: read`, as a job
+   * without a permissions block gets in a repository created after February 2023.
+   */
+  readonly jobToken = 'lab-job-token';
+  private jobTokenActions: 'read' | 'write' = 'read';
   /** Every API request: method, path, operation, status. */
   readonly requests: Array<{ method: string; path: string; operation?: LabOperation; status: number }> = [];
   calls = GitHubStandIn.zeroCalls();
@@ -254,11 +281,27 @@ export class GitHubStandIn {
     return { limit: this.rate.limit, remaining: this.rate.remaining, used: this.rate.limit - this.rate.remaining, reset: this.rate.resetAt };
   }
 
-  /** Queues a job; an online runner whose labels include all of `labels` takes it. */
-  queueJob(job: { labels: string[]; id?: number | string }): LabJob {
-    const j: LabJob = { id: job.id ?? this.nextJobId++, labels: [...job.labels], queuedAt: Date.now() };
+  /** Queues a job (in run LAB_RUN_ID unless given); an online runner whose labels include all of `labels` takes it. */
+  queueJob(job: { labels: string[]; id?: number | string; runId?: number; pending?: boolean }): LabJob {
+    const runId = job.runId ?? LAB_RUN_ID;
+    const run = this.runs.get(runId);
+    if (!run) this.runs.set(runId, { id: runId, status: 'in_progress' });
+    const j: LabJob = { id: job.id ?? this.nextJobId++, runId, labels: [...job.labels], queuedAt: Date.now(), ...(job.pending ? { pending: true } : {}) };
+    // A job of a cancelled run is never queued: it ends cancelled.
+    if (run?.status === 'completed') Object.assign(j, { finishedAt: Date.now(), result: 'cancelled' });
     this.jobs.push(j);
     return j;
+  }
+
+  /** A pending job's needs (or its approval) are met: it is queued for a runner, unless its run was cancelled. */
+  release(job: LabJob): void {
+    job.pending = false;
+    job.queuedAt = Date.now();
+  }
+
+  /** What the workflow's `permissions:` block grants the job's GITHUB_TOKEN (jobToken). */
+  setJobTokenPermissions(p: { actions: 'read' | 'write' }): void {
+    this.jobTokenActions = p.actions;
   }
 
   setRunnerStatus(id: number, status: 'online' | 'offline'): void {
@@ -303,6 +346,8 @@ export class GitHubStandIn {
   reset(): void {
     this.runners.clear();
     this.jobs.length = 0;
+    this.runs.clear();
+    this.jobTokenActions = 'read';
     this.violations.length = 0;
     this.requests.length = 0;
     this.issued.length = 0;
@@ -361,6 +406,12 @@ export class GitHubStandIn {
       const v = this.apps.verifyJwt(authorization);
       if (!v.ok) return { reply: error(401, v.message, { status: '401' }), operation };
       app = v.app;
+    } else if (given === this.jobToken) {
+      // GITHUB_TOKEN is an installation token of the Actions app: no runner administration, and
+      // actions: write only when the workflow grants it.
+      if (operation !== 'cancel-run' || this.jobTokenActions !== 'write') {
+        return { reply: error(403, 'Resource not accessible by integration', { status: '403' }), operation };
+      }
     } else if (given !== this.token && !this.apps.tokenValid(given)) {
       return { reply: error(401, 'Bad credentials', { status: '401' }), operation };
     }
@@ -492,11 +543,40 @@ export class GitHubStandIn {
             workflow_restrictions_read_only: false,
           })),
         }));
+      case 'cancel-run':
+        return this.cancelRun(Number(params.run_id));
       case 'get-installation':
       case 'create-installation-token':
         // Reached only without a verified App (apiRoute routes those to appRoute).
         return error(401, 'A JSON web token could not be decoded', { status: '401' });
     }
+  }
+
+  /**
+   * POST …/actions/runs/{run_id}/cancel: 202 with an empty object; the run's queued jobs are
+   * cancelled at once (no runner takes them), a running job is told to stop and ends cancelled;
+   * 409 once the run is completed.
+   */
+  private cancelRun(runId: number): Reply {
+    const run = this.runs.get(runId);
+    if (!run) return error(404, 'Not Found', { status: '404' });
+    if (run.status === 'completed') return error(409, 'Cannot cancel a workflow run that is completed.', { status: '409' });
+    run.cancelRequestedAt ??= Date.now();
+    for (const j of this.jobs) {
+      if (j.runId !== runId || j.finishedAt !== undefined) continue;
+      if (j.runnerId === undefined) Object.assign(j, { finishedAt: Date.now(), result: 'cancelled' });
+      else j.cancelRequested = true;
+    }
+    this.settleRun(run);
+    return { status: 202, body: {} };
+  }
+
+  /** A run ends once none of its jobs is unfinished: cancelled if a cancel was asked for. */
+  settleRun(run: LabRun | undefined): void {
+    if (!run || run.status === 'completed') return;
+    if (this.jobs.some((j) => j.runId === run.id && j.finishedAt === undefined)) return;
+    if (run.cancelRequestedAt === undefined) return;
+    Object.assign(run, { status: 'completed', conclusion: 'cancelled' });
   }
 
   private generateJitConfig(scope: string, body: Record<string, unknown>): Reply {
@@ -638,9 +718,10 @@ export class GitHubStandIn {
         const job = this.jobs.find((j) => j.runnerId === runner.id && j.finishedAt === undefined);
         if (!runner.busy || !job) return error(409, `runner ${runner.name} has no job in progress`);
         job.finishedAt = Date.now();
-        job.result = typeof fields.result === 'string' ? fields.result : 'succeeded';
+        job.result = job.cancelRequested ? 'cancelled' : typeof fields.result === 'string' ? fields.result : 'succeeded';
         runner.busy = false;
         runner.jobsRun++;
+        this.settleRun(this.runs.get(job.runId));
         return { status: 200, body: { job } };
       }
       case '/_lab/disconnect': {
@@ -667,7 +748,7 @@ export class GitHubStandIn {
     for (;;) {
       // the runner may have been deleted or taken offline while we waited
       if (this.closed || this.runners.get(runner.id) !== runner || runner.status !== 'online') return { status: 204 };
-      const job = this.jobs.find((j) => j.runnerId === undefined && j.labels.every((l) => have.has(l.toLowerCase())));
+      const job = this.jobs.find((j) => j.runnerId === undefined && !j.pending && j.finishedAt === undefined && j.labels.every((l) => have.has(l.toLowerCase())));
       if (job) {
         Object.assign(job, { runnerId: runner.id, runnerName: runner.name, startedAt: Date.now() });
         runner.busy = true;

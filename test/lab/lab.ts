@@ -68,7 +68,8 @@ export class Lab {
     const r = runnerId === undefined ? undefined : this.gh.runners.get(runnerId);
     if (!r) return;
     const job = this.gh.jobs.find((j) => j.runnerId === r.id && j.finishedAt === undefined);
-    if (job) Object.assign(job, { finishedAt: Date.now(), result: 'failed: the runner lost communication with the server' });
+    if (job) Object.assign(job, { finishedAt: Date.now(), result: job.cancelRequested ? 'cancelled' : 'failed: the runner lost communication with the server' });
+    if (job) this.gh.settleRun(this.gh.runs.get(job.runId));
     if (r.busy) r.jobsRun++;
     r.busy = false;
     r.status = 'offline';
@@ -122,6 +123,19 @@ export class Lab {
   /** mode start from dist, then its post step when `post-if: failure() || cancelled()` holds. */
   start(inputs: Record<string, string> = {}, o: StepRun = {}): Promise<{ main: StepResult; post?: StepResult }> {
     return runWithPost({ ...o, inputs: this.startInputs(inputs), env: this.env(o.env) });
+  }
+
+  /**
+   * mode watch from dist (then its post on failure), with the start inputs it needs and what the
+   * runner fills in from action.yml: cancel-token is the job's GITHUB_TOKEN (the stand-in's jobToken).
+   */
+  watch(label: string, runners: string, inputs: Record<string, string> = {}, o: StepRun = {}): Promise<{ main: StepResult; post?: StepResult }> {
+    return runWithPost({
+      timeoutMs: 180_000,
+      ...o,
+      inputs: this.startInputs({ mode: 'watch', label, runners, 'cancel-token': this.gh.jobToken, ...inputs }),
+      env: this.env({ GITHUB_JOB: 'watch', SPOT_RUNNER_WATCH_POLL_SECONDS: '1', RUNNER_DEBUG: '1', ...o.env }),
+    });
   }
 
   /** mode stop from dist, by label (and/or instance-ids). */

@@ -37,7 +37,7 @@ export interface RouteMatch {
 // per-process cost to a small JSON file instead of the 70 MB description.
 // Plus the GitHub App calls an action authenticating as an App makes: find the installation,
 // mint its token.
-const KEEP = /^\/((repos\/\{owner\}\/\{repo\}|orgs\/\{org\})\/(actions\/runner|installation$)|app\/installations\/\{installation_id\}\/access_tokens$)/;
+const KEEP = /^\/((repos\/\{owner\}\/\{repo\}|orgs\/\{org\})\/(actions\/runner|installation$)|app\/installations\/\{installation_id\}\/access_tokens$|repos\/\{owner\}\/\{repo\}\/actions\/runs\/\{run_id\}\/cancel$)/;
 
 // Statuses GitHub returns on any operation although most operations do not list them:
 // auth failures, rate limits, "not found", and server errors.

@@ -1,4 +1,4 @@
-// A small, strict interpreter for our reusable workflows: it walks the jobs in `needs` order,
+// A small, strict interpreter for our reusable workflows: it runs the jobs in `needs` order (each once its needs are done),
 // evaluates the `${{ … }}` expressions the workflows actually use, and runs each step the way the
 // Actions runner would, through a Host that decides what "running" means (the lab, or a fake):
 //   - `uses: ACTION_REF`      → host.action() with the evaluated `with:` (+ action.yml defaults);
@@ -517,7 +517,12 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
     return [...out];
   };
 
+  // Jobs run as GitHub runs them: each starts once its needs are done, so a watch job runs next
+  // to the work job it watches.
+  const running: Record<string, Promise<void>> = {};
   for (const id of order) {
+    running[id] = (async () => {
+    await Promise.all(asList(asObj(jobsYml[id]).needs).map((n) => running[n]));
     const job = asObj(jobsYml[id]);
     const jw = `jobs.${id}`;
     checkKeys(job, JOB_KEYS, jw);
@@ -532,7 +537,7 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
         ? { success: () => anc.every((a) => records[a]?.result === 'success'), failure: () => anc.some((a) => records[a]?.result === 'failure') }
         : undefined,
     });
-    if (!evalCondition(job.if, jobScope(`${jw}.if`, true))) continue;
+    if (!evalCondition(job.if, jobScope(`${jw}.if`, true))) return;
 
     const rawRunsOn = job['runs-on'];
     if (typeof rawRunsOn !== 'string') throw new WorkflowError(`${jw}.runs-on: only a single label is supported`);
@@ -657,7 +662,9 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
         );
       }
     }
+    })();
   }
+  await Promise.all(Object.values(running));
 
   // the workflow's outputs: jobs.J.outputs.Y
   const outputs: Record<string, string> = {};
