@@ -73,7 +73,7 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
   const waiting = new Map(pending.map((p) => [p.instanceId, p]));
   const listening = new Set<string>();
   const runnerStartedAt = new Map<string, number>();
-  let seen = new Map<string, InstanceInfo>();
+  const seen = new Map<string, InstanceInfo>();
   let polls = 0;
   let ec2Polls = 0;
   let nextGitHub = 0;
