@@ -150,7 +150,8 @@ export class GitHubStandIn {
   readonly runners = new Map<number, LabRunner>();
   readonly jobs: LabJob[] = [];
   /** Every API request: method, path, operation, status. */
-  readonly requests: Array<{ method: string; path: string; operation?: LabOperation; status: number }> = [];
+  /** Every API request, with the moment it was answered (`at`, ms since the epoch). */
+  readonly requests: Array<{ method: string; path: string; operation?: LabOperation; status: number; at: number }> = [];
   calls = GitHubStandIn.zeroCalls();
   latencyMs: number;
   /** The bucket of the answer being written (x-ratelimit-resource). */
@@ -334,7 +335,7 @@ export class GitHubStandIn {
     if (this.latencyMs > 0) await sleep(this.latencyMs);
     const { reply, operation } = this.apiRoute(url, method, raw, req.headers.authorization);
     this.write(res, reply, true);
-    this.requests.push({ method, path: url.pathname, operation, status: reply.status });
+    this.requests.push({ method, path: url.pathname, operation, status: reply.status, at: Date.now() });
   }
 
   /** GitHub's order: route → auth → primary rate limit → request checks → (faults) → handler; then response checks. */
