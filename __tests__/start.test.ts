@@ -139,7 +139,7 @@ describe('start', () => {
   });
 
   it('fails fast with the reason when an instance reports a failed phase', async () => {
-    const r = rig({ wait: { intervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
+    const r = rig({ wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
     const p = runStart(r, { count: '1' });
     await until(() => r.world.live().length > 0);
     const runnerGets = () => r.github.requests.filter((q) => q.method === 'GET' && /\/runners\/\d+$/.test(q.path)).length;
@@ -152,7 +152,7 @@ describe('start', () => {
   });
 
   it('fails fast when an instance dies before its runner is online', async () => {
-    const r = rig({ wait: { intervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
+    const r = rig({ wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
     const p = runStart(r, { count: '1' });
     await until(() => r.world.live().length > 0);
     for (const i of r.world.live()) Object.assign(i, { State: { Name: 'terminated' }, StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Server.SpotInstanceTermination: Spot instance termination' } });
@@ -162,7 +162,7 @@ describe('start', () => {
 
   it('rolls back when cancelled mid-wait', async () => {
     const ac = new AbortController();
-    const r = rig({ signal: ac.signal, wait: { intervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
+    const r = rig({ signal: ac.signal, wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
     const p = runStart(r);
     setTimeout(() => ac.abort(new Error('received SIGINT')), 80);
     await expect(p).rejects.toThrow(/cancelled \(received SIGINT\)/);

@@ -24,6 +24,8 @@ function setup() {
   const o: WaitOptions = {
     timeoutMs: 300_000,
     intervalMs: 1000,
+    fastIntervalMs: 500,
+    fastWindowMs: 10_000,
     githubRetryMs: 1000,
     githubFallbackMs: 60_000,
     launchedAt: 0,
@@ -53,7 +55,7 @@ function setup() {
 describe('waitForRunners watches EC2, not GitHub', () => {
   it('asks GitHub nothing while machines boot; one DescribeInstances by label per poll covers all of them; one list call confirms', async () => {
     const s = setup();
-    const ids = [s.machine('booting'), s.machine('booting'), s.machine('runner-started')];
+    const ids = [s.machine('booting'), s.machine('booting'), s.machine('booting')];
     const pending = ids.map((id) => s.runner(id));
     // Each machine's listener gets its session at its own moment; GitHub shows it online then.
     [5_000, 8_000, 12_000].forEach((when, k) =>
@@ -75,6 +77,34 @@ describe('waitForRunners watches EC2, not GitHub', () => {
     expect(s.describes()).toHaveLength(13);
     for (const c of s.describes()) expect(c.input).toEqual({ Filters: [{ Name: 'tag:spot-runner:label', Values: [LABEL] }], MaxResults: 1000 });
     expect(res.instances.get(ids[2] as string)?.tags['spot-runner:phase']).toBe('listening');
+  });
+
+  it('polls twice as often for a while once a machine says runner-started (its listener is seconds away), from a fixed grid', async () => {
+    const s = setup();
+    const id = s.machine('booting');
+    const p = s.runner(id, 'online');
+    s.at.push({ t: 3_000, run: () => s.world.setPhase(id, 'runner-started') });
+    s.at.push({ t: 5_000, run: () => s.world.setPhase(id, 'listening') });
+    // Each DescribeInstances "takes" 300 ms of the clock: the grid stays 1 s, not 1.3 s.
+    const describe = s.world.handlerOf('DescribeInstances');
+    const seenAt: number[] = [];
+    s.world.on('DescribeInstances', async (input, n) => {
+      seenAt.push(s.now());
+      await s.o.sleep(300);
+      return describe(input, n);
+    });
+    await waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o);
+    expect(seenAt).toEqual([0, 1_000, 2_000, 3_000, 3_500, 4_000, 4_500, 5_000]);
+  });
+
+  it('goes back to once a second when runner-started lasts longer than the fast window', async () => {
+    const s = setup();
+    const p = s.runner(s.machine('runner-started'), 'online');
+    s.o.githubFallbackMs = 3_600_000;
+    s.o.timeoutMs = 14_500;
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(/Timed out/);
+    // 0…10 s every 0.5 s (21), then 11, 12, 13, 14 s (4), then the final look at the timeout.
+    expect(s.describes()).toHaveLength(26);
   });
 
   it('a single runner is confirmed with one GET', async () => {

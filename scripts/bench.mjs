@@ -36,6 +36,7 @@
 //   --boot-delay  simulated boot in ms (default 3000); section 7 also runs 30000.
 //   --readiness-runs  runs per N (1 and 10) at each boot of section 7 (default 3; 0 skips it);
 //   --no-burst    skips the burst.
+//   --listener-ms the simulated listener's start (runner-started → session), default 1000.
 //   --boot-jitter each boot takes 0..MS longer, uniformly (default 1000, one poll interval).
 //   --bundle      run `npm run bundle` first (otherwise a stale dist/ only gets a warning).
 import { spawn, spawnSync } from 'node:child_process';
@@ -70,6 +71,7 @@ const BOOT_DELAY_MS = Number(opt('--boot-delay') ?? 3000);
 // Each instance's boot gets 0..jitter ms more, uniformly: a fixed boot would always land at the
 // same point of start's 1 s poll grid and measure one phase of it instead of the average.
 const BOOT_JITTER_MS = Number(opt('--boot-jitter') ?? 1000);
+const LISTENER_MS = Number(opt('--listener-ms') ?? 1000);
 const READINESS_RUNS = Number(opt('--readiness-runs') ?? (QUICK ? 0 : 3));
 const BURST = !flag('--no-burst') && (!QUICK || opt('--burst') !== undefined);
 const BURST_STARTS = Number(opt('--burst') ?? 50);
@@ -187,6 +189,10 @@ function bootSim(ec2, ssm, ghUrl, expected, bootMs = BOOT_DELAY_MS) {
       try {
         const p = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
         await ssm.send(new DeleteParameterCommand({ Name: name }));
+        // The bootstrap execs the runner and tags runner-started; the listener then needs a
+        // moment to start and create its session (LISTENER_MS, a guess: seconds on a real machine).
+        await ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: 'spot-runner:phase', Value: 'runner-started' }] }));
+        await sleep(LISTENER_MS);
         const t = Date.now();
         const res = await fetch(`${ghUrl}/_lab/connect`, { method: 'POST', body: p.Parameter?.Value ?? '' });
         if (!res.ok) throw new Error(`connect ${id}: HTTP ${res.status} ${await res.text()}`);
@@ -652,7 +658,8 @@ and an empty GitHub stand-in.
 ${overheadTable}
 
 Start watches EC2, not GitHub (issue 15): one DescribeInstances by label every 1 s from the
-launch; each machine tags \`spot-runner:phase=listening\` once its listener has a session
+launch (every 0.5 s for up to 10 s once a machine says \`runner-started\`); each machine tags
+\`spot-runner:phase=listening\` once its listener has a session
 (simulated here 0–200 ms after the connect, as the bootstrap's 0.2 s look); when every machine
 is listening, one GitHub call confirms the runners are online. So the expected overhead is the
 tag's lag plus about half a poll interval, the confirmation and the process's exit. The last
@@ -746,7 +753,9 @@ ${burstTable || '(not run: --no-burst)'}
   0–${BOOT_JITTER_MS} ms after it appears in moto (the jitter spreads the moment it comes
   online across start's 1 s poll interval; a fixed delay would always hit the same point of
   it), then reads its parameter with the real bootstrap's backoff (0.25, 0.5, 1, 2, then 4 s)
-  and connects at the stand-in, then tags phase \`listening\` (0–200 ms later). A real boot
+  tags \`runner-started\`, waits ${LISTENER_MS} ms (the listener starting and creating its session;
+  a guess, seconds on a real machine), connects at the stand-in, then tags phase \`listening\`
+  (0–200 ms later). A real boot
   (EC2 pending → running, the OS, the bootstrap, the runner connecting to GitHub) takes tens
   of seconds; section 7 also runs a 30 s boot. The action has no boot guess any more.
 - **At large N the GitHub write gap dominates**, and with a ${BOOT_DELAY_MS / 1000} s simulated boot the

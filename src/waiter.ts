@@ -13,8 +13,14 @@ export interface Pending {
 
 export interface WaitOptions {
   timeoutMs: number;
-  /** How often EC2 is asked; one DescribeInstances by label covers every machine. */
+  /** How often EC2 is asked (fixed rate, from the launch); one DescribeInstances by label covers every machine. */
   intervalMs: number;
+  /**
+   * Faster, for at most fastWindowMs after a machine says `runner-started`: its listener is
+   * then seconds from `listening`, which is when start's tail begins.
+   */
+  fastIntervalMs: number;
+  fastWindowMs: number;
   /**
    * Once every machine says `listening` but GitHub does not show a runner online yet (GitHub
    * is eventually consistent), the first pause before asking GitHub again; it doubles up to 8×.
@@ -47,6 +53,8 @@ export interface WaitResult {
 export const defaultWaitOptions = (timeoutMs: number, launchedAt: number, now = Date.now): Omit<WaitOptions, 'sleep' | 'log'> => ({
   timeoutMs,
   intervalMs: 1000,
+  fastIntervalMs: 500,
+  fastWindowMs: 10_000,
   githubRetryMs: 1000,
   githubFallbackMs: 60_000,
   launchedAt,
@@ -170,7 +178,8 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
 
   for (;;) {
     o.signal?.throwIfAborted();
-    if (o.now() - start > o.timeoutMs) {
+    const pollAt = o.now();
+    if (pollAt - start > o.timeoutMs) {
       const byId = await look();
       const where = [...waiting.values()].map((p) => describeInstance(byId.get(p.instanceId) ?? seen.get(p.instanceId), p.instanceId));
       throw new SpotRunnerError(`Timed out after ${Math.round(o.timeoutMs / 1000)} s waiting for ${waiting.size} runner(s) to come online: ${where.join('; ')}. Raise wait-timeout if the image is slow to boot, or read the instance console output.`);
@@ -191,6 +200,9 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
       await confirm([...waiting.values()]);
       if (waiting.size === 0) return { polls, ec2Polls, instances: seen };
     }
-    await o.sleep(Math.max(0, Math.min(o.intervalMs, o.timeoutMs - (o.now() - start) + 1)), o.signal);
+    const t = o.now();
+    const soon = [...waiting.keys()].some((id) => !listening.has(id) && t - (runnerStartedAt.get(id) ?? -Infinity) < o.fastWindowMs);
+    const interval = soon ? o.fastIntervalMs : o.intervalMs;
+    await o.sleep(Math.max(0, Math.min(interval - (t - pollAt), o.timeoutMs - (t - start) + 1)), o.signal);
   }
 }

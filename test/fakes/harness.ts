@@ -110,7 +110,7 @@ export function rig(extra: Partial<StartDeps> = {}, o: ConstructorParameters<typ
     rate,
     state,
     log: (l) => logs.push(l),
-    wait: { intervalMs: 5, githubRetryMs: 5, timeoutMs: 2000 },
+    wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 2000 },
     // The eventual-consistency retries run for real; only their sleeps are shortened.
     retry: { sleep: tick, templateBudgetMs: 30_000 },
     terminate: { sleep: tick, notFoundBudgetMs: 60_000 },
