@@ -63,6 +63,9 @@ const BAD: [string, Record<string, string>, RegExp][] = [
   ['label with shell characters', { labels: 'gpu;reboot' }, /Input 'labels': label 'gpu;reboot' has characters outside/],
   ['label with a space', { labels: 'big box' }, /Input 'labels': label 'big box' has characters outside/],
   ['dry-run not a boolean', { 'dry-run': 'maybe' }, /Input 'dry-run': 'maybe' is not a boolean/],
+  ['max-running not a number', { 'max-running': 'ten' }, /Input 'max-running': 'ten' is not a positive whole number/],
+  ['max-running zero', { 'max-running': '0' }, /Input 'max-running': '0' is not a positive whole number/],
+  ['max-running below count', { 'max-running': '1', count: '2' }, /Input 'max-running': 1 is below count \(2\): this start could never be admitted/],
   ['job-imds-access not a boolean', { 'job-imds-access': '1' }, /Input 'job-imds-access': '1' is not a boolean/],
   // Found only by asking AWS (read-only calls), still before anything is created:
   ['unknown instance type', { 'instance-types': 'c7i.large, z9.huge' }, /Input 'instance-types': z9.huge not offered in this region/],
@@ -192,6 +195,8 @@ describe('lists and defaults', () => {
   it('fills documented defaults', () => {
     const c = config({ mode: 'start', 'github-token': 't', image: 'ami-0123456789abcdef0', 'instance-types': 'c7i.large' }) as StartConfig;
     expect(c).toMatchObject({ count: 1, market: 'spot', onDemandFallback: true, scope: 'repo', maxLifetimeMinutes: 360, idleTimeoutMinutes: 10, waitTimeoutMinutes: 5, dryRun: false, jobImdsAccess: false, allowForks: false });
+    expect(c.maxRunning).toBeUndefined();
+    expect((config({ mode: 'start', 'github-token': 't', image: 'ami-0123456789abcdef0', 'instance-types': 'c7i.large', 'max-running': ' 40 ' }) as StartConfig).maxRunning).toBe(40);
   });
 });
 

@@ -52,7 +52,6 @@ const env = () => ({
   GITHUB_RUN_ATTEMPT: '1',
   GITHUB_JOB: 'start',
   GITHUB_EVENT_NAME: 'push',
-  SPOT_RUNNER_EXPECTED_BOOT_SECONDS: '0',
 });
 
 async function liveInstances(): Promise<string[]> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { offlineGitHub } from '../test/fakes/github.js';
 import { readFileSync } from 'node:fs';
 import { awsError } from '../test/fakes/aws.js';
-import { rig, runStart, type Rig } from '../test/fakes/harness.js';
+import { rig, runStart, until, type Rig } from '../test/fakes/harness.js';
 import { TAGS } from '../src/tags.js';
 
 offlineGitHub();
@@ -132,16 +132,16 @@ describe('start', () => {
   it('times out waiting, says what each instance was doing, and rolls back', async () => {
     const r = rig({}, { machines: false }); // never online
     const p = runStart(r, { count: '1' });
-    await new Promise((res) => setTimeout(res, 50));
+    await until(() => r.world.live().length > 0);
     for (const i of r.world.live()) r.world.setPhase(i.InstanceId, 'runner-started');
     await expect(p).rejects.toThrow(/Timed out after 2 s waiting for 1 runner\(s\).*phase runner-started/);
     expectNothingLeft(r);
   });
 
   it('fails fast with the reason when an instance reports a failed phase', async () => {
-    const r = rig({ wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } }, { machines: false });
+    const r = rig({ wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
     const p = runStart(r, { count: '1' });
-    await new Promise((res) => setTimeout(res, 50));
+    await until(() => r.world.live().length > 0);
     const runnerGets = () => r.github.requests.filter((q) => q.method === 'GET' && /\/runners\/\d+$/.test(q.path)).length;
     const before = runnerGets();
     for (const i of r.world.live()) r.world.setPhase(i.InstanceId, 'failed:ssm-read');
@@ -152,9 +152,9 @@ describe('start', () => {
   });
 
   it('fails fast when an instance dies before its runner is online', async () => {
-    const r = rig({ wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } }, { machines: false });
+    const r = rig({ wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
     const p = runStart(r, { count: '1' });
-    await new Promise((res) => setTimeout(res, 50));
+    await until(() => r.world.live().length > 0);
     for (const i of r.world.live()) Object.assign(i, { State: { Name: 'terminated' }, StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Server.SpotInstanceTermination: Spot instance termination' } });
     await expect(p).rejects.toThrow(/terminated, reason: Server.SpotInstanceTermination/);
     expectNothingLeft(r);
@@ -162,7 +162,7 @@ describe('start', () => {
 
   it('rolls back when cancelled mid-wait', async () => {
     const ac = new AbortController();
-    const r = rig({ signal: ac.signal, wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 60_000 } }, { machines: false });
+    const r = rig({ signal: ac.signal, wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
     const p = runStart(r);
     setTimeout(() => ac.abort(new Error('received SIGINT')), 80);
     await expect(p).rejects.toThrow(/cancelled \(received SIGINT\)/);
@@ -179,18 +179,66 @@ describe('start', () => {
   });
 
   it('honours the primary rate limit when the budget is nearly spent', async () => {
-    const slept: number[] = [];
     const r = rig({}, { machines: false });
     r.github.rateRemaining = 1;
-    r.github.rateResetSeconds = 3;
-    r.deps.sleep = async (ms) => {
-      slept.push(ms);
-      // The runner comes online only once start has paused for the reset.
-      if (ms > 1000) for (const x of r.github.runners.values()) x.status = 'online';
-      await new Promise((res) => setTimeout(res, 2));
+    r.github.rateResetSeconds = 2;
+    const runnerGets = () => r.github.requests.filter((q) => q.method === 'GET' && /\/runners\/\d+$/.test(q.path)).length;
+    let beforeReset = 0;
+    r.deps.sleep = async () => {
+      // Machine and runner are ready at once: only the spent budget holds GitHub back.
+      for (const i of r.world.live()) r.world.setPhase(i.InstanceId, 'listening');
+      for (const x of r.github.runners.values()) x.status = 'online';
+      const reset = r.deps.rate.resetEpochSeconds ?? 0;
+      if (Date.now() < reset * 1000) beforeReset = Math.max(beforeReset, runnerGets());
+      await new Promise((res) => setTimeout(res, 5));
     };
     await runStart(r, { count: '1' });
-    expect(Math.max(...slept)).toBeGreaterThan(1000);
+    expect(r.logs.join('\n')).toMatch(/GitHub rate limit nearly spent \(1 left\); pausing GitHub calls/);
+    expect(beforeReset).toBe(0);
+    expect(runnerGets()).toBe(1);
+  });
+
+  describe('admission control (max-running)', () => {
+    const seedLive = (r: Rig) => {
+      const old = new Date(Date.now() - 600_000);
+      // Three live machines of other runs, and two that no longer count (on their way out, or gone).
+      for (const state of ['running', 'pending', 'stopping', 'shutting-down', 'terminated']) r.world.addInstance('spot-runner-other-run', old, {}, { State: { Name: state } });
+      // Not ours: no spot-runner:managed tag.
+      r.world.addInstance(undefined, old, { Name: 'someone-elses' });
+    };
+
+    it('refuses a start that would go over the cap, with both numbers, before any mutating call', async () => {
+      const r = rig();
+      seedLive(r);
+      await expect(runStart(r, { count: '2', 'max-running': '4' })).rejects.toThrow(
+        "Input 'max-running': 3 managed machine(s) are already live in us-east-1 and this start asks for 2; 3 + 2 = 5 is over the cap of 4. Fix: wait for running jobs to finish, lower count, raise max-running, or run mode: reap if some of them are leaks",
+      );
+      expect(r.world.mutating()).toEqual([]);
+      expect(r.github.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+      // Counted by tag, in the states that cost money.
+      expect(r.world.calls.filter((c) => c.command === 'DescribeInstances').map((c) => c.input)).toContainEqual({
+        Filters: [
+          { Name: 'tag:spot-runner:managed', Values: ['true'] },
+          { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping'] },
+        ],
+        MaxResults: 1000,
+      });
+    });
+
+    it('admits a start that fits exactly, and says so', async () => {
+      const r = rig();
+      seedLive(r);
+      const res = await runStart(r, { count: '2', 'max-running': '5' });
+      expect(res.runners).toHaveLength(2);
+      expect(r.logs).toContain('Admitted: 3 managed machine(s) live in us-east-1 + 2 ≤ max-running 5');
+    });
+
+    it('without max-running, counts nothing', async () => {
+      const r = rig();
+      seedLive(r);
+      await runStart(r, { count: '2' });
+      expect(r.world.calls.filter((c) => c.command === 'DescribeInstances' && JSON.stringify(c.input).includes(TAGS.managed))).toEqual([]);
+    });
   });
 
   it('prints the plan and creates nothing on a dry run', async () => {

@@ -1,64 +1,241 @@
-// The waiter's vanished-runner paths (issue 12): GitHub no longer knowing a runner means "it took
-// its job and left" ONLY when its machine's phase says so; otherwise the runner was removed and
-// start must fail. Polls are counted, no wall clock is asserted.
+// The waiter (issue 15): start watches EC2, not GitHub. One DescribeInstances by label per poll
+// covers every machine; GitHub is asked only once every machine says `listening`, and then
+// sparingly while GitHub has not caught up. Dead or failed machines end the wait at once; a
+// machine EC2 does not list yet is pending, not dead. Polls and calls are counted on a fake
+// clock; no wall clock is asserted.
 import { describe, expect, it } from '@jest/globals';
 import { makeGitHub } from '../src/github/client.js';
-import { waitForRunners, type WaitOptions } from '../src/waiter.js';
+import { waitForRunners, type Pending, type WaitOptions } from '../src/waiter.js';
 import { NockGitHub, offlineGitHub } from '../test/fakes/github.js';
 import { FakeWorld } from '../test/fakes/world.js';
 
 offlineGitHub();
 const T = { scope: 'repo' as const, owner: 'acme', repo: 'widgets' };
-const IID = 'i-0123456789abcdef0';
+const LABEL = 'spot-runner-1-1-aaaaaa-00000001';
 
-function setup(phase: string | undefined, state = 'running', instanceCheckMs = 3_600_000) {
+function setup() {
   process.env.SPOT_RUNNER_GITHUB_RETRY_BASE_MS = '1';
   const world = new FakeWorld();
-  world.instances.set(IID, { InstanceId: IID, InstanceType: 'c7i.large', State: { Name: state }, Placement: { AvailabilityZone: 'us-east-1a' }, LaunchTime: new Date(), Tags: phase ? [{ Key: 'spot-runner:phase', Value: phase }] : [] });
   const github = new NockGitHub();
-  // Runner 7 is not registered: GitHub answers 404, as for an ephemeral runner that already left.
   const logs: string[] = [];
   let t = 0;
+  // Things that happen at a moment of the fake clock (a machine booting, GitHub catching up).
+  const at: { t: number; run: () => void }[] = [];
   const o: WaitOptions = {
-    timeoutMs: 60_000,
-    firstExpectedOnlineAt: 0,
+    timeoutMs: 300_000,
     intervalMs: 1000,
-    // By default the periodic instance check never comes round: only the vanished path looks.
-    instanceCheckMs,
-    listThreshold: 3,
+    fastIntervalMs: 500,
+    fastWindowMs: 10_000,
+    githubRetryMs: 1000,
+    githubFallbackMs: 60_000,
     launchedAt: 0,
     notFoundGraceMs: 60_000,
     now: () => t,
     sleep: async (ms) => {
       t += ms;
+      for (const e of at.filter((x) => x.t <= t)) {
+        at.splice(at.indexOf(e), 1);
+        e.run();
+      }
     },
     log: (l) => logs.push(l),
   };
-  return { world, github, logs, o, gh: makeGitHub('ghs_testtoken') };
+  const machine = (phase?: string, state = 'running') => world.addInstance(LABEL, new Date(), phase ? { 'spot-runner:phase': phase } : {}, { State: { Name: state } });
+  const runner = (instanceId: string, status: 'online' | 'offline' = 'offline'): Pending => {
+    const id = 100 + github.runners.size;
+    const name = `${LABEL}-${github.runners.size + 1}`;
+    github.runners.set(id, { id, name, status, busy: false, labels: [{ id: 1, name: LABEL, type: 'custom' }] });
+    return { runnerId: id, runnerName: name, instanceId };
+  };
+  const describes = () => world.calls.filter((c) => c.command === 'DescribeInstances');
+  const githubGets = () => github.requests.filter((q) => q.method === 'GET');
+  return { world, github, logs, o, at, machine, runner, describes, githubGets, gh: makeGitHub('ghs_testtoken'), now: () => t };
 }
 
-const pending = [{ runnerId: 7, runnerName: 'spot-runner-1-1-aaaaaa-00000001-1', instanceId: IID }];
+describe('waitForRunners watches EC2, not GitHub', () => {
+  it('asks GitHub nothing while machines boot; one DescribeInstances by label per poll covers all of them; one list call confirms', async () => {
+    const s = setup();
+    const ids = [s.machine('booting'), s.machine('booting'), s.machine('booting')];
+    const pending = ids.map((id) => s.runner(id));
+    // Each machine's listener gets its session at its own moment; GitHub shows it online then.
+    [5_000, 8_000, 12_000].forEach((when, k) =>
+      s.at.push({
+        t: when,
+        run: () => {
+          s.world.setPhase(ids[k] as string, 'listening');
+          (s.github.runners.get((pending[k] as Pending).runnerId) as { status: string }).status = 'online';
+        },
+      }),
+    );
+    const res = await waitForRunners(s.gh, s.world.clients(), T, LABEL, pending, {}, s.o);
+    expect(s.now()).toBe(12_000);
+    expect(res.polls).toBe(1);
+    expect(s.githubGets()).toHaveLength(1);
+    expect(s.githubGets()[0]?.path).toMatch(/\/repos\/acme\/widgets\/actions\/runners\?/);
+    // Every second from the launch: 0, 1, …, 12 s; each by the label, not by id, not one per machine.
+    expect(res.ec2Polls).toBe(13);
+    expect(s.describes()).toHaveLength(13);
+    for (const c of s.describes()) expect(c.input).toEqual({ Filters: [{ Name: 'tag:spot-runner:label', Values: [LABEL] }], MaxResults: 1000 });
+    expect(res.instances.get(ids[2] as string)?.tags['spot-runner:phase']).toBe('listening');
+  });
+
+  it('polls twice as often for a while once a machine says runner-started (its listener is seconds away), from a fixed grid', async () => {
+    const s = setup();
+    const id = s.machine('booting');
+    const p = s.runner(id, 'online');
+    s.at.push({ t: 3_000, run: () => s.world.setPhase(id, 'runner-started') });
+    s.at.push({ t: 5_000, run: () => s.world.setPhase(id, 'listening') });
+    // Each DescribeInstances "takes" 300 ms of the clock: the grid stays 1 s, not 1.3 s.
+    const describe = s.world.handlerOf('DescribeInstances');
+    const seenAt: number[] = [];
+    s.world.on('DescribeInstances', async (input, n) => {
+      seenAt.push(s.now());
+      await s.o.sleep(300);
+      return describe(input, n);
+    });
+    await waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o);
+    expect(seenAt).toEqual([0, 1_000, 2_000, 3_000, 3_500, 4_000, 4_500, 5_000]);
+  });
+
+  it('goes back to once a second when runner-started lasts longer than the fast window', async () => {
+    const s = setup();
+    const p = s.runner(s.machine('runner-started'), 'online');
+    s.o.githubFallbackMs = 3_600_000;
+    s.o.timeoutMs = 14_500;
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(/Timed out/);
+    // 0…10 s every 0.5 s (21), then 11, 12, 13, 14 s (4), then the final look at the timeout.
+    expect(s.describes()).toHaveLength(26);
+  });
+
+  it('a single runner is confirmed with one GET', async () => {
+    const s = setup();
+    const id = s.machine('listening');
+    const p = s.runner(id, 'online');
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).resolves.toMatchObject({ polls: 1, ec2Polls: 1 });
+    expect(s.githubGets().map((q) => q.path)).toEqual([`/repos/acme/widgets/actions/runners/${p.runnerId}`]);
+  });
+
+  it('listening but not yet online at GitHub (eventual consistency): asks again, backing off, not every second', async () => {
+    const s = setup();
+    const id = s.machine('listening');
+    const p = s.runner(id);
+    s.at.push({ t: 20_000, run: () => ((s.github.runners.get(p.runnerId) as { status: string }).status = 'online') });
+    const res = await waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o);
+    // At 0, 1, 3, 7, 15 and then every 8 s: 23 s. Polling every second would be 21 calls.
+    expect(s.githubGets()).toHaveLength(6);
+    expect(res.polls).toBe(6);
+    expect(s.now()).toBe(23_000);
+  });
+
+  it('a machine EC2 does not list yet is pending, not dead (eventual consistency)', async () => {
+    const s = setup();
+    // Launched, but not in any Describe answer for the first 4 s.
+    const ghost = 'i-000000000000000aa';
+    const p = s.runner(ghost, 'online');
+    s.at.push({ t: 4_000, run: () => s.world.instances.set(ghost, { InstanceId: ghost, InstanceType: 'c7i.large', State: { Name: 'running' }, Placement: { AvailabilityZone: 'us-east-1a' }, LaunchTime: new Date(), Tags: [{ Key: 'spot-runner:label', Value: LABEL }, { Key: 'spot-runner:phase', Value: 'listening' }] }) });
+    const res = await waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o);
+    expect(res.ec2Polls).toBe(5);
+    expect(s.githubGets()).toHaveLength(1);
+  });
+
+  it('past the grace, a machine missing from the label filter is asked for by id before it counts as gone', async () => {
+    const s = setup();
+    // Listed by id, but (still) not by its tag: it must not be called dead.
+    const id = s.world.addInstance(undefined, new Date(), { 'spot-runner:phase': 'listening' });
+    const p = s.runner(id, 'online');
+    s.o.notFoundGraceMs = 2_000;
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).resolves.toMatchObject({ polls: 1 });
+    expect(s.describes().some((c) => JSON.stringify(c.input).includes(id))).toBe(true);
+    expect(s.now()).toBe(2_000);
+  });
+
+  it('past the grace, a machine EC2 knows by neither label nor id is gone', async () => {
+    const s = setup();
+    const p = s.runner('i-000000000000000bb', 'online');
+    s.o.notFoundGraceMs = 2_000;
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(/will not come online: instance i-000000000000000bb: not listed by EC2 yet/);
+    expect(s.githubGets()).toHaveLength(0);
+  });
+
+  it('a dead machine ends the wait at the next poll, with its reason, while the others still boot', async () => {
+    const s = setup();
+    const ids = [s.machine('runner-started'), s.machine('booting')];
+    const pending = ids.map((id) => s.runner(id));
+    s.at.push({ t: 3_000, run: () => Object.assign(s.world.instances.get(ids[1] as string) as object, { State: { Name: 'terminated' }, StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Server.SpotInstanceTermination: Spot instance termination' } }) });
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, pending, {}, s.o)).rejects.toThrow(/Runner spot-runner-1-1-aaaaaa-00000001-2 will not come online: instance i-\w+ \(c7i.large, terminated, phase booting, reason: Server.SpotInstanceTermination/);
+    expect(s.now()).toBe(3_000);
+    expect(s.githubGets()).toHaveLength(0);
+  });
+
+  it('a failed phase ends the wait at once', async () => {
+    const s = setup();
+    const p = s.runner(s.machine('failed:ssm-read-failed:AccessDeniedException'));
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(/will not come online: .*phase failed:ssm-read-failed:AccessDeniedException/);
+    expect(s.now()).toBe(0);
+  });
+
+  it('a machine already past its job (job-started, or shut down after it) counts as done without GitHub', async () => {
+    const s = setup();
+    const pending = [s.runner(s.machine('job-started')), s.runner(s.machine('shutting-down', 'terminated'))];
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, pending, {}, s.o)).resolves.toMatchObject({ polls: 0, ec2Polls: 1 });
+    expect(s.github.requests).toEqual([]);
+    expect(s.logs.join('\n')).toMatch(/already took its job \(i-\w+ is shutting-down\)/);
+  });
+
+  it('times out, saying what each machine was doing', async () => {
+    const s = setup();
+    const p = s.runner(s.machine('runner-started'));
+    s.o.timeoutMs = 10_000;
+    s.o.githubFallbackMs = 3_600_000;
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(/Timed out after 10 s waiting for 1 runner\(s\) to come online: i-\w+ \(c7i.large, running, phase runner-started\)/);
+    expect(s.githubGets()).toHaveLength(0);
+  });
+
+  it('a listener that never says listening: after githubFallbackMs GitHub is asked directly, once per that interval', async () => {
+    const s = setup();
+    const p = s.runner(s.machine('runner-started'));
+    s.o.githubFallbackMs = 30_000;
+    s.at.push({ t: 40_000, run: () => ((s.github.runners.get(p.runnerId) as { status: string }).status = 'online') });
+    await waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o);
+    // At 30 s (still offline) and 60 s.
+    expect(s.githubGets()).toHaveLength(2);
+    expect(s.now()).toBe(60_000);
+    expect(s.logs.join('\n')).toMatch(/never tagged phase listening; GitHub shows its runner online/);
+  });
+
+  it('honours the primary rate limit: GitHub waits for the reset, EC2 polls go on', async () => {
+    const s = setup();
+    const p = s.runner(s.machine('listening'), 'online');
+    const rate = { remaining: 1, resetEpochSeconds: 5 };
+    await waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], rate, s.o);
+    expect(s.now()).toBe(5_000);
+    expect(s.githubGets()).toHaveLength(1);
+    expect(s.describes()).toHaveLength(6);
+    expect(s.logs.join('\n')).toMatch(/GitHub rate limit nearly spent \(1 left\); pausing GitHub calls 5 s/);
+  });
+});
 
 describe('waitForRunners: a runner GitHub no longer knows', () => {
-  it('is a failure when its machine never said it took a job (phase runner-started)', async () => {
-    const { world, github, o, gh } = setup('runner-started');
-    await expect(waitForRunners(gh, world.clients(), T, pending, {}, o)).rejects.toThrow(/Runner spot-runner-1-1-aaaaaa-00000001-1 \(id 7\) was removed from GitHub before it came online; instance i-0123456789abcdef0 \(c7i.large, running, phase runner-started\)/);
-    expect(github.requests.filter((q) => q.method === 'GET')).toHaveLength(1);
+  it('is a failure when its machine says listening but never took a job', async () => {
+    const s = setup();
+    const id = s.machine('listening');
+    const p = { runnerId: 7, runnerName: `${LABEL}-1`, instanceId: id };
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(/Runner spot-runner-1-1-aaaaaa-00000001-1 \(id 7\) was removed from GitHub before it came online; instance i-\w+ \(c7i.large, running, phase listening\)/);
+    expect(s.githubGets()).toHaveLength(1);
   });
-  it('is a failure when its machine has no phase yet (still booting)', async () => {
-    const { world, o, gh } = setup(undefined);
-    await expect(waitForRunners(gh, world.clients(), T, pending, {}, o)).rejects.toThrow(/was removed from GitHub before it came online/);
-  });
-  it('counts as done when its machine says job-started: it took its job and left between two polls', async () => {
-    const { world, logs, o, gh } = setup('job-started');
-    const clients = world.clients();
-    await expect(waitForRunners(gh, clients, T, pending, {}, o)).resolves.toEqual({ polls: 1 });
-    expect(logs).toContain('Runner spot-runner-1-1-aaaaaa-00000001-1 already took its job and left');
-  });
-  it('counts as done when its machine was already shutting down after the job (instance check)', async () => {
-    const { world, github, logs, o, gh } = setup('shutting-down', 'terminated', 0);
-    await expect(waitForRunners(gh, world.clients(), T, pending, {}, o)).resolves.toEqual({ polls: 1 });
-    expect(github.requests).toEqual([]);
-    expect(logs.join('\n')).toMatch(/already took its job \(i-0123456789abcdef0 is shutting-down\)/);
+
+  it('counts as done when its machine moved on to job-started between the two looks', async () => {
+    const s = setup();
+    const id = s.machine('listening');
+    const p = { runnerId: 7, runnerName: `${LABEL}-1`, instanceId: id };
+    // GitHub already forgot the ephemeral runner; EC2's next answer shows the job.
+    const clients = s.world.clients();
+    const describe = s.world.handlerOf('DescribeInstances');
+    s.world.on('DescribeInstances', (input, n) => {
+      if ((input.InstanceIds as string[] | undefined)?.length) s.world.setPhase(id, 'job-started');
+      return describe(input, n);
+    });
+    await expect(waitForRunners(s.gh, clients, T, LABEL, [p], {}, s.o)).resolves.toMatchObject({ polls: 1 });
+    expect(s.logs).toContain('Runner spot-runner-1-1-aaaaaa-00000001-1 already took its job and left');
   });
 });

@@ -68,6 +68,8 @@ export interface StartConfig extends Common {
   allocationStrategy: AllocationStrategy;
   /** Only the one listed type, never another type or family, on-demand fallback included. */
   exactType: boolean;
+  /** Admission control: at most this many live managed machines in the region, this start's included (none: no cap). */
+  maxRunning?: number;
 }
 
 export const ALLOCATION_STRATEGIES = ['price-capacity-optimized', 'capacity-optimized-prioritized'] as const;
@@ -386,12 +388,17 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
   if (exactType && instanceTypes.length > 1) {
     throw new InputError('exact-type', `it allows one instance type, but instance-types lists ${instanceTypes.length} (${instanceTypes.join(', ')})`, 'list exactly one type, or set exact-type: false to let EC2 fall back to the others');
   }
+  const count = positiveNumber(get, 'count', 1, MAX_COUNT, true);
+  const maxRunning = get('max-running').trim() === '' ? undefined : positiveNumber(get, 'max-running', 0, 100_000, true);
+  if (maxRunning !== undefined && maxRunning < count) {
+    throw new InputError('max-running', `${maxRunning} is below count (${count}): this start could never be admitted`, 'raise max-running to at least count, lower count, or leave max-running empty for no cap');
+  }
   return {
     ...common,
     mode: 'start',
     image,
     instanceTypes,
-    count: positiveNumber(get, 'count', 1, MAX_COUNT, true),
+    count,
     extraLabels: parseLabels(get, 'labels'),
     market: oneOf<Market>(get, 'market', ['spot', 'on-demand'], 'spot'),
     onDemandFallback: bool(get, 'on-demand-fallback', true),
@@ -409,6 +416,7 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
     allowForks,
     allocationStrategy: oneOf<AllocationStrategy>(get, 'allocation-strategy', ALLOCATION_STRATEGIES, 'price-capacity-optimized'),
     exactType,
+    maxRunning,
   };
 }
 

@@ -20,8 +20,10 @@ export const TAGS = {
  * The phases the instance writes to spot-runner:phase, in order. A power-off other than
  * job-done writes `failed:<reason>`; after a spot notice every later phase is prefixed
  * `interrupted:`. user-data/bootstrap.sh is held to these names by __tests__/phases.test.ts.
+ * `listening`: the listener printed "Listening for Jobs" (its session with GitHub exists), which
+ * is what start waits for instead of polling GitHub.
  */
-export const PHASES = ['booting', 'runner-started', 'job-started', 'interrupted', 'shutting-down'] as const;
+export const PHASES = ['booting', 'runner-started', 'listening', 'job-started', 'interrupted', 'shutting-down'] as const;
 export type Phase = (typeof PHASES)[number];
 export const FAILED_PHASE_PREFIX = 'failed:';
 export const INTERRUPTED_PHASE_PREFIX = 'interrupted:';

@@ -346,6 +346,7 @@ if ((SPOT_POLL_MS < 1000)); then TICK=$SPOT_POLL; else TICK=1; fi
 SPOT_NOTICED=''
 NEXT_SPOT=0
 JOB_STARTED=''
+LISTENING=''
 
 # The version the listener says it runs: a self-update makes it differ from the image's.
 RUNNER_VERSION_TAGGED=''
@@ -371,6 +372,14 @@ supervise() {
     if [[ $stage == runner && -z $JOB_STARTED ]]; then
       # Tagged once the listener says which version it runs, so start can report it.
       [[ -n $RUNNER_VERSION_TAGGED ]] || tag_runner_version
+      # The listener prints this once its session exists (Runner.Listener/Runner.cs); start
+      # waits for the tag. The log is root-only (PRIV), so a job never reads it.
+      if [[ -z $LISTENING ]] && grep -qs 'Listening for Jobs' "$PRIV/runner.log"; then
+        LISTENING=1
+        log "runner listening for jobs"
+        [[ -n $RUNNER_VERSION_TAGGED ]] || tag_runner_version
+        set_phase listening
+      fi
       if [[ -e $JOBDIR/started ]]; then
         JOB_STARTED=1
         log "job started"
@@ -384,7 +393,8 @@ supervise() {
       spot_check
       NEXT_SPOT=$((NOW + SPOT_POLL_MS))
     fi
-    sleep "$TICK"
+    # Until the listener is listening, look often: start is waiting for that tag.
+    if [[ $stage == runner && -z $LISTENING && $TICK == 1 ]]; then sleep 0.2; else sleep "$TICK"; fi
   done
   CHILD_RC=0
   wait "$pid" || CHILD_RC=$?

@@ -31,6 +31,9 @@ interface GitHubWorld {
   runState(id: number): { status: string; conclusion?: string; queuedJobCancelled?: boolean };
   /** The job's GITHUB_TOKEN, with the given actions permission. */
   jobToken(actions: 'read' | 'write'): string;
+  /** Lowers GitHub's secondary limit (900 points a minute per endpoint) for a short test. */
+  setSecondaryLimit(points: number): void;
+  secondaryLimitHits(): number;
 }
 
 class NockWorld implements GitHubWorld {
@@ -83,6 +86,12 @@ class NockWorld implements GitHubWorld {
   jobToken(actions: 'read' | 'write') {
     this.g.jobTokenActions = actions;
     return this.g.jobToken;
+  }
+  setSecondaryLimit(points: number) {
+    this.g.secondaryPointsPerMinute = points;
+  }
+  secondaryLimitHits() {
+    return this.g.secondaryLimitHits;
   }
 }
 
@@ -139,6 +148,12 @@ class StandInWorld implements GitHubWorld {
     this.g.setJobTokenPermissions({ actions });
     return this.g.jobToken;
   }
+  setSecondaryLimit(points: number) {
+    this.g.secondaryPointsPerMinute = points;
+  }
+  secondaryLimitHits() {
+    return this.g.secondaryLimitHits;
+  }
 }
 
 describe.each([
@@ -186,6 +201,21 @@ describe.each([
     const writer = makeGitHub(w.jobToken('write'));
     expect(await cancelRun(writer, { owner: 'acme', repo: 'widgets', runId: '779' })).toBe('cancelled workflow run 779');
     expect(w.runState(779)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
+  });
+
+  it('secondary limit: over the points a minute of one endpoint (GET 1, POST 5) is a 403 with retry-after; another endpoint has its own', async () => {
+    w.setSecondaryLimit(5);
+    const list = () => fetch(`${w.baseUrl}/repos/acme/widgets/actions/runners?per_page=1`, { headers: { authorization: `Bearer ${w.token}` } });
+    for (let i = 0; i < 5; i++) expect((await list()).status).toBe(200);
+    const over = await list();
+    expect(over.status).toBe(403);
+    expect(over.headers.get('retry-after')).toBe('60');
+    expect(((await over.json()) as { message: string }).message).toMatch(/secondary rate limit/);
+    const jit = (name: string) =>
+      fetch(`${w.baseUrl}/repos/acme/widgets/actions/runners/generate-jitconfig`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name, runner_group_id: 1, labels: ['spot-x'] }) });
+    expect((await jit('spot-secondary-1')).status).toBe(201);
+    expect((await jit('spot-secondary-2')).status).toBe(403);
+    expect(w.secondaryLimitHits()).toBe(2);
   });
 
   it('answers 404 for an unknown runner, on GET and DELETE', async () => {

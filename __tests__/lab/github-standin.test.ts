@@ -224,6 +224,22 @@ describe('authorization and rate limits', () => {
     expect(((await spent.json()) as { message: string }).message).toMatch(/^API rate limit exceeded/);
   });
 
+  it("enforces GitHub's secondary limit by default: 900 points a minute per endpoint, GET 1 point, POST 5", async () => {
+    for (let i = 0; i < 900; i++) expect((await api(`${REPO_RUNNERS}?per_page=1`)).status).toBe(200);
+    const over = await api(REPO_RUNNERS);
+    expect(over.status).toBe(403);
+    expect(over.headers.get('retry-after')).toBe('60');
+    expect(((await over.json()) as { message: string }).message).toMatch(/secondary rate limit/);
+    expect(gh.secondaryLimitHits).toBe(1);
+    // Another endpoint has its own minute.
+    const { runner } = await jitRunner('spot-secondary-0');
+    expect((await api(`${REPO_RUNNERS}/${runner.id}`)).status).toBe(200);
+    // 1 JIT above + 179 = 180 × 5 = 900 points, all allowed; the next would make 905.
+    for (let i = 1; i <= 179; i++) await jitRunner(`spot-secondary-${i}`);
+    expect(await statusOf(jitRunner('spot-secondary-180'))).toBe(403);
+    expect(gh.secondaryLimitHits).toBe(2);
+  });
+
   it('refills at x-ratelimit-reset, which the throttling plugin waits for', async () => {
     gh.setRateLimit({ remaining: 0, resetInSeconds: 1 });
     const onRateLimit = jest.fn(() => true);

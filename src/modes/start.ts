@@ -1,7 +1,7 @@
 import type { AwsClients } from '../aws/clients.js';
 import { DEFAULT_RETRY, createLaunchTemplate, fleetRequest, launch, launchTemplateRequest, type LaunchedInstance, type RetryOptions } from '../aws/fleet.js';
 import { resolveLaunchInputs } from '../aws/image.js';
-import { DEFAULT_TERMINATE, accountId, describeByIds, instanceArn, type TerminateOptions } from '../aws/instances.js';
+import { DEFAULT_TERMINATE, accountId, describeByIds, describeManaged, instanceArn, type TerminateOptions } from '../aws/instances.js';
 import { Pacer, putSecret } from '../aws/params.js';
 import { currentSpotPrices } from '../aws/pricing.js';
 import { tuning, type StartConfig } from '../config.js';
@@ -105,6 +105,24 @@ export function describeRollback(r: TeardownReport): string[] {
   ];
 }
 
+/** The states in which a managed machine counts against max-running: it runs, or is about to. */
+export const ADMISSION_STATES = ['pending', 'running', 'stopping'];
+
+/**
+ * Admission control (max-running): the live managed machines in the region, counted by tag,
+ * plus this start's must stay within the cap. Read-only; start calls it before anything is
+ * created. A machine launched a second ago may not be listed yet (EC2 eventual consistency), so
+ * starts racing each other can overshoot by what they launch together: a cost guard, not a lock.
+ */
+export async function admit(cfg: StartConfig, aws: AwsClients, log: (l: string) => void): Promise<void> {
+  if (cfg.maxRunning === undefined) return;
+  const live = (await describeManaged(aws, ADMISSION_STATES)).length;
+  if (live + cfg.count > cfg.maxRunning) {
+    throw new InputError('max-running', `${live} managed machine(s) are already live in ${cfg.region} and this start asks for ${cfg.count}; ${live} + ${cfg.count} = ${live + cfg.count} is over the cap of ${cfg.maxRunning}`, 'wait for running jobs to finish, lower count, raise max-running, or run mode: reap if some of them are leaks');
+  }
+  log(`Admitted: ${live} managed machine(s) live in ${cfg.region} + ${cfg.count} ≤ max-running ${cfg.maxRunning}`);
+}
+
 /** The renderer re-validates; its only failure a valid config can still hit is the 16 KB limit. */
 function renderChecked(o: Parameters<typeof renderUserData>[0]): string {
   try {
@@ -159,6 +177,7 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
   // DescribeInstances may not list a just-launched instance yet.
   const account = await (deps.accountId ? deps.accountId() : accountId(aws, signal));
   await checkGitHubAccess(gh, target);
+  await admit(cfg, aws, deps.log);
   const groupId = await resolveRunnerGroup(gh, target, cfg.runnerGroup);
 
   const label = deps.label ?? makeLabel(cfg.run);
@@ -256,19 +275,27 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
     return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone, market: inst.market } satisfies RunnerRow;
   });
 
-  // 4. Wait for all of them, watching the instances too.
+  // The spot prices for the summary, asked while the machines boot (not after: start's tail).
+  const pricesP = currentSpotPrices(aws, rows.filter((r) => r.market === 'spot'));
+  pricesP.catch(() => undefined);
+
+  // 4. Wait for all of them: EC2 says when each is listening (or dead), GitHub confirms once.
   const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now), ...deps.wait };
-  await waitForRunners(gh, aws, target, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId })), deps.rate, {
+  const waited = await waitForRunners(gh, aws, target, label, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId })), deps.rate, {
     ...w,
     sleep: deps.sleep ?? sleep,
     log: deps.log,
     signal,
   });
 
-  const prices = await currentSpotPrices(aws, rows.filter((r) => r.market === 'spot'));
+  const prices = await pricesP;
   for (const r of rows) if (r.market === 'spot') r.spotPrice = prices.get(`${r.instanceType}@${r.availabilityZone}`);
-  // What the instances wrote about themselves so far: the listener's version and the hardware.
-  const written = new Map((await describeByIds(aws, rows.map((r) => r.instanceId), signal)).map((i) => [i.instanceId, i.tags]));
+  // What the instances wrote about themselves, as the waiter's last look saw it: the
+  // listener's version and the hardware (tagged before listening; asked again if missing).
+  let written = new Map([...waited.instances].map(([id, i]) => [id, i.tags]));
+  if (rows.some((r) => written.get(r.instanceId)?.[TAGS.runnerVersion] === undefined)) {
+    written = new Map((await describeByIds(aws, rows.map((r) => r.instanceId), signal)).map((i) => [i.instanceId, i.tags]));
+  }
   for (const r of rows) {
     r.runnerVersion = written.get(r.instanceId)?.[TAGS.runnerVersion];
     r.fingerprint = written.get(r.instanceId)?.[TAGS.fingerprint];

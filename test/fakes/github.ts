@@ -36,6 +36,11 @@ export class NockGitHub {
   rateResetSeconds = 3600;
   /** generate-jitconfig draws on its own bucket, actions_runner_registration. */
   registrationRemaining = 9000;
+  /** GitHub's secondary limit: points a minute per endpoint (GET 1, writes 5), sliding. */
+  secondaryPointsPerMinute = 900;
+  /** Requests refused by the secondary limit. */
+  secondaryLimitHits = 0;
+  private readonly points = new Map<string, [number, number][]>();
   /** Called after a JIT runner is created; by default nothing happens: it stays offline. */
   onCreate: (r: FakeRunner) => void = () => {};
   readonly apps = new AppRegistry();
@@ -65,6 +70,8 @@ export class NockGitHub {
     const guarded = (op: string, req: { headers: Record<string, string | string[]> }, act: () => nock.ReplyFnResult, resource = 'core'): nock.ReplyFnResult => {
       const bad = unauthorized(req.headers.authorization as string | undefined);
       if (bad) return bad;
+      const limited = this.secondaryLimit(op, rl(resource));
+      if (limited) return limited;
       const f = this.faults[op]?.shift();
       if (!f) return act();
       if (f.lose) act();
@@ -138,6 +145,20 @@ export class NockGitHub {
       });
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
+  }
+
+  /** As the lab stand-in (test/lab/github.ts): over 900 points in a minute on one endpoint is a 403 with retry-after. */
+  private secondaryLimit(op: string, headers: Record<string, string>): nock.ReplyFnResult | undefined {
+    const now = Date.now();
+    const cost = op === 'jit' || op === 'delete' ? 5 : 1;
+    const spent = (this.points.get(op) ?? []).filter(([t]) => now - t < 60_000);
+    this.points.set(op, spent);
+    if (spent.reduce((a, [, p]) => a + p, 0) + cost > this.secondaryPointsPerMinute) {
+      this.secondaryLimitHits++;
+      return [403, { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', documentation_url: 'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits' }, { ...headers, 'retry-after': '60' }];
+    }
+    spent.push([now, cost]);
+    return undefined;
   }
 
   private jit(req: { headers: Record<string, string | string[]> }, uri: string, body: nock.Body, guarded: (op: string, req: { headers: Record<string, string | string[]> }, act: () => nock.ReplyFnResult, resource?: string) => nock.ReplyFnResult, rl: (resource?: string) => Record<string, string>): nock.ReplyFnResult {

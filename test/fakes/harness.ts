@@ -54,10 +54,20 @@ export interface Rig {
 /** A real (1 ms) pause: the code's backoff runs, counted in calls rather than seconds. */
 export const tick = () => new Promise<void>((r) => setTimeout(r, 1));
 
+/** Waits (really, in 5 ms steps, at most 10 s) until cond holds: for a moment of start's flow, not a fixed delay. */
+export async function until(cond: () => boolean, what = 'the condition'): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`until: ${what} did not hold within 10 s`);
+}
+
 /**
  * The machines of the unit world: once a JIT config is parked in SSM, its instance "boots" and
  * its runner connects after `bootMs`, unless the test drives the machines itself (`machines: false`).
- * Until then the runner is offline, as at GitHub, so the happy path really waits. It wraps the
+ * Until then the runner is offline, as at GitHub, so the happy path really waits; once it is
+ * connected, the machine tags phase `listening`, as the bootstrap does. It wraps the
  * world's own PutParameter, so throttling and lost answers still apply.
  */
 function simulateMachines(world: FakeWorld, github: NockGitHub, bootMs: number): void {
@@ -76,6 +86,8 @@ function simulateMachines(world: FakeWorld, github: NockGitHub, bootMs: number):
           if (state !== 'running' && state !== 'pending') return;
           world.setPhase(instanceId, 'runner-started');
           github.connect(String(world.params.get(name)?.value ?? input.Value));
+          // Like the bootstrap: `listening` once the listener has its session, after connecting.
+          world.setPhase(instanceId, 'listening');
         }, bootMs).unref();
       }
     }
@@ -98,7 +110,7 @@ export function rig(extra: Partial<StartDeps> = {}, o: ConstructorParameters<typ
     rate,
     state,
     log: (l) => logs.push(l),
-    wait: { firstExpectedOnlineAt: 0, intervalMs: 5, instanceCheckMs: 5, timeoutMs: 2000 },
+    wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 2000 },
     // The eventual-consistency retries run for real; only their sleeps are shortened.
     retry: { sleep: tick, templateBudgetMs: 30_000 },
     terminate: { sleep: tick, notFoundBudgetMs: 60_000 },

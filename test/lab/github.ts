@@ -149,6 +149,12 @@ export interface GitHubStandInOptions {
   registrationRateLimit?: number;
   /** More DELETEs of runners than this within one second get 422 "endpoint has been spammed". Default 20. */
   deleteSpamPerSecond?: number;
+  /**
+   * GitHub's secondary rate limit: points per minute for one REST endpoint (a GET costs 1, a
+   * POST, PATCH, PUT or DELETE 5), over a sliding minute. Default 900, as GitHub documents it;
+   * Infinity turns it off (a test that needs that says why).
+   */
+  secondaryPointsPerMinute?: number;
 }
 
 interface Reply {
@@ -177,7 +183,8 @@ export class GitHubStandIn {
   readonly jobToken = 'lab-job-token';
   private jobTokenActions: 'read' | 'write' = 'read';
   /** Every API request: method, path, operation, status. */
-  readonly requests: Array<{ method: string; path: string; operation?: LabOperation; status: number }> = [];
+  /** Every API request, with the moment it was answered (`at`, ms since the epoch). */
+  readonly requests: Array<{ method: string; path: string; operation?: LabOperation; status: number; at: number }> = [];
   calls = GitHubStandIn.zeroCalls();
   latencyMs: number;
   /** The bucket of the answer being written (x-ratelimit-resource). */
@@ -194,6 +201,12 @@ export class GitHubStandIn {
   private rate: { limit: number; remaining: number; resetAt: number; window: number };
   private registration: { limit: number; remaining: number; resetAt: number; window: number };
   private deletes: number[] = [];
+  /** Points spent per endpoint (operation) within the last minute: [when, points]. */
+  private points = new Map<LabOperation, [number, number][]>();
+  /** Requests refused by the secondary rate limit (points per minute) since the last reset. */
+  secondaryLimitHits = 0;
+  /** The secondary limit in force (points a minute per endpoint); reset() restores the option's. */
+  secondaryPointsPerMinute: number;
   private closed = false;
   /** GitHub Apps the stand-in knows: JWTs are checked against their keys, their tokens accepted. */
   readonly apps = new AppRegistry();
@@ -208,6 +221,7 @@ export class GitHubStandIn {
     this.groups = [{ id: 1, name: 'Default', visibility: 'all' }, ...(opts.runnerGroups ?? [])];
     this.rate = this.freshBudget();
     this.registration = this.freshBudget(opts.registrationRateLimit ?? 10_000);
+    this.secondaryPointsPerMinute = opts.secondaryPointsPerMinute ?? 900;
   }
 
   /** Starts the stand-in on a free loopback port. */
@@ -357,6 +371,9 @@ export class GitHubStandIn {
     this.rate = this.freshBudget();
     this.registration = this.freshBudget(this.opts.registrationRateLimit ?? 10_000);
     this.deletes = [];
+    this.points.clear();
+    this.secondaryLimitHits = 0;
+    this.secondaryPointsPerMinute = this.opts.secondaryPointsPerMinute ?? 900;
     this.apps.clear();
   }
 
@@ -379,7 +396,7 @@ export class GitHubStandIn {
     if (this.latencyMs > 0) await sleep(this.latencyMs);
     const { reply, operation } = this.apiRoute(url, method, raw, req.headers.authorization);
     this.write(res, reply, true);
-    this.requests.push({ method, path: url.pathname, operation, status: reply.status });
+    this.requests.push({ method, path: url.pathname, operation, status: reply.status, at: Date.now() });
   }
 
   /** GitHub's order: route → auth → primary rate limit → request checks → (faults) → handler; then response checks. */
@@ -429,6 +446,8 @@ export class GitHubStandIn {
       };
     }
     bucket.remaining--;
+    const secondary = this.secondaryLimit(operation, method);
+    if (secondary) return { reply: secondary, operation };
 
     let body: unknown;
     if (raw.trim() !== '') {
@@ -474,6 +493,31 @@ export class GitHubStandIn {
     if (!issued) return error(404, 'Not Found', { status: '404' });
     this.issued.push(issued.token);
     return { status: 201, body: { token: issued.token, expires_at: issued.expiresAt, permissions: { administration: 'write', organization_self_hosted_runners: 'write' }, repository_selection: 'selected' } };
+  }
+
+  /**
+   * The secondary rate limit GitHub documents ("Rate limits for the REST API", About secondary
+   * rate limits): no more than 900 points a minute for one REST endpoint; most GET requests
+   * cost 1 point, most POST/PATCH/PUT/DELETE 5. Refused requests spend nothing.
+   */
+  private secondaryLimit(operation: LabOperation, method: string): Reply | undefined {
+    const limit = this.secondaryPointsPerMinute;
+    if (!Number.isFinite(limit)) return undefined;
+    const now = Date.now();
+    const cost = ['GET', 'HEAD', 'OPTIONS'].includes(method) ? 1 : 5;
+    const spent = (this.points.get(operation) ?? []).filter(([t]) => now - t < 60_000);
+    this.points.set(operation, spent);
+    if (spent.reduce((a, [, p]) => a + p, 0) + cost > limit) {
+      this.secondaryLimitHits++;
+      return {
+        ...error(403, 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.', {
+          documentation_url: 'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
+        }),
+        headers: { 'retry-after': '60' },
+      };
+    }
+    spent.push([now, cost]);
+    return undefined;
   }
 
   /** Too many runner DELETEs in one second: GitHub's other 422. */

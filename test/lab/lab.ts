@@ -99,7 +99,6 @@ export class Lab {
       GITHUB_RUN_ATTEMPT: '1',
       GITHUB_JOB: 'start',
       GITHUB_EVENT_NAME: 'push',
-      SPOT_RUNNER_EXPECTED_BOOT_SECONDS: '0',
       ...extra,
     };
   }

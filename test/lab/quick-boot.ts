@@ -1,8 +1,9 @@
 // A minimal stand-in for booting instances: for every instance of a label that appears in
-// moto, do what the bootstrap does with its parameter (read it with decryption, delete it) and
-// bring its runner online at the GitHub stand-in. The full simulator, which runs the real
-// rendered bootstrap, lives in the lab; this one is for quick start→stop checks.
-import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+// moto, do what the bootstrap does with its parameter (read it with decryption, delete it),
+// bring its runner online at the GitHub stand-in, then tag phase `listening` as the bootstrap
+// does. The full simulator, which runs the real rendered bootstrap, lives in the lab; this one
+// is for quick start→stop checks.
+import { CreateTagsCommand, DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { DeleteParameterCommand, GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { PARAMETER_ROOT, TAGS } from '../../src/tags.js';
 
@@ -27,6 +28,8 @@ export function quickBoot(ec2: EC2Client, ssm: SSMClient, githubUrl: string, opt
         await ssm.send(new DeleteParameterCommand({ Name: name }));
         const res = await fetch(`${githubUrl}/_lab/connect`, { method: 'POST', body: p.Parameter?.Value ?? '' });
         if (!res.ok) throw new Error(`connect: HTTP ${res.status}`);
+        // Like the bootstrap once the listener says "Listening for Jobs": start waits for this tag.
+        await ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: TAGS.phase, Value: 'listening' }] }));
         booted.push(id);
         return;
       } catch (e) {

@@ -47,7 +47,10 @@ lab() {
 lab /_lab/connect || { echo "lab runner: connect failed: HTTP $HTTP $BODY" >&2; exit 2; }
 printf '%s\n' "$BODY" >"$out/connect.json"
 stamp connected
-echo "lab runner: connected; listening for jobs"
+# What Runner.Listener prints once its session exists (Runner.cs, RunAsync): the bootstrap
+# watches for the second line to tag phase listening.
+echo "Current runner version: '${LAB_RUNNER_VERSION:-2.330.0}'"
+printf '%(%Y-%m-%d %H:%M:%S)TZ: Listening for Jobs\n' -1
 while :; do
   if lab "/_lab/take-job?wait=${LAB_TAKE_WAIT_MS:-5000}" $((${LAB_TAKE_WAIT_MS:-5000} / 1000 + 10)); then
     [[ $HTTP == 200 ]] && break

@@ -142,6 +142,17 @@ describe.each<[Path, string, string]>([
     if (path !== 'idle-timeout') expect(phases).toContain('job-started');
     expect(phases).toContain(finalPhase);
   });
+
+});
+
+// Not the powerdown path: there the final phase jumps the queue and may cut queued tags short.
+describe.each<Path>(['job-done', 'job-failed', 'idle-timeout', 'max-lifetime', 'spot-notice'])('readiness on path %s', (path) => {
+  it('listening is tagged once the listener printed "Listening for Jobs": after runner-started, before job-started', () => {
+    const phases = tagsOf(path);
+    expect(phases.indexOf('runner-started')).toBeGreaterThan(0);
+    expect(phases.indexOf('listening')).toBeGreaterThan(phases.indexOf('runner-started'));
+    if (path !== 'idle-timeout') expect(phases.indexOf('job-started')).toBeGreaterThan(phases.indexOf('listening'));
+  });
 });
 
 describe('job-done boot: cloud-init, toolchains, isolation', () => {

@@ -328,3 +328,39 @@ assert_secret_in_no_file() {
   grep -qE 'Key=spot-runner:fingerprint,Value=cpu=.* kernel=.* smt=(on|off|unknown) gov=.* turbo=(on|off|unknown) type=c7i.large az=us-east-1a' "$SB_STATE/tags.log"
   [[ $(stat -c %a "$SB_ROOT/run/spot-runner/fingerprint") == 644 ]]
 }
+
+@test "listening: tagged only once the listener prints 'Listening for Jobs', between runner-started and job-started" {
+  sb_fake_runner FAKE_CONNECT_DELAY=2
+  sb_put_param "/spot-runner/jit/$SB_LABEL/$SB_IID"
+  sb_render "$(sb_options)"
+  sb_boot
+  wait_for_file "$SB_OUT/runner-exec-time"
+  # The runner runs but has no session yet: no readiness claimed.
+  sleep 1
+  [[ ! -e $SB_OUT/listening-time ]]
+  [[ $(grep -c 'Value=listening' "$SB_STATE/tags.log") == 0 ]]
+  wait_for_file "$SB_OUT/listening-time" 50
+  local i
+  for ((i = 0; i < 30; i++)); do
+    grep -q 'Value=listening' "$SB_STATE/tags.log" && break
+    sleep 0.1
+  done
+  grep -q 'Key=spot-runner:phase,Value=listening' "$SB_STATE/tags.log"
+  sb_wait_poweroff 20
+  assert_reason job-done
+  [[ $(grep -o 'phase,Value=[a-z-]*' "$SB_STATE/tags.log" | sed 's/.*Value=//' | tr '\n' ' ') == 'booting runner-started listening job-started shutting-down ' ]]
+  # The listener's output (which the bootstrap watches) is root-only: a job cannot read it.
+  [[ $(stat -c %a "$SB_ROOT/run/spot-runner/private/runner.log") == 600 ]]
+  [[ $(stat -c %a "$SB_ROOT/run/spot-runner/private") == 700 ]]
+  grep -q 'Listening for Jobs' "$SB_ROOT/run/spot-runner/private/runner.log"
+}
+
+@test "no session (the listener never says it is listening): no listening tag, idle-timeout" {
+  sb_fake_runner FAKE_LISTEN=0
+  sb_put_param "/spot-runner/jit/$SB_LABEL/$SB_IID"
+  run_boot "$(sb_options idleTimeoutMinutes=0.05)"
+  assert_reason idle-timeout
+  grep -q 'Value=runner-started' "$SB_STATE/tags.log"
+  [[ $(grep -c 'Value=listening' "$SB_STATE/tags.log") == 0 ]]
+  [[ $(last_phase) == failed:idle-timeout ]]
+}
