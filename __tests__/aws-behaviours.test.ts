@@ -69,9 +69,10 @@ describe('SSM lost answers', () => {
   it('after a lost answer, a parameter its machine has already read and deleted is success too', async () => {
     const r = rig({}, { world: { losePutEvery: 0 } });
     r.world.on('PutParameter', (input) => {
-      // Stored, read and deleted by the machine (whose runner then connected) before the SDK's
-      // retry came back.
+      // Stored, read and deleted by the machine (whose runner then connected and which tagged
+      // itself listening) before the SDK's retry came back.
       r.github.connect(String(input.Value));
+      r.world.setPhase(String(input.Name).split('/').pop() ?? '', 'listening');
       throw awsError('ParameterAlreadyExists', 'The parameter already exists.');
     });
     const res = await runStart(r, { count: '2' });
