@@ -9,6 +9,8 @@ export interface Pending {
   runnerId: number;
   runnerName: string;
   instanceId: string;
+  /** Warm pool: when StartInstances was called; until notFoundGraceMs after it, stopped/stopping means "not started yet", not gone. */
+  resumedAt?: number;
 }
 
 export interface WaitOptions {
@@ -67,7 +69,9 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
       const phase = i?.tags[TAGS.phase] ?? '';
       // EC2 is eventually consistent: a new instance may be missing from Describe for a while.
       if (!i && o.now() - o.launchedAt < o.notFoundGraceMs) continue;
-      const gone = !i || ['shutting-down', 'terminated', 'stopping', 'stopped'].includes(i.state);
+      // A resumed pool machine may still be listed as stopped for a moment after StartInstances.
+      const resuming = p.resumedAt !== undefined && o.now() - p.resumedAt < o.notFoundGraceMs && (i?.state === 'stopped' || i?.state === 'stopping');
+      const gone = !i || (!resuming && ['shutting-down', 'terminated', 'stopping', 'stopped'].includes(i.state));
       if (phase === 'job-started' || (gone && phase === 'shutting-down')) {
         // A quick job can start and end between two polls: the instance saw it, so it counts.
         o.log(`Runner ${p.runnerName} already took its job (${p.instanceId} is ${phase})`);

@@ -15,6 +15,9 @@ import { PARAMETER_ROOT, TAGS, parameterName } from '../tags.js';
 import { teardown, type TeardownReport } from '../teardown.js';
 import { renderUserData } from '../userdata/render.js';
 import { defaultWaitOptions, waitForRunners, type WaitOptions } from '../waiter.js';
+import { claimFromPool, poolSettings, resume, type Claimed } from '../pool.js';
+import { terminate } from '../aws/instances.js';
+import { poolParameterPrefix } from '../tags.js';
 
 export interface StartDeps {
   aws: AwsClients;
@@ -175,8 +178,26 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     // 2. One launch template and one instant fleet (two only when on-demand must fill in),
     //    while GitHub issues the JIT configs: runner names need no instance id, and GitHub's
     //    spaced-out writes then overlap the launch instead of following it.
-    const templateId = await createLaunchTemplate(aws, ltReq, signal);
-    deps.state.add('launchTemplateIds', templateId);
+    // 1b. Warm pool: claim stopped machines built from these very settings and start them first.
+    const pacer = deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2);
+    let fromPool: Claimed[] = [];
+    if (cfg.pool) {
+      const ps = poolSettings(cfg, image, cfg.pool);
+      const claimed = await claimFromPool(cfg.pool, ps.hash, cfg.count, label, tags, {
+        aws,
+        log: deps.log,
+        signal,
+        pacer,
+        onClaimParameter: (n) => deps.state.add('parameterNames', n),
+        onInstance: (id) => deps.state.add('instanceIds', id),
+      });
+      const r = await resume(aws, claimed, signal);
+      for (const x of r.refused) deps.log(`Pool ${cfg.pool}: StartInstances refused ${x.c.instanceId} (${x.why}); terminating it and launching a cold machine instead`);
+      if (r.refused.length > 0) await terminate(aws, r.refused.map((x) => x.c.instanceId), { ...DEFAULT_TERMINATE, ...deps.terminate });
+      fromPool = r.started;
+      deps.log(`Pool ${cfg.pool}: resumed ${fromPool.length} of ${cfg.count}${fromPool.length ? `: ${fromPool.map((c) => c.instanceId).join(', ')}` : ''}; ${cfg.count - fromPool.length} cold`);
+    }
+    const coldCount = cfg.count - fromPool.length;
     const launchedAt = now();
     // A failed launch stops further registrations; the ones in flight finish and are recorded.
     const launchFailed = new AbortController();
@@ -192,23 +213,32 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       },
     );
     const retry: RetryOptions = { ...DEFAULT_RETRY, ...deps.retry };
-    const launchP = launch(aws, cfg, templateId, tags, tokenFor, (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
+    const pooled: LaunchedInstance[] = fromPool.map((c) => ({ instanceId: c.instanceId, instanceType: c.instanceType, availabilityZone: c.availabilityZone, market: 'on-demand' }));
+    const launchP: Promise<{ instances: LaunchedInstance[] }> =
+      coldCount === 0
+        ? Promise.resolve({ instances: [] })
+        : (async () => {
+            const templateId = await createLaunchTemplate(aws, ltReq, signal);
+            deps.state.add('launchTemplateIds', templateId);
+            return launch(aws, { ...cfg, count: coldCount }, templateId, tags, tokenFor, (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
+          })();
     launchP.catch(() => launchFailed.abort(new Error('the launch failed')));
     // Both settle before either failure is thrown, so everything created is recorded for rollback.
     const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
     if (launchR.status === 'rejected') throw launchR.reason;
     if (jitsR.status === 'rejected') throw jitsR.reason;
-    const { instances } = launchR.value;
+    const instances = [...pooled, ...launchR.value.instances];
     const jits = jitsR.value;
-    deps.log(`Fleet launched ${instances.length}: ${instances.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
-    const pacer = deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2);
+    if (coldCount > 0) deps.log(`Fleet launched ${launchR.value.instances.length}: ${launchR.value.instances.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
+    const poolIds = new Set(fromPool.map((c) => c.instanceId));
 
     // 3. Each JIT config parked in SSM under its instance's own id: the one thing that needs it.
     const rows: RunnerRow[] = await mapLimit(instances, 8, async (inst, i) => {
       signal?.throwIfAborted();
       const jit = jits[i] as (typeof jits)[number];
       const name = jit.runner.name;
-      const pname = parameterName(label, inst.instanceId);
+      // A pool machine's user-data was rendered for the pool, not for this start: its fixed prefix.
+      const pname = poolIds.has(inst.instanceId) && cfg.pool ? `${poolParameterPrefix(cfg.pool)}/${inst.instanceId}` : parameterName(label, inst.instanceId);
       const ptags: Record<string, string> = {
         [TAGS.managed]: 'true',
         [TAGS.label]: label,
@@ -221,12 +251,12 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       deps.state.add('parameterNames', pname);
       await putSecret(aws, pname, jit.encodedJitConfig, ptags, signal, pacer);
       const availabilityZone = inst.availabilityZone || pools.find((p) => p.subnetId && p.subnetId === inst.subnetId)?.availabilityZone || '';
-      return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone, market: inst.market } satisfies RunnerRow;
+      return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone, market: inst.market, ...(poolIds.has(inst.instanceId) ? { fromPool: cfg.pool } : {}) } satisfies RunnerRow;
     });
 
     // 4. Wait for all of them, watching the instances too.
     const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now), ...deps.wait };
-    await waitForRunners(gh, aws, target, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId })), deps.rate, {
+    await waitForRunners(gh, aws, target, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId, ...(r.fromPool ? { resumedAt: launchedAt } : {}) })), deps.rate, {
       ...w,
       sleep: deps.sleep ?? sleep,
       log: deps.log,
