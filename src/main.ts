@@ -81,7 +81,7 @@ export async function runMain(): Promise<void> {
 
   if (cfg.mode === 'pool') {
     try {
-      const r = await fillPool(cfg, { aws, state: new StateRecorder(), log });
+      const r = await fillPool(cfg, { aws, state: new StateRecorder(), log, pollMs: 1000 });
       core.setOutput('pool-ready', JSON.stringify(r.ready));
       await poolSummary(r);
     } catch (e) {

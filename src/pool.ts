@@ -166,7 +166,7 @@ export async function claimFromPool(pool: string, hash: string, want: number, la
   const kept: Claimed[] = [];
   for (const c of out) {
     try {
-      await d.aws.ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: c.instanceId, InstanceInitiatedShutdownBehavior: { Value: 'terminate' } }), { abortSignal: d.signal });
+      await d.aws.ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: c.instanceId, Attribute: 'instanceInitiatedShutdownBehavior', Value: 'terminate' }), { abortSignal: d.signal });
       kept.push(c);
     } catch (e) {
       // Terminated since it was listed (a fill or reap removing it won its claim first and has
