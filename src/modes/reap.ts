@@ -9,7 +9,7 @@ import { deleteRunner, listRunners, type Runner, type Target } from '../github/r
 import { NAME_PREFIX, PARAMETER_ROOT, TAGS } from '../tags.js';
 import { homeLabel } from '../label.js';
 import { claim, claimOwner } from '../pool.js';
-import { CLAIMED_POOL_PREFIX } from '../tags.js';
+import { CLAIMED_POOL_PREFIX, poolClaimName } from '../tags.js';
 
 // Reap is the last kill path. It knows nothing but the tag schema in src/tags.ts, and it
 // decides in pure functions (findInstances … planReap) so every rule is unit-testable; reap()
@@ -370,6 +370,11 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
   result.parameters = plan.parameters;
   // Instances first: they cost money. Each kind is removed independently of the others.
   await removeInstances(aws, plan.instances.filter((f) => f.outcome === undefined), problems);
+  // The claims reap itself just won, for machines now terminating: nobody can start those any more.
+  const ownClaims = plan.instances.filter((f) => f.needsClaim && f.outcome === 'removed').map((f) => poolClaimName(f.id));
+  if (ownClaims.length > 0) await deleteParameters(aws, ownClaims).catch((e: unknown) => problems.push(`deleting reap's own pool claims: ${errorMessage(e)}`));
+  plan.parameters = plan.parameters.filter((p) => !ownClaims.includes(p.id));
+  result.parameters = plan.parameters;
   await Promise.all([removeRunners(gh, target, plan.runners, problems), removeParameters(aws, plan.parameters, problems), removeTemplates(aws, plan.templates, problems)]);
   return result;
 }
