@@ -286,6 +286,7 @@ export class InstanceSimulator {
 
   private async pollOnce(): Promise<void> {
     const gen = this.generation;
+    const askedAt = Date.now();
     const out = await this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag-key', Values: [TAGS.label] }] }));
     if (gen !== this.generation) return;
     for (const r of out.Reservations ?? []) {
@@ -302,7 +303,8 @@ export class InstanceSimulator {
             market: x.InstanceLifecycle === 'spot' ? 'spot' : 'on-demand',
           };
           this.launch(info);
-        } else if (known.stoppedAt !== undefined && (state === 'pending' || state === 'running')) {
+        } else if (known.stoppedAt !== undefined && known.stoppedAt < askedAt && (state === 'pending' || state === 'running')) {
+          // (An answer to a question asked before the stop says nothing about a start.)
           // Started again (StartInstances): a second boot.
           known.stoppedAt = undefined;
           this.resume(known);
