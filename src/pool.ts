@@ -150,31 +150,40 @@ export async function claimFromPool(pool: string, hash: string, want: number, la
   d.log(`Pool ${pool}: ${ready.length} ready of ${listed.length} listed${stale ? ` (${stale} built from other settings: a fill or reap removes them)` : ''}`);
   const owner = claimOwner(label);
   const out: Claimed[] = [];
-  for (const i of (d.shuffle ?? shuffled)(ready)) {
-    if (out.length >= want) break;
+  const queue = (d.shuffle ?? shuffled)(ready);
+  // In waves of what is still missing: concurrent, never more claims in flight than machines wanted.
+  while (out.length < want && queue.length > 0) {
     d.signal?.throwIfAborted();
-    const claimName = poolClaimName(i.instanceId);
-    d.onClaimParameter(claimName);
-    const ptags = { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: i.instanceId, ...(tags[TAGS.expiresAt] ? { [TAGS.expiresAt]: tags[TAGS.expiresAt] as string } : {}) };
-    if ((await claim(d.aws, i.instanceId, owner, ptags, d.signal, d.pacer)) === 'lost') continue;
-    d.onInstance(i.instanceId);
-    out.push({ instanceId: i.instanceId, instanceType: i.instanceType, availabilityZone: i.availabilityZone, claimName });
+    const wave = queue.splice(0, want - out.length);
+    const won = await Promise.all(
+      wave.map(async (i) => {
+        const claimName = poolClaimName(i.instanceId);
+        d.onClaimParameter(claimName);
+        const ptags = { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: i.instanceId, ...(tags[TAGS.expiresAt] ? { [TAGS.expiresAt]: tags[TAGS.expiresAt] as string } : {}) };
+        if ((await claim(d.aws, i.instanceId, owner, ptags, d.signal, d.pacer)) === 'lost') return undefined;
+        d.onInstance(i.instanceId);
+        return { instanceId: i.instanceId, instanceType: i.instanceType, availabilityZone: i.availabilityZone, claimName } satisfies Claimed;
+      }),
+    );
+    for (const c of won) if (c) out.push(c);
   }
   if (out.length === 0) return out;
   // Retagged before anything else: from here stop, post and reap know it as this start's.
   await d.aws.ec2.send(new CreateTagsCommand({ Resources: out.map((c) => c.instanceId), Tags: Object.entries({ ...tags, [TAGS.pool]: `${CLAIMED_POOL_PREFIX}${pool}` }).map(([Key, Value]) => ({ Key, Value })) }), { abortSignal: d.signal });
   const kept: Claimed[] = [];
-  for (const c of out) {
-    try {
-      await d.aws.ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: c.instanceId, Attribute: 'instanceInitiatedShutdownBehavior', Value: 'terminate' }), { abortSignal: d.signal });
-      kept.push(c);
-    } catch (e) {
-      // Terminated since it was listed (a fill or reap removing it won its claim first and has
-      // since let it go): not usable; teardown removes what is left.
-      if (!/IncorrectInstanceState|InvalidInstanceID/.test(errorCode(e))) throw e;
-      d.log(`Pool ${pool}: ${c.instanceId} is no longer stopped (${errorCode(e)}); not used`);
-    }
-  }
+  await Promise.all(
+    out.map(async (c) => {
+      try {
+        await d.aws.ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: c.instanceId, Attribute: 'instanceInitiatedShutdownBehavior', Value: 'terminate' }), { abortSignal: d.signal });
+        kept.push(c);
+      } catch (e) {
+        // Terminated since it was listed (a fill or reap removing it won its claim first and has
+        // since let it go): not usable; teardown removes what is left.
+        if (!/IncorrectInstanceState|InvalidInstanceID/.test(errorCode(e))) throw e;
+        d.log(`Pool ${pool}: ${c.instanceId} is no longer stopped (${errorCode(e)}); not used`);
+      }
+    }),
+  );
   return kept;
 }
 
