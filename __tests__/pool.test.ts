@@ -6,7 +6,7 @@ import type { PoolConfig } from '../src/config.js';
 import { findInstances, findPoolInstances, planReap, type Rules } from '../src/modes/reap.js';
 import { claim, claimFromPool, poolMachineState, poolSettings } from '../src/pool.js';
 import { TAGS } from '../src/tags.js';
-import { config, startConfig } from '../test/fakes/harness.js';
+import { config, rig, runStart, startConfig } from '../test/fakes/harness.js';
 import { FakeWorld } from '../test/fakes/world.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
@@ -122,6 +122,38 @@ describe('the claim', () => {
     expect(i?.Tags.find((t) => t.Key === TAGS.label)?.Value).toBe('spot-runner-42-1-abc-00000001');
     expect(i?.Tags.find((t) => t.Key === TAGS.pool)?.Value).toBe('claimed:build');
     expect(w.shutdownBehaviour.get(ready)).toBe('terminate');
+  });
+});
+
+describe('start with a pool, in the unit world', () => {
+  it('resumes the ready machines of its hash, launches the shortfall cold', async () => {
+    const r = rig();
+    const cfg = startConfig({ count: '3', pool: 'build' });
+    const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
+    const base = { [TAGS.managed]: 'true', [TAGS.label]: 'spot-runner-fill-1', [TAGS.pool]: 'build', [TAGS.poolHash]: hash, [TAGS.phase]: 'pooled' };
+    const a = r.world.addInstance(undefined, new Date(), base, { State: { Name: 'stopped' } });
+    const b = r.world.addInstance(undefined, new Date(), base, { State: { Name: 'stopped' } });
+    const res = await runStart(r, { count: '3', pool: 'build' });
+    expect(res.runners.filter((x) => x.fromPool === 'build').map((x) => x.instanceId).sort()).toEqual([a, b].sort());
+    expect(res.runners.filter((x) => !x.fromPool)).toHaveLength(1);
+    // Their JIT configs went to the pool's prefix (their user-data was rendered for the pool).
+    expect([...r.world.params.keys()].filter((n) => n.startsWith('/spot-runner/jit/pool-build/')).sort()).toEqual([`/spot-runner/jit/pool-build/${a}`, `/spot-runner/jit/pool-build/${b}`].sort());
+    expect(r.world.count('StartInstances')).toBe(1);
+    expect(r.world.shutdownBehaviour.get(a)).toBe('terminate');
+    // One cold fleet for the one missing.
+    expect(r.world.fleetsAccepted.map((f) => (f.input.TargetCapacitySpecification as { TotalTargetCapacity: number }).TotalTargetCapacity)).toEqual([1]);
+    expect(r.state.resources.parameterNames).toEqual(expect.arrayContaining([`/spot-runner/jit/pool-claims/${a}`, `/spot-runner/jit/pool-claims/${b}`]));
+  });
+
+  it('a start whose runners never come online terminates the claimed pool machines too, and removes their claims', async () => {
+    const r = rig({}, { machines: false });
+    const cfg = startConfig({ count: '1', pool: 'build' });
+    const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
+    const a = r.world.addInstance(undefined, new Date(), { [TAGS.managed]: 'true', [TAGS.label]: 'spot-runner-fill-1', [TAGS.pool]: 'build', [TAGS.poolHash]: hash, [TAGS.phase]: 'pooled' }, { State: { Name: 'stopped' } });
+    await expect(runStart(r, { count: '1', pool: 'build' })).rejects.toThrow(/rolled back/);
+    expect(r.world.instances.get(a)?.State.Name).toMatch(/shutting-down|terminated/);
+    expect(r.world.params.has(`/spot-runner/jit/pool-claims/${a}`)).toBe(false);
+    expect(r.world.params.has(`/spot-runner/jit/pool-build/${a}`)).toBe(false);
   });
 });
 

@@ -175,9 +175,6 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
 
   deps.state.setContext(label, cfg.region, cfg.scope);
   try {
-    // 2. One launch template and one instant fleet (two only when on-demand must fill in),
-    //    while GitHub issues the JIT configs: runner names need no instance id, and GitHub's
-    //    spaced-out writes then overlap the launch instead of following it.
     // 1b. Warm pool: claim stopped machines built from these very settings and start them first.
     const pacer = deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2);
     let fromPool: Claimed[] = [];
@@ -198,6 +195,9 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       deps.log(`Pool ${cfg.pool}: resumed ${fromPool.length} of ${cfg.count}${fromPool.length ? `: ${fromPool.map((c) => c.instanceId).join(', ')}` : ''}; ${cfg.count - fromPool.length} cold`);
     }
     const coldCount = cfg.count - fromPool.length;
+    // 2. One launch template and one instant fleet for the cold machines (two only when on-demand must fill in),
+    //    while GitHub issues the JIT configs: runner names need no instance id, and GitHub's
+    //    spaced-out writes then overlap the launch instead of following it.
     const launchedAt = now();
     // A failed launch stops further registrations; the ones in flight finish and are recorded.
     const launchFailed = new AbortController();
