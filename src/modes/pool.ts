@@ -57,7 +57,7 @@ export async function fillPool(cfg: PoolConfig, deps: FillDeps): Promise<FillRes
   const listed = await poolMachines(aws, cfg.pool, signal);
   const stale: string[] = [];
   const owner = claimOwner(label);
-  for (const i of listed.filter((x) => poolMachineState(x, settings.hash) === 'stale' && x.state === 'stopped')) {
+  for (const i of cfg.dryRun ? [] : listed.filter((x) => poolMachineState(x, settings.hash) === 'stale' && x.state === 'stopped')) {
     if ((await claim(aws, i.instanceId, owner, { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: i.instanceId }, signal)) === 'won') stale.push(i.instanceId);
   }
   if (stale.length > 0) {
