@@ -11,12 +11,15 @@ const ids = (json: string | undefined) => JSON.parse(json ?? '[]') as string[];
 
 describe('warm pool: 20 concurrent starts, a pool of 10', () => {
   it('no machine is given to two starts; the shortfall launches cold; zero leaks', async () => {
-    const fill = await lab.pool('race', 10);
+    // Runners wait for their jobs until all 20 starts are back: longer idle-timeout (pool and
+    // starts alike: it is part of the settings hash).
+    const slow = { 'idle-timeout': '4', 'max-lifetime': '8' };
+    const fill = await lab.pool('race', 10, slow);
     expect(fill.exitCode).toBe(0);
     const pool = ids(fill.outputs['pool-ready']);
     expect(pool).toHaveLength(10);
 
-    const runs = await Promise.all(Array.from({ length: 20 }, (_, k) => lab.start({ count: '1', pool: 'race', 'wait-timeout': '3' }, { env: { GITHUB_RUN_ID: String(5000 + k) }, timeoutMs: 300_000 })));
+    const runs = await Promise.all(Array.from({ length: 20 }, (_, k) => lab.start({ count: '1', pool: 'race', 'wait-timeout': '3', ...slow }, { env: { GITHUB_RUN_ID: String(5000 + k) }, timeoutMs: 300_000 })));
     for (const { main } of runs) expect({ exit: main.exitCode, errors: main.errors }).toEqual({ exit: 0, errors: [] });
     const fromPool = runs.flatMap(({ main }) => ids(main.outputs['from-pool']));
     const all = runs.flatMap(({ main }) => ids(main.outputs['instance-ids']));
@@ -36,7 +39,7 @@ describe('warm pool: 20 concurrent starts, a pool of 10', () => {
 
     const jobs = runs.map(({ main }) => lab.gh.queueJob({ labels: [main.outputs.label ?? ''] }));
     await lab.sim.waitAllTerminated(120_000, all);
-    expect(jobs.every((j) => j.result === 'succeeded')).toBe(true);
+    expect(jobs.map((j) => j.result)).toEqual(jobs.map(() => 'succeeded'));
     for (const id of all) expect(lab.sim.get(id).reasons.at(-1)).toBe('job-done');
     for (const { main } of runs) expect((await lab.stop(main.outputs.label ?? '')).exitCode).toBe(0);
     await lab.assertNoLeaks();
