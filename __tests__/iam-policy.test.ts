@@ -179,11 +179,23 @@ describe('docs/iam/control-role.json matches what src/ (start, stop, reap) calls
       expect(grants(action).length).toBeGreaterThan(0);
       for (const s of grants(action)) expect(condition(s, 'StringEquals', 'aws:ResourceTag/spot-runner:managed')).toBe('true');
     });
-    it('ec2:CreateTags only while creating a resource tagged spot-runner:managed=true', () => {
+    it('ec2:CreateTags only while creating a resource tagged spot-runner:managed=true, or on an existing managed warm-pool instance (the claim retags it)', () => {
       expect(grants('ec2:CreateTags').length).toBeGreaterThan(0);
       for (const s of grants('ec2:CreateTags')) {
-        expect(condition(s, 'StringEquals', 'ec2:CreateAction')).toBeDefined();
-        expect(condition(s, 'StringEquals', 'aws:RequestTag/spot-runner:managed')).toBe('true');
+        if (condition(s, 'StringEquals', 'ec2:CreateAction') !== undefined) {
+          expect(condition(s, 'StringEquals', 'aws:RequestTag/spot-runner:managed')).toBe('true');
+          continue;
+        }
+        expect(condition(s, 'StringEquals', 'aws:ResourceTag/spot-runner:managed')).toBe('true');
+        expect(condition(s, 'Null', 'aws:ResourceTag/spot-runner:pool')).toBe('false');
+        expect(s.Resource).toBe('arn:aws:ec2:*:*:instance/*');
+      }
+    });
+    it.each(['ec2:StartInstances', 'ec2:ModifyInstanceAttribute'])('%s only on managed warm-pool instances', (action) => {
+      expect(grants(action).length).toBeGreaterThan(0);
+      for (const s of grants(action)) {
+        expect(condition(s, 'StringEquals', 'aws:ResourceTag/spot-runner:managed')).toBe('true');
+        expect(condition(s, 'Null', 'aws:ResourceTag/spot-runner:pool')).toBe('false');
       }
     });
     it('creates instances, volumes and launch templates only with the managed tag', () => {

@@ -67,6 +67,7 @@ const BAD: [string, Record<string, string>, RegExp][] = [
   ['max-running zero', { 'max-running': '0' }, /Input 'max-running': '0' is not a positive whole number/],
   ['max-running below count', { 'max-running': '1', count: '2' }, /Input 'max-running': 1 is below count \(2\): this start could never be admitted/],
   ['job-imds-access not a boolean', { 'job-imds-access': '1' }, /Input 'job-imds-access': '1' is not a boolean/],
+  ['pool name with capitals and a slash', { pool: 'Big/pool' }, /Input 'pool': 'Big\/pool' is not a pool name/],
   // Found only by asking AWS (read-only calls), still before anything is created:
   ['unknown instance type', { 'instance-types': 'c7i.large, z9.huge' }, /Input 'instance-types': z9.huge not offered in this region/],
   ['arm64 type for an x86_64 image', { 'instance-types': 'c7g.large' }, /Input 'instance-types': c7g.large cannot run the x86_64 image/],

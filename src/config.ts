@@ -3,7 +3,7 @@ import type { GitHubAuth } from './github/client.js';
 
 // Every input is parsed and validated here, once, into a typed config. Nothing else reads inputs.
 
-export type Mode = 'start' | 'stop' | 'reap' | 'watch';
+export type Mode = 'start' | 'stop' | 'reap' | 'watch' | 'pool';
 export type Market = 'spot' | 'on-demand';
 export type Scope = 'repo' | 'org';
 export type Arch = 'x86_64' | 'arm64';
@@ -70,6 +70,18 @@ export interface StartConfig extends Common {
   exactType: boolean;
   /** Admission control: at most this many live managed machines in the region, this start's included (none: no cap). */
   maxRunning?: number;
+  /** Warm pool to claim stopped machines from before launching cold ones (issue 16). */
+  pool?: string;
+}
+
+/** mode pool: fill a named warm pool with never-used machines stopped at their checkpoint. */
+export interface PoolConfig extends Omit<StartConfig, 'mode'> {
+  mode: 'pool';
+  pool: string;
+  /** How many stopped, healthy machines the pool should hold. */
+  size: number;
+  /** Pool machines older than this are terminated by reap (and not claimed). */
+  poolTtlMinutes: number;
 }
 
 export const ALLOCATION_STRATEGIES = ['price-capacity-optimized', 'capacity-optimized-prioritized'] as const;
@@ -112,7 +124,7 @@ export interface WatchedRunner {
 
 export const MAX_REPLACEMENTS = 20;
 
-export type Config = StartConfig | StopConfig | ReapConfig | WatchConfig;
+export type Config = StartConfig | StopConfig | ReapConfig | WatchConfig | PoolConfig;
 
 export type InputGetter = (name: string) => string;
 
@@ -295,7 +307,7 @@ export function parseGitHubAuth(get: InputGetter): GitHubAuth {
 }
 
 export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunContext): Config {
-  const mode = oneOf<Mode>(get, 'mode', ['start', 'stop', 'reap', 'watch'], '' as Mode);
+  const mode = oneOf<Mode>(get, 'mode', ['start', 'stop', 'reap', 'watch', 'pool'], '' as Mode);
   const githubAuth = parseGitHubAuth(get);
   const scope = oneOf<Scope>(get, 'runner-scope', ['repo', 'org'], 'repo');
   const runnerGroup = get('runner-group').trim() || undefined;
@@ -393,7 +405,7 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
   if (maxRunning !== undefined && maxRunning < count) {
     throw new InputError('max-running', `${maxRunning} is below count (${count}): this start could never be admitted`, 'raise max-running to at least count, lower count, or leave max-running empty for no cap');
   }
-  return {
+  const startCfg: StartConfig = {
     ...common,
     mode: 'start',
     image,
@@ -418,6 +430,27 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
     exactType,
     maxRunning,
   };
+  return withPool(get, mode, startCfg);
+}
+
+export const POOL_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+export const MAX_POOL_SIZE = 100;
+
+/** The warm-pool inputs: `pool` for start (optional) and pool mode (required), `size` and `pool-ttl` for pool mode. */
+function withPool(get: InputGetter, mode: Mode, cfg: StartConfig): StartConfig | PoolConfig {
+  const pool = get('pool').trim();
+  if (pool !== '' && !POOL_NAME.test(pool)) {
+    throw new InputError('pool', `'${pool}' is not a pool name`, 'use 1-32 lower-case letters, digits and hyphens, starting with a letter or digit');
+  }
+  if (mode !== 'pool') return pool === '' ? cfg : { ...cfg, pool };
+  if (pool === '') throw new InputError('pool', 'mode pool needs the name of the pool to fill', "set pool: NAME (and the same pool: NAME on the starts that should claim from it)");
+  // Pool machines are always on-demand: they stop at their checkpoint, and EC2 refuses to stop a
+  // one-time spot instance (docs/platform-behaviours.md). `market` still applies to the starts'
+  // cold shortfall; action.yml's default 'spot' cannot be told from a choice, so it is not refused.
+  const size = positiveNumber(get, 'size', 1, MAX_POOL_SIZE, true);
+  const poolTtlMinutes = positiveNumber(get, 'pool-ttl', 1440, 10080);
+  const { mode: _m, pool: _p, ...rest } = cfg;
+  return { ...rest, mode: 'pool', pool, size, poolTtlMinutes, market: 'on-demand', onDemandFallback: false };
 }
 
 /** Watch reads start's inputs through the start parser, so the two can never disagree. */

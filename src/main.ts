@@ -7,9 +7,10 @@ import { connectGitHub, makeGitHub, type GitHub, type RateLimit } from './github
 import { reap, reapedOutput } from './modes/reap.js';
 import { describeRollback, start } from './modes/start.js';
 import { stop } from './modes/stop.js';
+import { fillPool } from './modes/pool.js';
 import { cancelRun, watch } from './modes/watch.js';
 import { StateRecorder, loadResources, markMainRan } from './state.js';
-import { reapSummary, rollbackSummary, startSummary, stopSummary, watchSummary } from './summary.js';
+import { poolSummary, reapSummary, rollbackSummary, startSummary, stopSummary, watchSummary } from './summary.js';
 import { teardown } from './teardown.js';
 
 function readEvent(): unknown {
@@ -84,6 +85,16 @@ export async function runMain(): Promise<void> {
     await runWatch(cfg, aws, gh, rate);
     return;
   }
+  if (cfg.mode === 'pool') {
+    try {
+      const r = await fillPool(cfg, { aws, state: new StateRecorder(), log, pollMs: 1000 });
+      core.setOutput('pool-ready', JSON.stringify(r.ready));
+      await poolSummary(r);
+    } catch (e) {
+      core.setFailed(errorMessage(e));
+    }
+    return;
+  }
 
   const state = new StateRecorder();
   const ac = new AbortController();
@@ -97,7 +108,8 @@ export async function runMain(): Promise<void> {
     const r = await start(cfg, { aws, gh, rate, state, log, signal: ac.signal });
     core.setOutput('label', r.label);
     core.setOutput('instance-ids', JSON.stringify(r.runners.map((x) => x.instanceId)));
-    core.setOutput('runners', JSON.stringify(r.runners.map(({ name, id, instanceId, instanceType, availabilityZone, market }) => ({ name, id, instanceId, instanceType, availabilityZone, market }))));
+    core.setOutput('runners', JSON.stringify(r.runners.map(({ name, id, instanceId, instanceType, availabilityZone, market, fromPool }) => ({ name, id, instanceId, instanceType, availabilityZone, market, ...(fromPool ? { pool: fromPool } : {}) }))));
+    core.setOutput('from-pool', JSON.stringify(r.runners.filter((x) => x.fromPool).map((x) => x.instanceId)));
     if (r.dryRun) {
       core.info('Dry run: nothing was created. The plan:');
       core.info(JSON.stringify(r.plan, null, 2));

@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import type { ReapResult } from './modes/reap.js';
 import type { WatchResult } from './modes/watch.js';
+import type { FillResult } from './modes/pool.js';
 
 export interface RunnerRow {
   name: string;
@@ -14,6 +15,8 @@ export interface RunnerRow {
   runnerVersion?: string;
   /** The instance's hardware fingerprint (spot-runner:fingerprint), once it has written it. */
   fingerprint?: string;
+  /** Warm pool: the pool this machine was resumed from (absent for a cold launch). */
+  fromPool?: string;
 }
 
 /**
@@ -60,9 +63,19 @@ export async function startSummary(label: string, rows: RunnerRow[], notes: stri
           { data: 'runner version', header: true },
           { data: 'fingerprint', header: true },
         ],
-        ...rows.map((r) => [cell(r.name), r.instanceId, r.instanceType, r.availabilityZone, r.market, r.spotPrice ?? '—', cell(r.runnerVersion ?? 'not reported yet'), cell(r.fingerprint ?? 'not reported yet')]),
+        ...rows.map((r) => [cell(r.name), r.instanceId, r.instanceType, r.availabilityZone, r.fromPool ? `${r.market}, from pool ${cell(r.fromPool)}` : r.market, r.spotPrice ?? '—', cell(r.runnerVersion ?? 'not reported yet'), cell(r.fingerprint ?? 'not reported yet')]),
       ]);
+    const pooled = rows.filter((r) => r.fromPool).length;
+    if (pooled > 0) s.addRaw(`${pooled} of ${rows.length} runner(s) resumed from the warm pool, ${rows.length - pooled} launched cold.`, true);
     if (notes.length > 0) s.addList(notes.map(cell));
+  });
+}
+
+export async function poolSummary(r: FillResult): Promise<void> {
+  await write((s) => {
+    s.addHeading(`spot-runner: pool ${cell(r.pool)}`, 3)
+      .addRaw(`Settings hash <code>${cell(r.hash)}</code>: ${r.ready.length} machine(s) stopped and ready, ${r.launched.length} launched by this fill, ${r.failed.length} failed, ${r.stale.length} stale terminated.`, true);
+    if (r.failed.length > 0) s.addList(r.failed.map((f) => cell(`${f.instanceId}: ${f.why}`)));
   });
 }
 

@@ -14,16 +14,19 @@ export const TAGS = {
   phase: 'spot-runner:phase', // written by the instance itself
   runnerVersion: 'spot-runner:runner-version', // written by the instance: the version the listener runs
   fingerprint: 'spot-runner:fingerprint', // written by the instance: CPU, microcode, kernel, SMT, governor, turbo, type, AZ
+  pool: 'spot-runner:pool', // warm pool: the pool's name while the machine waits stopped; `claimed:<name>` once a start took it
+  poolHash: 'spot-runner:pool-hash', // warm pool: hash of the settings the machine was built from (image, types, subnets, user-data, …)
 } as const;
 
 /**
- * The phases the instance writes to spot-runner:phase, in order. A power-off other than
+ * The phases the instance writes to spot-runner:phase, in order (`pooled`: a warm-pool machine
+ * stopped itself at its checkpoint; on resume it starts again at `booting`). A power-off other than
  * job-done writes `failed:<reason>`; after a spot notice every later phase is prefixed
  * `interrupted:`. user-data/bootstrap.sh is held to these names by __tests__/phases.test.ts.
  * `listening`: the listener printed "Listening for Jobs" (its session with GitHub exists), which
  * is what start waits for instead of polling GitHub.
  */
-export const PHASES = ['booting', 'runner-started', 'listening', 'job-started', 'interrupted', 'shutting-down'] as const;
+export const PHASES = ['booting', 'pooled', 'runner-started', 'listening', 'job-started', 'interrupted', 'shutting-down'] as const;
 export type Phase = (typeof PHASES)[number];
 export const FAILED_PHASE_PREFIX = 'failed:';
 export const INTERRUPTED_PHASE_PREFIX = 'interrupted:';
@@ -39,3 +42,16 @@ export const PARAMETER_ROOT = '/spot-runner/jit';
 export function parameterName(label: string, instanceId: string): string {
   return `${PARAMETER_ROOT}/${label}/${instanceId}`;
 }
+
+/** Warm pool: the claim parameter of a stopped pool machine (PutParameter without overwrite is the compare-and-set). */
+export function poolClaimName(instanceId: string): string {
+  return `${PARAMETER_ROOT}/pool-claims/${instanceId}`;
+}
+
+/** Warm pool: where a pool machine reads its JIT config: the pool's fixed prefix (its user-data cannot know the claiming start's label). */
+export function poolParameterPrefix(pool: string): string {
+  return `${PARAMETER_ROOT}/pool-${pool}`;
+}
+
+/** Warm pool: the value of spot-runner:pool once a start has claimed the machine. */
+export const CLAIMED_POOL_PREFIX = 'claimed:';

@@ -9,6 +9,8 @@ export interface Pending {
   runnerId: number;
   runnerName: string;
   instanceId: string;
+  /** Warm pool: when StartInstances was called; until notFoundGraceMs after it, stopped/stopping means "not started yet", not gone. */
+  resumedAt?: number;
 }
 
 export interface WaitOptions {
@@ -107,7 +109,9 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
       const i = byId.get(p.instanceId);
       if (!i && o.now() - o.launchedAt < o.notFoundGraceMs) continue;
       const phase = i?.tags[TAGS.phase] ?? '';
-      const gone = !i || GONE_STATES.includes(i.state);
+      // A resumed pool machine may still be listed as stopped for a moment after StartInstances.
+      const resuming = p.resumedAt !== undefined && o.now() - p.resumedAt < o.notFoundGraceMs && (i?.state === 'stopped' || i?.state === 'stopping');
+      const gone = !i || (!resuming && GONE_STATES.includes(i.state));
       if (phase === 'job-started' || (gone && phase === 'shutting-down')) {
         // A quick job can start and end between two polls: the instance saw it, so it counts.
         o.log(`Runner ${p.runnerName} already took its job (${p.instanceId} is ${phase})`);

@@ -21,6 +21,7 @@ SR_PARAM_WAIT_SECONDS=300
 SR_HOOK_TIMEOUT_SECONDS=60
 SR_JOB_IMDS_ACCESS=0
 SR_PRE_RUNNER_B64=''
+SR_POOL=''
 #@@VALUES-END@@
 
 # Test-only overrides (user-data/test/README.md); the defaults are the real machine.
@@ -44,6 +45,13 @@ TAGGER_PIDS=()
 START_MS=${SPOT_RUNNER_START_MS:-$((${EPOCHREALTIME/./} / 1000))}
 # Test-only: the supervisor's unit name (the real machine uses the default).
 UNIT=${SPOT_RUNNER_UNIT:-spot-runner-bootstrap}
+# Warm pool (SR_POOL set): the first boot stops at the checkpoint before the JIT read. /run is
+# gone after a stop, so the resume state lives on the EBS disk; cloud-init runs user-data once
+# per instance but scripts/per-boot on every boot, so the hook there runs us again.
+POOL_DIR=$SR_ROOT/var/lib/spot-runner
+POOL_HOOK=$SR_ROOT/var/lib/cloud/scripts/per-boot/spot-runner-resume
+RESUMING=''
+[[ -z $SR_POOL || ! -e $POOL_DIR/pooled ]] || RESUMING=1
 
 log() {
   local ts
@@ -401,7 +409,7 @@ supervise() {
 }
 
 # ---- 4. The user's pre-runner script: root, bounded, before the runner. ----
-if [[ -n $SR_PRE_RUNNER_B64 ]]; then
+if [[ -n $SR_PRE_RUNNER_B64 && -z $RESUMING ]]; then
   base64 -d <<<"$SR_PRE_RUNNER_B64" | gunzip >"$PRIV/pre-runner.sh" || power_off pre-runner-script-undecodable
   chmod 0700 "$PRIV/pre-runner.sh"
   log "pre-runner-script: running (limit ${SR_PRE_RUNNER_TIMEOUT_SECONDS}s)"
@@ -412,6 +420,44 @@ if [[ -n $SR_PRE_RUNNER_B64 ]]; then
     124 | 137) power_off pre-runner-script-timeout ;;
     *) power_off "pre-runner-script-failed:exit-$CHILD_RC" ;;
   esac
+fi
+
+# ---- 4b. Warm pool: stop before any JIT config exists; the next boot resumes right here. ----
+# Only the phase tag leaves the machine; the runner never started. Same shutdown path as a
+# power-off, but the pool's launch template says InstanceInitiatedShutdownBehavior=stop.
+pool_checkpoint() {
+  local i
+  mkdir -p "$POOL_DIR" "${POOL_HOOK%/*}"
+  chmod 0700 "$POOL_DIR"
+  install -m 0700 "$0" "$POOL_DIR/bootstrap.sh"
+  printf '#!/bin/bash\nexec /bin/bash %q\n' "$POOL_DIR/bootstrap.sh" >"$POOL_HOOK"
+  chmod 0700 "$POOL_HOOK"
+  : >"$POOL_DIR/pooled"
+  sync
+  POWERING_OFF=1
+  trap - ERR EXIT
+  trap '' TERM INT HUP
+  set +e
+  set_phase pooled
+  for ((i = 0; i < 300; i++)); do
+    [[ $(cat "$PRIV/phase-done" 2>/dev/null || echo 0) -lt $(wc -l <"$PRIV/phase-queue" 2>/dev/null || echo 0) ]] || break
+    sleep 0.1
+  done
+  log "pooled: stopping at the checkpoint (pool $SR_POOL)"
+  printf 'spot-runner: pooled: stopping (pool %s)\n' "$SR_POOL" >>"$CONSOLE" 2>/dev/null
+  printf 'pooled\n' >"$RUN/poweroff-reason" 2>/dev/null && chmod 0644 "$RUN/poweroff-reason"
+  systemctl poweroff || shutdown -h now || poweroff -f
+  trap 'exit 0' TERM
+  sleep 120 &
+  wait $!
+  poweroff -f
+  exit 1
+}
+if [[ -n $RESUMING ]]; then
+  rm -f "$POOL_HOOK" "$POOL_DIR/pooled"
+  log "resumed from pool $SR_POOL: deadlines count from this boot"
+elif [[ -n $SR_POOL ]]; then
+  pool_checkpoint
 fi
 
 # ---- 5. The JIT config: own parameter only, bounded retries, then delete it. ----

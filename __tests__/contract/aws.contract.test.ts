@@ -9,8 +9,11 @@ import {
   CreateLaunchTemplateCommand,
   CreateSubnetCommand,
   DescribeImagesCommand,
+  DescribeInstanceAttributeCommand,
   DescribeInstanceTypeOfferingsCommand,
   DescribeInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
   DescribeSubnetsCommand,
   DescribeVpcsCommand,
   EC2Client,
@@ -136,22 +139,22 @@ async function labWorld(): Promise<World> {
   return world;
 }
 
-async function template(w: World): Promise<string> {
-  const out = await w.ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: `c-${Math.random().toString(16).slice(2, 10)}`, LaunchTemplateData: { ImageId: w.ami } }));
+async function template(w: World, shutdown?: 'stop' | 'terminate'): Promise<string> {
+  const out = await w.ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: `c-${Math.random().toString(16).slice(2, 10)}`, LaunchTemplateData: { ImageId: w.ami, ...(shutdown ? { InstanceInitiatedShutdownBehavior: shutdown } : {}) } }));
   return out.LaunchTemplate?.LaunchTemplateId ?? '';
 }
 
-function fleet(lt: string, count: number, overrides: { InstanceType: string; SubnetId?: string }[], token?: string) {
+function fleet(lt: string, count: number, overrides: { InstanceType: string; SubnetId?: string }[], token?: string, market: 'on-demand' | 'spot' = 'on-demand') {
   return new CreateFleetCommand({
     Type: 'instant',
     ...(token ? { ClientToken: token } : {}),
-    TargetCapacitySpecification: { TotalTargetCapacity: count, DefaultTargetCapacityType: 'on-demand', OnDemandTargetCapacity: count },
+    TargetCapacitySpecification: market === 'spot' ? { TotalTargetCapacity: count, DefaultTargetCapacityType: 'spot', SpotTargetCapacity: count } : { TotalTargetCapacity: count, DefaultTargetCapacityType: 'on-demand', OnDemandTargetCapacity: count },
     LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: lt, Version: '$Latest' }, Overrides: overrides.map((o, i) => ({ ...o, InstanceType: o.InstanceType as _InstanceType, Priority: i })) }],
   });
 }
 
-async function launch(w: World, count: number): Promise<string[]> {
-  const out = await w.ec2.send(fleet(await template(w), count, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }]));
+async function launch(w: World, count: number, o: { market?: 'on-demand' | 'spot'; shutdown?: 'stop' | 'terminate' } = {}): Promise<string[]> {
+  const out = await w.ec2.send(fleet(await template(w, o.shutdown), count, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }], undefined, o.market));
   return (out.Instances ?? []).flatMap((i) => i.InstanceIds ?? []);
 }
 
@@ -269,5 +272,46 @@ describe.each([
     expect(code).toBe('ParameterAlreadyExists');
     w.set({ losePut: false });
     expect((await w.ssm.send(new GetParameterCommand({ Name: '/spot-runner/jit/l/p' }))).Parameter?.Value).toBe('mine');
+  });
+
+  // ---- the warm pool (issue 16) ----
+
+  it('a fleet instance takes its launch template\'s InstanceInitiatedShutdownBehavior', async () => {
+    const [stopper] = await launch(w, 1, { shutdown: 'stop' });
+    const [ender] = await launch(w, 1, { shutdown: 'terminate' });
+    const behaviour = async (id: string) => (await w.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: id, Attribute: 'instanceInitiatedShutdownBehavior' }))).InstanceInitiatedShutdownBehavior?.Value;
+    expect(await behaviour(stopper as string)).toBe('stop');
+    expect(await behaviour(ender as string)).toBe('terminate');
+  });
+
+  it('StopInstances: a one-time spot instance refuses with UnsupportedOperation; an on-demand one stops', async () => {
+    const [spot] = await launch(w, 1, { market: 'spot' });
+    const [od] = await launch(w, 1);
+    expect(await codeOf(w.ec2.send(new StopInstancesCommand({ InstanceIds: [spot as string] })))).toBe('UnsupportedOperation');
+    await w.ec2.send(new StopInstancesCommand({ InstanceIds: [od as string] }));
+    await until(w, async () => ((await states(w, [od as string]))[0] === 'stopped' ? true : undefined));
+  });
+
+  it('StartInstances: a stopped instance starts (pending first); a terminated one is IncorrectInstanceState, never revived', async () => {
+    w.set({ shuttingDown: true });
+    const [a, b] = await launch(w, 2);
+    await w.ec2.send(new StopInstancesCommand({ InstanceIds: [a as string] }));
+    await until(w, async () => ((await states(w, [a as string]))[0] === 'stopped' ? true : undefined));
+    const started = await w.ec2.send(new StartInstancesCommand({ InstanceIds: [a as string] }));
+    expect(started.StartingInstances?.[0]?.CurrentState?.Name).toBe('pending');
+    await w.ec2.send(new TerminateInstancesCommand({ InstanceIds: [b as string] }));
+    expect(await codeOf(w.ec2.send(new StartInstancesCommand({ InstanceIds: [b as string] })))).toBe('IncorrectInstanceState');
+    await until(w, async () => ((await states(w, [b as string]))[0] === 'terminated' ? true : undefined));
+    expect(await codeOf(w.ec2.send(new StartInstancesCommand({ InstanceIds: [b as string] })))).toBe('IncorrectInstanceState');
+    expect(await states(w, [b as string])).toEqual(['terminated']);
+  });
+
+  it('the claim: PutParameter without Overwrite is a compare-and-set; the loser gets ParameterAlreadyExists and the winner\'s value stays', async () => {
+    const name = '/spot-runner/jit/pool-claims/i-0123456789abcdef0';
+    const codes = await Promise.all(['first', 'second', 'third'].map((v) => codeOf(w.ssm.send(new PutParameterCommand({ Name: name, Value: v, Type: 'String' })))));
+    expect(codes.filter((c) => c === 'ok')).toHaveLength(1);
+    expect(codes.filter((c) => c === 'ParameterAlreadyExists')).toHaveLength(2);
+    const winner = ['first', 'second', 'third'][codes.indexOf('ok')];
+    expect((await w.ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value).toBe(winner);
   });
 });

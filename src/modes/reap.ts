@@ -8,6 +8,8 @@ import type { GitHub } from '../github/client.js';
 import { deleteRunner, listRunners, type Runner, type Target } from '../github/runners.js';
 import { NAME_PREFIX, PARAMETER_ROOT, TAGS } from '../tags.js';
 import { homeLabel } from '../label.js';
+import { claim, claimOwner } from '../pool.js';
+import { CLAIMED_POOL_PREFIX, poolClaimName } from '../tags.js';
 
 // Reap is the last kill path. It knows nothing but the tag schema in src/tags.ts, and it
 // decides in pure functions (findInstances … planReap) so every rule is unit-testable; reap()
@@ -21,7 +23,7 @@ import { homeLabel } from '../label.js';
 export const GRACE_MINUTES = 10;
 
 export type ReapKind = 'instance' | 'parameter' | 'launch-template' | 'runner';
-export type Outcome = 'would remove' | 'removed' | 'already gone' | 'kept: busy' | 'failed';
+export type Outcome = 'would remove' | 'removed' | 'already gone' | 'kept: busy' | 'kept: claimed' | 'failed';
 
 export interface Finding {
   kind: ReapKind;
@@ -32,6 +34,8 @@ export interface Finding {
   label?: string;
   reason: string;
   outcome?: Outcome;
+  /** A stopped warm-pool machine: reap must win its claim parameter first (a start may be taking it). */
+  needsClaim?: boolean;
 }
 
 export interface Inventory {
@@ -81,6 +85,8 @@ export function findInstances(instances: InstanceInfo[], rules: Rules): Finding[
   const out: Finding[] = [];
   for (const i of instances) {
     if (!managed(i.tags) || !isLive(i)) continue;
+    // Stopped, unclaimed pool machines have their own rules (findPoolInstances).
+    if (isWaitingPoolMachine(i) && !rules.nuke) continue;
     const label = i.tags[TAGS.label];
     if (rules.nuke) {
       out.push({ kind: 'instance', id: i.instanceId, label, reason: 'nuke: every spot-runner instance goes' });
@@ -97,6 +103,47 @@ export function findInstances(instances: InstanceInfo[], rules: Rules): Finding[
       if (age > rules.maxAgeMinutes * MINUTE) reasons.push(`no readable ${TAGS.expiresAt}, launched ${minutes(age)} min ago, more than max-age ${rules.maxAgeMinutes}`);
     }
     if (reasons.length > 0) out.push({ kind: 'instance', id: i.instanceId, label, reason: reasons.join('; ') });
+  }
+  return out;
+}
+
+const isWaitingPoolMachine = (i: InstanceInfo) => Boolean(i.tags[TAGS.pool]) && !i.tags[TAGS.pool]?.startsWith(CLAIMED_POOL_PREFIX) && (i.state === 'stopped' || i.state === 'stopping');
+
+/**
+ * Warm-pool machines waiting stopped: terminated once past the pool TTL (their expires-at), when
+ * their settings hash is stale (another than the newest machine of the same pool has), when they
+ * stopped without reaching the checkpoint (phase not `pooled`), or when a claim on them is older
+ * than the grace period (its start died between claim and resume). A claimed machine carries
+ * `claimed:<pool>` and follows the ordinary rules, so a machine running a job is never touched here.
+ */
+export function findPoolInstances(instances: InstanceInfo[], params: Inventory['parameters'], rules: Rules): Finding[] {
+  if (rules.nuke) return [];
+  const grace = (rules.graceMinutes ?? GRACE_MINUTES) * MINUTE;
+  const waiting = instances.filter((i) => managed(i.tags) && isWaitingPoolMachine(i));
+  const newest = new Map<string, InstanceInfo>();
+  for (const i of instances.filter((x) => managed(x.tags) && x.tags[TAGS.pool] && !x.tags[TAGS.pool]?.startsWith(CLAIMED_POOL_PREFIX) && isLive(x))) {
+    const pool = i.tags[TAGS.pool] as string;
+    const cur = newest.get(pool);
+    if (!cur || (i.launchTime?.getTime() ?? 0) > (cur.launchTime?.getTime() ?? 0)) newest.set(pool, i);
+  }
+  const claims = new Map(params.filter((p) => p.name.startsWith(`${PARAMETER_ROOT}/pool-claims/`)).map((p) => [p.name.split('/').pop() ?? '', p]));
+  const out: Finding[] = [];
+  for (const i of waiting) {
+    const pool = i.tags[TAGS.pool] as string;
+    const label = i.tags[TAGS.label];
+    const claimAge = claims.has(i.instanceId) ? ageOf(claims.get(i.instanceId)?.lastModified, rules.now) : undefined;
+    if (claims.has(i.instanceId)) {
+      if (claimAge === undefined || claimAge > grace) out.push({ kind: 'instance', id: i.instanceId, label, reason: `pool ${pool}: claimed ${claimAge === undefined ? 'at an unknown time' : `${minutes(claimAge)} min ago`} but never started (its start died)` });
+      continue;
+    }
+    const reasons: string[] = [];
+    const expires = Date.parse(i.tags[TAGS.expiresAt] ?? '');
+    if (Number.isFinite(expires) && expires < rules.now) reasons.push(`pool ${pool}: TTL passed (${TAGS.expiresAt} ${i.tags[TAGS.expiresAt]})`);
+    const current = newest.get(pool)?.tags[TAGS.poolHash];
+    if (current !== undefined && i.tags[TAGS.poolHash] !== current) reasons.push(`pool ${pool}: settings hash ${i.tags[TAGS.poolHash] ?? 'missing'} is stale (the newest machine has ${current})`);
+    const age = ageOf(i.launchTime, rules.now);
+    if (i.state === 'stopped' && i.tags[TAGS.phase] !== 'pooled' && (age === undefined || age > grace)) reasons.push(`pool ${pool}: stopped without reaching the checkpoint (phase ${i.tags[TAGS.phase] ?? 'none'})`);
+    if (reasons.length > 0) out.push({ kind: 'instance', id: i.instanceId, label, reason: reasons.join('; '), needsClaim: true });
   }
   return out;
 }
@@ -232,7 +279,7 @@ export function findRunners(runners: Runner[], instances: InstanceInfo[], templa
 }
 
 export function planReap(inv: Inventory, rules: Rules): Plan {
-  const instances = findInstances(inv.instances, rules);
+  const instances = [...findInstances(inv.instances, rules), ...findPoolInstances(inv.instances, inv.parameters, rules)];
   return {
     instances,
     parameters: findParameters(inv.parameters, inv.instances, instances, rules),
@@ -307,8 +354,27 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
     return result;
   }
 
+  // Stopped pool machines only once reap has won their claim: a start may be taking one now.
+  const owner = claimOwner(`${NAME_PREFIX}reap`);
+  for (const f of plan.instances.filter((x) => x.needsClaim)) {
+    try {
+      if ((await claim(aws, f.id, owner, { [TAGS.managed]: 'true', [TAGS.instanceId]: f.id })) === 'lost') f.outcome = 'kept: claimed';
+    } catch (e) {
+      f.outcome = 'failed';
+      problems.push(`claiming pool machine ${f.id}: ${errorMessage(e)}`);
+    }
+  }
+  const kept = new Set(plan.instances.filter((f) => f.outcome !== undefined).map((f) => f.id));
+  // A machine reap could not claim stays, and so do its parameters.
+  plan.parameters = plan.parameters.filter((p) => !kept.has(parameterInstance({ name: p.id }) ?? ''));
+  result.parameters = plan.parameters;
   // Instances first: they cost money. Each kind is removed independently of the others.
-  await removeInstances(aws, plan.instances, problems);
+  await removeInstances(aws, plan.instances.filter((f) => f.outcome === undefined), problems);
+  // The claims reap itself just won, for machines now terminating: nobody can start those any more.
+  const ownClaims = plan.instances.filter((f) => f.needsClaim && f.outcome === 'removed').map((f) => poolClaimName(f.id));
+  if (ownClaims.length > 0) await deleteParameters(aws, ownClaims).catch((e: unknown) => problems.push(`deleting reap's own pool claims: ${errorMessage(e)}`));
+  plan.parameters = plan.parameters.filter((p) => !ownClaims.includes(p.id));
+  result.parameters = plan.parameters;
   await Promise.all([removeRunners(gh, target, plan.runners, problems), removeParameters(aws, plan.parameters, problems), removeTemplates(aws, plan.templates, problems)]);
   return result;
 }

@@ -15,6 +15,9 @@ import { PARAMETER_ROOT, TAGS, parameterName } from '../tags.js';
 import { teardown, type TeardownReport } from '../teardown.js';
 import { renderUserData } from '../userdata/render.js';
 import { defaultWaitOptions, waitForRunners, type WaitOptions } from '../waiter.js';
+import { claimFromPool, poolSettings, resume, type Claimed } from '../pool.js';
+import { terminate } from '../aws/instances.js';
+import { poolParameterPrefix } from '../tags.js';
 
 export interface StartDeps {
   aws: AwsClients;
@@ -161,6 +164,28 @@ export interface ProvisionOptions {
   /** ClientToken per call; a replacement needs its own, or EC2 answers with start's fleet. */
   tokenFor: (purpose: string) => string;
   record: Recorder;
+  /** Warm-pool machines already claimed and started (start with `pool`): they need no launch. */
+  pooled?: Claimed[];
+  pool?: string;
+}
+
+/** Step 1b of start with `pool`: claims stopped machines built from these very settings and starts them. */
+async function takeFromPool(cfg: StartConfig, deps: StartDeps & { pacer: Pacer }, plan: LaunchPlan, pool: string): Promise<Claimed[]> {
+  const { aws, signal } = deps;
+  const ps = poolSettings(cfg, plan.image, pool);
+  const claimed = await claimFromPool(pool, ps.hash, cfg.count, plan.label, plan.tags, {
+    aws,
+    log: deps.log,
+    signal,
+    pacer: deps.pacer,
+    onClaimParameter: (n) => deps.state.add('parameterNames', n),
+    onInstance: (id) => deps.state.add('instanceIds', id),
+  });
+  const r = await resume(aws, claimed, signal);
+  for (const x of r.refused) deps.log(`Pool ${pool}: StartInstances refused ${x.c.instanceId} (${x.why}); terminating it and launching a cold machine instead`);
+  if (r.refused.length > 0) await terminate(aws, r.refused.map((x) => x.c.instanceId), { ...DEFAULT_TERMINATE, ...deps.terminate });
+  deps.log(`Pool ${pool}: resumed ${r.started.length} of ${cfg.count}${r.started.length ? `: ${r.started.map((c) => c.instanceId).join(', ')}` : ''}; ${cfg.count - r.started.length} cold`);
+  return r.started;
 }
 
 /** Step 1 of start, shared with watch: read-only checks and the request start would send. */
@@ -219,15 +244,12 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
   const now = deps.now ?? Date.now;
   const { target, pools, account, groupId, label, labels, expiresAt, tags } = plan;
   const count = o.names.length;
-  const fleetCfg: StartConfig = count === cfg.count ? cfg : { ...cfg, count };
+  const fromPool = o.pooled ?? [];
+  const coldCount = count - fromPool.length;
+  const fleetCfg: StartConfig = coldCount === cfg.count ? cfg : { ...cfg, count: coldCount };
   // 2. One launch template and one instant fleet (two only when on-demand must fill in),
   //    while GitHub issues the JIT configs: runner names need no instance id, and GitHub's
   //    spaced-out writes then overlap the launch instead of following it.
-  let templateId = o.templateId;
-  if (templateId === undefined) {
-    templateId = await createLaunchTemplate(aws, plan.ltReq, signal);
-    o.record.add('launchTemplateIds', templateId);
-  }
   const launchedAt = now();
   // A failed launch stops further registrations; the ones in flight finish and are recorded.
   const launchFailed = new AbortController();
@@ -243,15 +265,28 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
     },
   );
   const retry: RetryOptions = { ...DEFAULT_RETRY, ...deps.retry };
-  const launchP = launch(aws, fleetCfg, templateId, tags, o.tokenFor, (xs: LaunchedInstance[]) => o.record.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
+  const launchP: Promise<{ instances: LaunchedInstance[] }> =
+    coldCount === 0
+      ? Promise.resolve({ instances: [] })
+      : (async () => {
+          let templateId = o.templateId;
+          if (templateId === undefined) {
+            templateId = await createLaunchTemplate(aws, plan.ltReq, signal);
+            o.record.add('launchTemplateIds', templateId);
+          }
+          return launch(aws, fleetCfg, templateId, tags, o.tokenFor, (xs: LaunchedInstance[]) => o.record.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
+        })();
   launchP.catch(() => launchFailed.abort(new Error('the launch failed')));
   // Both settle before either failure is thrown, so everything created is recorded for rollback.
   const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
   if (launchR.status === 'rejected') throw launchR.reason;
   if (jitsR.status === 'rejected') throw jitsR.reason;
-  const { instances } = launchR.value;
+  const cold = launchR.value.instances;
+  const poolIds = new Set(fromPool.map((c) => c.instanceId));
+  const pooledInstances: LaunchedInstance[] = fromPool.map((c) => ({ instanceId: c.instanceId, instanceType: c.instanceType, availabilityZone: c.availabilityZone, market: 'on-demand' }));
+  const instances = [...pooledInstances, ...cold];
   const jits = jitsR.value;
-  deps.log(`Fleet launched ${instances.length}: ${instances.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
+  if (coldCount > 0) deps.log(`Fleet launched ${cold.length}: ${cold.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
   const pacer = deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2);
 
   // 3. Each JIT config parked in SSM under its instance's own id: the one thing that needs it.
@@ -259,7 +294,8 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
     signal?.throwIfAborted();
     const jit = jits[i] as (typeof jits)[number];
     const name = jit.runner.name;
-    const pname = parameterName(label, inst.instanceId);
+    // A pool machine's user-data was rendered for the pool, not for this start: its fixed prefix.
+    const pname = poolIds.has(inst.instanceId) && o.pool ? `${poolParameterPrefix(o.pool)}/${inst.instanceId}` : parameterName(label, inst.instanceId);
     const ptags: Record<string, string> = {
       [TAGS.managed]: 'true',
       [TAGS.label]: label,
@@ -272,7 +308,7 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
     o.record.add('parameterNames', pname);
     await putSecret(aws, pname, jit.encodedJitConfig, ptags, signal, pacer);
     const availabilityZone = inst.availabilityZone || pools.find((p) => p.subnetId && p.subnetId === inst.subnetId)?.availabilityZone || '';
-    return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone, market: inst.market } satisfies RunnerRow;
+    return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone, market: inst.market, ...(poolIds.has(inst.instanceId) ? { fromPool: o.pool } : {}) } satisfies RunnerRow;
   });
 
   // The spot prices for the summary, asked while the machines boot (not after: start's tail).
@@ -281,7 +317,7 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
 
   // 4. Wait for all of them: EC2 says when each is listening (or dead), GitHub confirms once.
   const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now), ...deps.wait };
-  const waited = await waitForRunners(gh, aws, target, label, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId })), deps.rate, {
+  const waited = await waitForRunners(gh, aws, target, label, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId, ...(r.fromPool ? { resumedAt: launchedAt } : {}) })), deps.rate, {
     ...w,
     sleep: deps.sleep ?? sleep,
     log: deps.log,
@@ -328,7 +364,10 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
   deps.state.setContext(label, cfg.region, cfg.scope);
   try {
     const names = Array.from({ length: cfg.count }, (_, i) => runnerName(label, i));
-    const { rows, notes } = await provisionRunners(cfg, deps, plan, { names, tokenFor, record: deps.state });
+    // One pacer for the claims and the JIT parameters: both are PutParameter calls.
+    const paced = { ...deps, pacer: deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2) };
+    const pooled = cfg.pool ? await takeFromPool(cfg, paced, plan, cfg.pool) : [];
+    const { rows, notes } = await provisionRunners(cfg, paced, plan, { names, tokenFor, record: deps.state, pooled, pool: cfg.pool });
     return { label, labels, runners: rows, dryRun: false, notes };
   } catch (e) {
     const why = signal?.aborted ? `cancelled (${errorMessage(signal.reason)})` : errorMessage(e);

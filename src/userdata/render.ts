@@ -24,6 +24,8 @@ export interface BootstrapOptions {
   parameterWaitSeconds?: number;
   /** Seconds each /etc/spot-runner/interruption.d hook may run. Default 60. */
   interruptionHookTimeoutSeconds?: number;
+  /** Warm pool: the pool's name. The machine stops itself at its checkpoint (before the JIT read) and resumes there on the next boot. */
+  pool?: string;
 }
 
 /** EC2 refuses user-data over 16 KB (before base64). */
@@ -56,6 +58,7 @@ export function validateBootstrapOptions(o: BootstrapOptions): void {
   if (o.parameterWaitSeconds !== undefined) num('parameterWaitSeconds', o.parameterWaitSeconds, 3600);
   if (o.interruptionHookTimeoutSeconds !== undefined) num('interruptionHookTimeoutSeconds', o.interruptionHookTimeoutSeconds, 3600);
   if (typeof o.jobImdsAccess !== 'boolean') errors.push('jobImdsAccess must be a boolean');
+  if (o.pool !== undefined) str('pool', o.pool, /^[a-z0-9][a-z0-9-]{0,31}$/, 'use 1-32 lower-case letters, digits and hyphens');
   if (typeof o.preRunnerScript !== 'string') errors.push('pre-runner-script must be a string');
   else if (o.preRunnerScript.includes('\0')) errors.push('pre-runner-script must not contain NUL bytes');
   if (errors.length > 0) throw new Error(`invalid bootstrap options:\n- ${errors.join('\n- ')}`);
@@ -90,6 +93,7 @@ function valuesBlock(o: BootstrapOptions): string {
     ['SR_JOB_IMDS_ACCESS', o.jobImdsAccess ? '1' : '0'],
     // base64 of the gzipped script: no quoting or heredoc-delimiter games possible, and small.
     ['SR_PRE_RUNNER_B64', shellQuote(pre)],
+    ['SR_POOL', shellQuote(o.pool ?? '')],
   ];
   return lines.map(([k, v]) => `${k}=${v}`).join('\n');
 }

@@ -79,7 +79,8 @@ function simulateMachines(world: FakeWorld, github: NockGitHub, bootMs: number):
     } finally {
       const name = String(input.Name);
       const instanceId = name.split('/').pop() ?? '';
-      if (world.params.has(name) && !booted.has(instanceId)) {
+      // A warm-pool claim is not a JIT config: the machine never reads it.
+      if (world.params.has(name) && !booted.has(instanceId) && !name.includes('/pool-claims/')) {
         booted.add(instanceId);
         setTimeout(() => {
           const state = world.instances.get(instanceId)?.State.Name;

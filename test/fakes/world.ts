@@ -84,6 +84,8 @@ export class FakeWorld extends FakeAws {
   private shutting = new Map<string, number>();
   private putBucket: TokenBucket;
   private getBucket: TokenBucket;
+  /** instanceInitiatedShutdownBehavior per instance (ModifyInstanceAttribute); EC2 default for RunInstances is stop. */
+  shutdownBehaviour = new Map<string, string>();
   private puts = 0;
   private fleetCalls = 0;
   /** CreateFleet calls that got past the checks (template known, pools valid), as the calls list records them. */
@@ -209,6 +211,49 @@ export class FakeWorld extends FakeAws {
         }),
       };
     });
+    // Stop and start (the warm pool), as EC2 has them (docs/platform-behaviours.md, "AWS").
+    const known = (ids: string[]) => {
+      const unknown = ids.filter((i) => !this.instances.has(i) || this.hidden.has(i));
+      if (unknown.length > 0) {
+        for (const i of unknown) this.look(i);
+        throw awsError('InvalidInstanceID.NotFound', `The instance ID '${unknown[0]}' does not exist`);
+      }
+      return ids.map((i) => this.instances.get(i) as FakeInstance);
+    };
+    this.on('StopInstances', (input) => {
+      const list = known(input.InstanceIds as string[]);
+      const spot = list.find((i) => i.InstanceLifecycle === 'spot');
+      if (spot) throw awsError('UnsupportedOperation', `You can't stop the Spot Instance '${spot.InstanceId}' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.`);
+      return { StoppingInstances: list.map((i) => ({ InstanceId: i.InstanceId, PreviousState: { Name: i.State.Name }, CurrentState: { Name: (i.State = { Name: 'stopped' }).Name } })) };
+    });
+    this.on('StartInstances', (input) => {
+      const list = known(input.InstanceIds as string[]);
+      const bad = list.find((i) => ['terminated', 'shutting-down', 'stopping'].includes(i.State.Name));
+      if (bad) throw awsError('IncorrectInstanceState', `The instance '${bad.InstanceId}' is not in a state from which it can be started.`);
+      return {
+        StartingInstances: list.map((i) => {
+          const prev = i.State.Name;
+          if (prev === 'stopped') i.State = { Name: 'pending' };
+          return { InstanceId: i.InstanceId, PreviousState: { Name: prev }, CurrentState: { Name: i.State.Name } };
+        }),
+      };
+    });
+    this.on('ModifyInstanceAttribute', (input) => {
+      const [i] = known([input.InstanceId as string]);
+      if (i && ['terminated', 'shutting-down'].includes(i.State.Name)) throw awsError('IncorrectInstanceState', `The instance '${i.InstanceId}' is not in a state from which its attributes can be modified.`);
+      if (input.Attribute === 'instanceInitiatedShutdownBehavior' && i) this.shutdownBehaviour.set(i.InstanceId, String(input.Value));
+      return {};
+    });
+    this.on('DescribeInstanceAttribute', (input) => {
+      const [i] = known([input.InstanceId as string]);
+      return { InstanceId: i?.InstanceId, InstanceInitiatedShutdownBehavior: { Value: this.shutdownBehaviour.get(i?.InstanceId ?? '') ?? 'stop' } };
+    });
+    this.on('CreateTags', (input) => {
+      for (const i of known(input.Resources as string[])) {
+        for (const t of input.Tags as { Key: string; Value: string }[]) i.Tags = i.Tags.filter((x) => x.Key !== t.Key).concat({ Key: t.Key, Value: t.Value });
+      }
+      return {};
+    });
     this.on('PutParameter', (input) => {
       if (!this.putBucket.take()) throw awsError('ThrottlingException', 'Rate exceeded');
       const name = input.Name as string;
@@ -325,6 +370,7 @@ export class FakeWorld extends FakeAws {
       const subnet = ov?.SubnetId;
       this.instances.set(id, { InstanceId: id, InstanceType: l.type, State: { Name: 'pending' }, InstanceLifecycle: l.market === 'spot' ? 'spot' : undefined, Placement: { AvailabilityZone: subnet ? this.azOf(subnet) : 'us-east-1a' }, SubnetId: subnet, LaunchTime: new Date(), Tags: [...ltTags] });
       if (this.opts.instanceLooks > 0) this.hidden.set(id, this.opts.instanceLooks);
+      if (typeof lt.data.InstanceInitiatedShutdownBehavior === 'string') this.shutdownBehaviour.set(id, lt.data.InstanceInitiatedShutdownBehavior);
       return { InstanceIds: [id], InstanceType: l.type, Lifecycle: l.market, LaunchTemplateAndOverrides: { Overrides: { InstanceType: l.type, SubnetId: subnet } } };
     });
     const errors = (ans.errors ?? []).map((e) => ({ ErrorCode: e.code, ErrorMessage: `${e.code} for ${e.type ?? 'all'}`, Lifecycle: e.market, LaunchTemplateAndOverrides: { Overrides: { InstanceType: e.type } } }));

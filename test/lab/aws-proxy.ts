@@ -31,10 +31,15 @@
 //   - lost answers: every `losePutEvery`-th PutParameter from the action is carried out and its
 //     answer lost (a 500), so the SDK's retry meets ParameterAlreadyExists.
 //   - the Price List Query API (GetProducts), which moto lacks, answered from LAB_PRICE_LIST.
+//   - stop and start (the warm pool): a fleet's instances get the launch template's
+//     InstanceInitiatedShutdownBehavior (moto leaves its default, stop); StopInstances on a
+//     one-time spot instance is UnsupportedOperation; StartInstances on an instance that is
+//     terminated, shutting-down or stopping is IncorrectInstanceState (moto would revive a
+//     terminated one); a started instance shows pending for `startingMs` (moto jumps to running).
 import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DescribeInstanceTypeOfferingsCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeInstanceTypeOfferingsCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client, ModifyInstanceAttributeCommand } from '@aws-sdk/client-ec2';
 import { TokenBucket } from '../fakes/token-bucket.js';
 
 export type AwsService = 'ec2' | 'ssm' | 'pricing' | 'other';
@@ -105,9 +110,11 @@ export interface Realism {
   losePutEvery: number;
   /** "type@az" pools to refuse as Unsupported, on top of moto's own offerings. */
   notOffered: string[];
+  /** ms a started (StartInstances) instance shows pending before running. */
+  startingMs: number;
 }
 
-export const REALISM_DEFAULTS: Realism = { instanceMs: 1500, templateMs: 500, shuttingDownMs: 1000, putPerSecond: 3, getPerSecond: 40, losePutEvery: 25, notOffered: [] };
+export const REALISM_DEFAULTS: Realism = { instanceMs: 1500, templateMs: 500, shuttingDownMs: 1000, putPerSecond: 3, getPerSecond: 40, losePutEvery: 25, notOffered: [], startingMs: 500 };
 
 // On-demand Linux USD/hour the lab's Price List answers with (us-east-1, Shared, no software).
 export const LAB_PRICE_LIST: Record<string, number> = { 'c7i.large': 0.0893, 'c6i.large': 0.085, 'c7g.large': 0.0725, 'm7i.large': 0.1008 };
@@ -138,6 +145,10 @@ export class AwsFaultProxy {
   private visibleAt = new Map<string, number>();
   private templateVisibleAt = new Map<string, number>();
   private terminatedAt = new Map<string, number>();
+  private startedAt = new Map<string, number>();
+  /** Launch template id → its InstanceInitiatedShutdownBehavior; instance ids a spot fleet launched. */
+  private templateShutdown = new Map<string, string>();
+  private spotIds = new Set<string>();
   private putBucket = new TokenBucket(REALISM_DEFAULTS.putPerSecond);
   private getBucket = new TokenBucket(REALISM_DEFAULTS.getPerSecond);
   private putsFromAction = 0;
@@ -232,6 +243,9 @@ export class AwsFaultProxy {
     this.visibleAt.clear();
     this.templateVisibleAt.clear();
     this.terminatedAt.clear();
+    this.startedAt.clear();
+    this.templateShutdown.clear();
+    this.spotIds.clear();
     this.subnetAz.clear();
     this.putsFromAction = 0;
     this.setRealism({ ...REALISM_DEFAULTS });
@@ -289,7 +303,7 @@ export class AwsFaultProxy {
     let mark: CallRecord['fault'];
     if (service === 'ec2' && action === 'CreateFleet' && form) {
       ({ reply, mark } = await this.createFleet(req, body, form));
-    } else if (service === 'ec2' && form && (action === 'DescribeInstances' || action === 'TerminateInstances' || action === 'DescribeInstanceTypeOfferings' || action === 'RunInstances' || action === 'CreateLaunchTemplate')) {
+    } else if (service === 'ec2' && form && (action === 'DescribeInstances' || action === 'TerminateInstances' || action === 'DescribeInstanceTypeOfferings' || action === 'RunInstances' || action === 'CreateLaunchTemplate' || action === 'StopInstances' || action === 'StartInstances')) {
       ({ reply, mark } = await this.ec2Realism(req, raw, form, action));
     } else if (service === 'pricing') {
       reply = priceList(action, body);
@@ -399,6 +413,12 @@ export class AwsFaultProxy {
       if (market === 'spot') this.capacity.spotAvailable -= ids.length;
       else this.capacity.onDemandAvailable -= ids.length;
       for (const id of ids) this.visibleAt.set(id, Date.now() + this.realism.instanceMs);
+      if (market === 'spot') for (const id of ids) this.spotIds.add(id);
+      // EC2 gives the instances the template's shutdown behaviour; moto keeps its default (stop).
+      const behaviour = this.templateShutdown.get(ltId);
+      if (behaviour) {
+        for (const id of ids) await this.moto.send(new ModifyInstanceAttributeCommand({ InstanceId: id, Attribute: 'instanceInitiatedShutdownBehavior', Value: behaviour }));
+      }
       const launch: FleetLaunch = { fleetId: /<fleetId>([^<]*)<\/fleetId>/.exec(text)?.[1] ?? '', clientToken: token || undefined, market, instanceIds: ids, at: Date.now() };
       this.fleets.push(launch);
       for (const l of this.listeners) l(launch);
@@ -440,6 +460,17 @@ export class AwsFaultProxy {
         return { reply: ec2Error(400, 'InvalidInstanceID.NotFound', msg), mark: 'not-yet-visible' };
       }
     }
+    if (action === 'StopInstances') {
+      const spot = ids.filter((id) => this.spotIds.has(id));
+      if (spot.length > 0) {
+        return { reply: ec2Error(400, 'UnsupportedOperation', `You can't stop the Spot Instance '${spot[0]}' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.`) };
+      }
+    }
+    if (action === 'StartInstances') {
+      const out = await this.moto.send(new DescribeInstancesCommand({ InstanceIds: ids })).catch(() => undefined);
+      const bad = (out?.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((i) => ['terminated', 'shutting-down', 'stopping'].includes(i.State?.Name ?? '') || this.terminatedAt.has(i.InstanceId ?? ''));
+      if (bad) return { reply: ec2Error(400, 'IncorrectInstanceState', `The instance '${bad.InstanceId ?? ''}' is not in a state from which it can be started.`) };
+    }
     let reply = await this.forward(req, raw);
     if (reply.status !== 200) return { reply };
     const now = Date.now();
@@ -449,6 +480,11 @@ export class AwsFaultProxy {
     } else if (action === 'CreateLaunchTemplate') {
       const id = /<launchTemplateId>(lt-[0-9a-f]+)<\/launchTemplateId>/.exec(text)?.[1];
       if (id) this.templateVisibleAt.set(id, now + this.realism.templateMs);
+      const behaviour = form.get('LaunchTemplateData.InstanceInitiatedShutdownBehavior');
+      if (id && behaviour) this.templateShutdown.set(id, behaviour);
+    } else if (action === 'StartInstances') {
+      for (const id of ids) this.startedAt.set(id, now);
+      text = text.replace(/(<currentState>\s*<code>)16(<\/code>\s*<name>)running(<\/name>)/g, '$10$2pending$3');
     } else if (action === 'TerminateInstances') {
       for (const id of ids) if (!this.terminatedAt.has(id)) this.terminatedAt.set(id, now);
     } else if (action === 'DescribeInstanceTypeOfferings' && this.realism.notOffered.length > 0) {
@@ -467,6 +503,11 @@ export class AwsFaultProxy {
           visible.forEach((id, k) => again.append(`InstanceId.${k + 1}`, id));
           text = (await this.forward(req, Buffer.from(again.toString()))).body.toString('utf8');
         }
+      }
+      // moto jumps to running; EC2 shows pending first.
+      for (const [id, at] of this.startedAt) {
+        if (now - at >= this.realism.startingMs) continue;
+        text = text.replace(new RegExp(`(<instanceId>${id}</instanceId>[\\s\\S]*?<instanceState>\\s*<code>)16(</code>\\s*<name>)running(</name>)`), '$10$2pending$3');
       }
       // moto jumps to terminated; EC2 shows shutting-down first.
       for (const [id, at] of this.terminatedAt) {

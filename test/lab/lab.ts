@@ -137,6 +137,11 @@ export class Lab {
     });
   }
 
+  /** mode pool from dist: fills pool `pool` to `size` with start's lab launch inputs (so lab starts with the same inputs match its hash). */
+  pool(pool: string, size: number, inputs: Record<string, string> = {}, o: StepRun = {}): Promise<StepResult> {
+    return runStep({ ...o, inputs: { ...this.startInputs(inputs), mode: 'pool', pool, size: String(size) }, env: this.env({ GITHUB_JOB: 'fill-pool', ...o.env }) });
+  }
+
   /** mode stop from dist, by label (and/or instance-ids). */
   stop(label: string, inputs: Record<string, string> = {}, o: StepRun = {}): Promise<StepResult> {
     return runStep({ ...o, inputs: { mode: 'stop', 'github-token': this.gh.token, label, ...inputs }, env: this.env({ GITHUB_JOB: 'stop', ...o.env }) });

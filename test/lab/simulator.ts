@@ -13,10 +13,15 @@
 // InstanceInitiatedShutdownBehavior=terminate. An instance terminated by someone else (stop,
 // reap, post) loses its power: its process group is killed. A spot interruption is the notice,
 // then, `interruptionNoticeMs` later (EC2's two minutes, scaled), the termination.
-import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+// Stop and start (the warm pool): a power-off of an instance whose InstanceInitiatedShutdownBehavior
+// (read from moto) is `stop` stops it in moto instead; its disk (the sandbox's root/, minus run/,
+// which is a tmpfs) stays. When someone starts it again, the simulator boots it as cloud-init
+// would on a second boot: user-data scripts run once per instance, so only the executables in
+// root/var/lib/cloud/scripts/per-boot run (after `resumeDelayMs`).
+import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, EC2Client, StopInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -41,6 +46,8 @@ export interface InstanceBehaviour {
   jobMs?: number | 'hang';
   /** Scripts baked into the image's /etc/spot-runner/interruption.d (name → bash body). */
   interruptionHooks?: Record<string, string>;
+  /** Milliseconds from StartInstances until a stopped instance's per-boot scripts run (EC2's resume, scaled). Default 0. */
+  resumeDelayMs?: number;
 }
 
 export interface LaunchedInfo {
@@ -101,6 +108,13 @@ export interface SimInstance extends LaunchedInfo {
   end?: EndKind;
   /** The bootstrap exited without powering off: on a real machine it would keep running. */
   anomaly?: string;
+  /** Times it stopped (guest power-off with InstanceInitiatedShutdownBehavior=stop); the reasons of every power-off, in order. */
+  stops: number;
+  reasons: string[];
+  /** While stopped: when it stopped. */
+  stoppedAt?: number;
+  /** When its latest resume boot started (per-boot scripts). */
+  resumedAt?: number;
   /** Console output: the bootstrap's log and its power-off line. */
   console(): string;
   /** Milliseconds from launch to termination (undefined while alive). */
@@ -272,6 +286,7 @@ export class InstanceSimulator {
 
   private async pollOnce(): Promise<void> {
     const gen = this.generation;
+    const askedAt = Date.now();
     const out = await this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag-key', Values: [TAGS.label] }] }));
     if (gen !== this.generation) return;
     for (const r of out.Reservations ?? []) {
@@ -288,6 +303,11 @@ export class InstanceSimulator {
             market: x.InstanceLifecycle === 'spot' ? 'spot' : 'on-demand',
           };
           this.launch(info);
+        } else if (known.stoppedAt !== undefined && known.stoppedAt < askedAt && (state === 'pending' || state === 'running')) {
+          // (An answer to a question asked before the stop says nothing about a start.)
+          // Started again (StartInstances): a second boot.
+          known.stoppedAt = undefined;
+          this.resume(known);
         } else if ((state === 'shutting-down' || state === 'terminated') && known.terminatedAt === undefined && !known.terminating) {
           // Someone else (stop, post, reap) terminated it: the machine loses power.
           known.terminatedAt = Date.now();
@@ -318,6 +338,8 @@ export class InstanceSimulator {
       ...info,
       dir,
       paths,
+      stops: 0,
+      reasons: [],
       launchedAt: Date.now(),
       exited,
       markExited,
@@ -385,6 +407,30 @@ export class InstanceSimulator {
     };
     writeFileSync(join(paths.runner, 'lab-runner.env'), Object.entries(env).map(([k, v]) => `${k}=${q(v)}\n`).join(''));
 
+    await this.spawnBoot(inst, gen, [join(d, 'user-data.sh')]);
+  }
+
+  /** A second boot: cloud-init runs only scripts/per-boot; /run is empty again. */
+  private resume(inst: Internal): void {
+    const gen = this.generation;
+    const b = typeof this.behaviour === 'function' ? this.behaviour(inst) : (this.behaviour ?? {});
+    void (async () => {
+      if (b.resumeDelayMs) await sleep(b.resumeDelayMs);
+      if (inst.terminatedAt !== undefined || gen !== this.generation) return;
+      const dir = join(inst.paths.root, 'var', 'lib', 'cloud', 'scripts', 'per-boot');
+      const hooks = existsSync(dir) ? readdirSync(dir).sort().map((f) => join(dir, f)) : [];
+      if (hooks.length === 0) {
+        inst.anomaly = 'started again, but no per-boot script exists: the machine would idle, running nothing, until something terminates it';
+        return;
+      }
+      inst.resumedAt = Date.now();
+      await this.spawnBoot(inst, gen, hooks.length === 1 ? (hooks as [string]) : ['-c', hooks.map((h) => `'${h}'`).join('; ')]);
+    })().catch((e: unknown) => this.problems.push(`${inst.instanceId}: resume failed: ${String(e)}`));
+  }
+
+  private async spawnBoot(inst: Internal, gen: number, args: string[]): Promise<void> {
+    const d = inst.dir;
+    const paths = { state: join(d, 'state'), root: join(d, 'root'), runner: join(d, 'runner'), out: join(d, 'out'), tmp: join(d, 'tmp') };
     inst.imds = await this.imds(inst);
     const { port } = inst.imds.address() as AddressInfo;
     if (gen !== this.generation || inst.terminatedAt !== undefined) {
@@ -393,7 +439,7 @@ export class InstanceSimulator {
     }
     const consoleFd = openSync(join(d, 'console.log'), 'a');
     inst.bootStartedAt = Date.now();
-    const child = spawn('bash', [join(d, 'user-data.sh')], {
+    const child = spawn('bash', args, {
       cwd: d,
       // detached: setsid(), so the bootstrap leads its own session and group, as under cloud-init
       detached: true,
@@ -434,6 +480,20 @@ export class InstanceSimulator {
       inst.poweredOffAt = Math.round(Number(readFileSync(poweroff, 'utf8').split(' ')[0]) * 1000);
       const reasonFile = join(root, 'run', 'spot-runner', 'poweroff-reason');
       inst.powerOffReason = existsSync(reasonFile) ? readFileSync(reasonFile, 'utf8').trim() : '(no reason written)';
+      inst.reasons.push(inst.powerOffReason);
+      if (inst.terminatedAt === undefined && (await this.shutdownBehaviour(inst.instanceId)) === 'stop') {
+        // InstanceInitiatedShutdownBehavior=stop: EBS stays, /run (tmpfs) does not.
+        renameSync(poweroff, `${poweroff}.${++inst.stops}`);
+        rmSync(join(root, 'run'), { recursive: true, force: true });
+        inst.imds?.close();
+        try {
+          await this.ec2.send(new StopInstancesCommand({ InstanceIds: [inst.instanceId] }));
+          inst.stoppedAt = Date.now();
+        } catch (e) {
+          this.problems.push(`${inst.instanceId}: stop failed: ${String(e)}`);
+        }
+        return;
+      }
       // InstanceInitiatedShutdownBehavior=terminate
       if (inst.terminatedAt === undefined) await this.terminate(inst, 'power-off');
     } else if (inst.terminatedAt === undefined && !inst.terminating) {
@@ -441,6 +501,16 @@ export class InstanceSimulator {
     }
     inst.imds?.close();
     inst.markExited();
+  }
+
+  private async shutdownBehaviour(id: string): Promise<string> {
+    try {
+      const out = await this.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: id, Attribute: 'instanceInitiatedShutdownBehavior' }));
+      return out.InstanceInitiatedShutdownBehavior?.Value ?? 'stop';
+    } catch (e) {
+      this.problems.push(`${id}: reading instanceInitiatedShutdownBehavior failed: ${String(e)}`);
+      return 'terminate';
+    }
   }
 
   private async terminate(inst: Internal, end: EndKind): Promise<void> {
@@ -461,6 +531,11 @@ export class InstanceSimulator {
 
   /** Power cut: SIGKILL to the bootstrap's whole process group. */
   private kill(inst: Internal): void {
+    // A stopped machine has no processes: its end is now.
+    if (inst.stoppedAt !== undefined) {
+      inst.imds?.close();
+      return inst.markExited();
+    }
     if (inst.pgid === undefined) {
       if (!inst.child) inst.markExited();
       return;

@@ -364,3 +364,44 @@ assert_secret_in_no_file() {
   [[ $(grep -c 'Value=listening' "$SB_STATE/tags.log") == 0 ]]
   [[ $(last_phase) == failed:idle-timeout ]]
 }
+
+@test "warm pool: the first boot stops at the checkpoint before any JIT read; the per-boot resume runs one job from there" {
+  rm -f "$SB_STATE/ssm/"*
+  local opts hook=$SB_ROOT/var/lib/cloud/scripts/per-boot/spot-runner-resume
+  opts=$(sb_options pool='"bats"' parameterPrefix='"/spot-runner/jit/pool-bats"' \
+    preRunnerScript="\"printf 'ran\\\\n' >>$SB_OUT/pre-runner-ran\"")
+  run_boot "$opts"
+  # Boot one: pre-runner script ran, the phase says pooled, the runner never started, no SSM read.
+  [[ $(sb_reason) == pooled ]] || { cat "$SB/stdout" >&2; false; }
+  grep -qF 'spot-runner: pooled: stopping (pool bats)' "$SB/console"
+  [[ $(last_phase) == pooled ]]
+  [[ $(wc -l <"$SB_OUT/pre-runner-ran") == 1 ]]
+  [[ ! -e $SB_STATE/aws-calls.log ]] || [[ $(grep -c 'ssm get-parameter' "$SB_STATE/aws-calls.log") == 0 ]]
+  [[ ! -e $SB_RUNNER_DIR/setpriv.log ]]
+  # The resume state is on the disk (not /run): the per-boot hook and the marker.
+  [[ -x $hook && -e $SB_ROOT/var/lib/spot-runner/pooled && -s $SB_ROOT/var/lib/spot-runner/bootstrap.sh ]]
+  [[ $(stat -c %a "$SB_ROOT/var/lib/spot-runner") == 700 ]]
+
+  # The stop: /run is a tmpfs and goes; the claiming start writes the JIT config; cloud-init's
+  # second boot runs only scripts/per-boot (user-data scripts run once per instance).
+  mv "$SB_STATE/poweroff" "$SB_STATE/poweroff.1"
+  rm -rf "$SB_ROOT/run"
+  sb_put_param "/spot-runner/jit/pool-bats/$SB_IID"
+  cp "$hook" "$SB/user-data.sh"
+  sb_boot
+  sb_wait_poweroff 20
+  assert_reason job-done
+  [[ $(last_phase) == shutting-down ]]
+  grep -q 'resumed from pool bats: deadlines count from this boot' "$SB/stdout"
+  # The pre-runner script is not run again; the JIT config was read and deleted; the hook is gone.
+  [[ $(wc -l <"$SB_OUT/pre-runner-ran") == 1 ]]
+  [[ $(cat "$SB_STATE/ssm-deleted.log") == "/spot-runner/jit/pool-bats/$SB_IID" ]]
+  [[ -e $SB_OUT/jit-ok ]]
+  [[ ! -e $hook && ! -e $SB_ROOT/var/lib/spot-runner/pooled ]]
+  # Same watchdogs as a cold boot, set up again on this boot: deadline lines one and two, the IMDS firewall.
+  [[ $(grep -c -- '-h +2 spot-runner: max-lifetime reached' "$SB_STATE/shutdown.log") == 2 ]]
+  [[ $(grep -c -- '--on-active=60s .*power-off.sh max-lifetime' "$SB_STATE/systemd-run.log") == 2 ]]
+  [[ $(grep -c -- '-d 169.254.169.254/32 -j REJECT' "$SB_STATE/iptables.log") == 2 ]]
+  grep -q 'Value=pooled' "$SB_STATE/tags.log"
+  (($(grep -c 'Value=booting' "$SB_STATE/tags.log") == 2))
+}

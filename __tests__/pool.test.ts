@@ -1,0 +1,159 @@
+// The warm pool's pure rules: config, the settings hash, the machine states, reap's pool rules,
+// and the claim against the in-memory world (which keeps SSM's compare-and-set and lost answers).
+import { describe, expect, it } from '@jest/globals';
+import type { InstanceInfo } from '../src/aws/instances.js';
+import type { PoolConfig } from '../src/config.js';
+import { findInstances, findPoolInstances, planReap, type Rules } from '../src/modes/reap.js';
+import { claim, claimFromPool, poolMachineState, poolSettings } from '../src/pool.js';
+import { TAGS } from '../src/tags.js';
+import { config, rig, runStart, startConfig } from '../test/fakes/harness.js';
+import { FakeWorld } from '../test/fakes/world.js';
+
+const NOW = Date.parse('2026-12-01T12:00:00Z');
+const MIN = 60_000;
+const rules: Rules = { now: NOW, maxAgeMinutes: 390, nuke: false, graceMinutes: 10 };
+
+function machine(id: string, o: { state?: string; pool?: string; hash?: string; phase?: string; launchedMinAgo?: number; expiresInMin?: number; label?: string } = {}): InstanceInfo {
+  const tags: Record<string, string> = { [TAGS.managed]: 'true', [TAGS.label]: o.label ?? 'spot-runner-fill-1', [TAGS.pool]: o.pool ?? 'build', [TAGS.poolHash]: o.hash ?? 'aaaa', [TAGS.phase]: o.phase ?? 'pooled', [TAGS.expiresAt]: new Date(NOW + (o.expiresInMin ?? 600) * MIN).toISOString() };
+  return { instanceId: id, state: o.state ?? 'stopped', instanceType: 'c7i.large', availabilityZone: 'us-east-1a', market: 'on-demand', launchTime: new Date(NOW - (o.launchedMinAgo ?? 60) * MIN), tags };
+}
+
+describe('pool inputs', () => {
+  it('mode pool needs a pool name and forces on-demand', () => {
+    expect(() => config({ mode: 'pool', 'github-token': 't', image: 'ami-0123456789abcdef0', 'instance-types': 'c7i.large' })).toThrow(/Input 'pool': mode pool needs the name/);
+    const c = config({ mode: 'pool', pool: 'build', size: '4', 'github-token': 't', image: 'ami-0123456789abcdef0', 'instance-types': 'c7i.large', market: 'spot' }) as PoolConfig;
+    expect(c.mode).toBe('pool');
+    expect([c.pool, c.size, c.poolTtlMinutes, c.market]).toEqual(['build', 4, 1440, 'on-demand']);
+  });
+  it('start takes an optional pool; a bad name names the input and the fix', () => {
+    expect(startConfig({ pool: 'build' }).pool).toBe('build');
+    expect(startConfig({}).pool).toBeUndefined();
+    expect(() => startConfig({ pool: '-x' })).toThrow(/Input 'pool'.*Fix: use 1-32 lower-case/s);
+  });
+});
+
+describe('settings hash', () => {
+  const base = startConfig({ 'subnet-ids': 'subnet-0000000000000000a' });
+  const image = { id: 'ami-0123456789abcdef0' };
+  it('is stable for the same settings and changes with the image, types, subnets and user-data', () => {
+    const h = poolSettings(base, image, 'build').hash;
+    expect(poolSettings({ ...base }, { ...image }, 'build').hash).toBe(h);
+    expect(poolSettings(base, { id: 'ami-0fffffffffffffff0' }, 'build').hash).not.toBe(h);
+    expect(poolSettings({ ...base, instanceTypes: ['c6i.large'] }, image, 'build').hash).not.toBe(h);
+    expect(poolSettings({ ...base, subnetIds: ['subnet-0000000000000000b'] }, image, 'build').hash).not.toBe(h);
+    expect(poolSettings({ ...base, preRunnerScript: 'apt-get install -y jq' }, image, 'build').hash).not.toBe(h);
+    expect(poolSettings({ ...base, idleTimeoutMinutes: base.idleTimeoutMinutes + 1 }, image, 'build').hash).not.toBe(h);
+  });
+  it("renders the pool's user-data: SR_POOL set, the pool's fixed parameter prefix", () => {
+    const s = poolSettings(base, image, 'build');
+    expect(s.userData).toContain("SR_POOL='build'");
+    expect(s.userData).toContain("SR_PARAM_PREFIX='/spot-runner/jit/pool-build'");
+  });
+});
+
+describe('pool machine states', () => {
+  it.each([
+    ['ready', machine('i-00000000000000001'), 'ready'],
+    ['stale hash', machine('i-00000000000000001', { hash: 'bbbb' }), 'stale'],
+    ['stopped without the checkpoint', machine('i-00000000000000001', { phase: 'failed:pre-runner-script-failed:exit-1' }), 'failed'],
+    ['still booting', machine('i-00000000000000001', { state: 'running', phase: 'booting' }), 'filling'],
+    ['claimed', machine('i-00000000000000001', { state: 'running', pool: 'claimed:build' }), 'claimed'],
+  ])('%s', (_w, m, want) => expect(poolMachineState(m, 'aaaa')).toBe(want));
+});
+
+describe('reap: pool rules', () => {
+  it('terminates stopped pool machines past the pool TTL, with a stale hash, or stopped before the checkpoint; each needs a claim first', () => {
+    const inv = [
+      machine('i-0000000000000000a', { expiresInMin: -1 }),
+      machine('i-0000000000000000b', { hash: 'old0', launchedMinAgo: 120 }),
+      machine('i-0000000000000000c', { launchedMinAgo: 5 }), // the newest: its hash is current
+      machine('i-0000000000000000d', { phase: 'booting', launchedMinAgo: 30 }),
+      machine('i-0000000000000000e'),
+    ];
+    const found = findPoolInstances(inv, [], rules);
+    expect(found.map((f) => f.id)).toEqual(['i-0000000000000000a', 'i-0000000000000000b', 'i-0000000000000000d']);
+    expect(found.every((f) => f.needsClaim)).toBe(true);
+    expect(found[0]?.reason).toMatch(/TTL passed/);
+    expect(found[1]?.reason).toMatch(/settings hash old0 is stale/);
+    expect(found[2]?.reason).toMatch(/without reaching the checkpoint/);
+  });
+  it('never touches a claimed machine running a job (ordinary rules: its start\'s expires-at), nor a waiting one through the ordinary rules', () => {
+    const running = machine('i-0000000000000000f', { state: 'running', pool: 'claimed:build', phase: 'job-started', label: 'spot-runner-42-1-abc-0001', expiresInMin: 300, launchedMinAgo: 2000 });
+    const waiting = machine('i-00000000000000010', { expiresInMin: -5 });
+    expect(findPoolInstances([running, waiting], [], rules).map((f) => f.id)).toEqual(['i-00000000000000010']);
+    // The ordinary rules skip the waiting machine (it needs the claim) and keep the running one.
+    expect(findInstances([running, waiting], rules)).toEqual([]);
+  });
+  it('a machine claimed longer than the grace period ago but never started goes; a fresh claim is left to its start', () => {
+    const old = machine('i-00000000000000011');
+    const fresh = machine('i-00000000000000012');
+    const params = [
+      { name: '/spot-runner/jit/pool-claims/i-00000000000000011', lastModified: new Date(NOW - 30 * MIN) },
+      { name: '/spot-runner/jit/pool-claims/i-00000000000000012', lastModified: new Date(NOW - 1 * MIN) },
+    ];
+    const found = findPoolInstances([old, fresh], params, rules);
+    expect(found.map((f) => [f.id, f.needsClaim ?? false])).toEqual([['i-00000000000000011', false]]);
+  });
+  it('orphaned claims (their machine is gone) are removed', () => {
+    const plan = planReap({ instances: [], parameters: [{ name: '/spot-runner/jit/pool-claims/i-00000000000000013', lastModified: new Date(NOW - 60 * MIN) }], templates: [], runners: [] }, rules);
+    expect(plan.parameters.map((p) => [p.id, p.reason])).toEqual([['/spot-runner/jit/pool-claims/i-00000000000000013', 'its instance i-00000000000000013 is gone']]);
+  });
+});
+
+describe('the claim', () => {
+  it('one winner among claimers of one machine, even when the winner\'s answer was lost', async () => {
+    // losePutEvery 1: every PutParameter takes effect and its answer is lost (the retry meets ParameterAlreadyExists).
+    const w = new FakeWorld({ world: { losePutEvery: 1, putPerSecond: Infinity } });
+    const aws = w.clients();
+    const first = await claim(aws, 'i-00000000000000014', 'spot-runner-a/1', {});
+    const second = await claim(aws, 'i-00000000000000014', 'spot-runner-b/2', {});
+    expect([first, second]).toEqual(['won', 'lost']);
+    expect(w.params.get('/spot-runner/jit/pool-claims/i-00000000000000014')?.value).toBe('spot-runner-a/1');
+  });
+  it('claimFromPool takes only ready machines of its hash, retags them and sets shutdown behaviour terminate', async () => {
+    const w = new FakeWorld({ world: { instanceLooks: 0, putPerSecond: Infinity } });
+    const base = { [TAGS.managed]: 'true', [TAGS.label]: 'spot-runner-fill-1', [TAGS.pool]: 'build', [TAGS.poolHash]: 'aaaa' };
+    const ready = w.addInstance(undefined, new Date(), { ...base, [TAGS.phase]: 'pooled' }, { State: { Name: 'stopped' } });
+    w.addInstance(undefined, new Date(), { ...base, [TAGS.poolHash]: 'bbbb', [TAGS.phase]: 'pooled' }, { State: { Name: 'stopped' } });
+    w.addInstance(undefined, new Date(), { ...base, [TAGS.phase]: 'booting' }, { State: { Name: 'running' } });
+    const got = await claimFromPool('build', 'aaaa', 3, 'spot-runner-42-1-abc-00000001', { [TAGS.label]: 'spot-runner-42-1-abc-00000001' }, { aws: w.clients(), log: () => undefined, onClaimParameter: () => undefined, onInstance: () => undefined });
+    expect(got.map((c) => c.instanceId)).toEqual([ready]);
+    const i = w.instances.get(ready);
+    expect(i?.Tags.find((t) => t.Key === TAGS.label)?.Value).toBe('spot-runner-42-1-abc-00000001');
+    expect(i?.Tags.find((t) => t.Key === TAGS.pool)?.Value).toBe('claimed:build');
+    expect(w.shutdownBehaviour.get(ready)).toBe('terminate');
+  });
+});
+
+describe('start with a pool, in the unit world', () => {
+  it('resumes the ready machines of its hash, launches the shortfall cold', async () => {
+    const r = rig();
+    const cfg = startConfig({ count: '3', pool: 'build' });
+    const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
+    const base = { [TAGS.managed]: 'true', [TAGS.label]: 'spot-runner-fill-1', [TAGS.pool]: 'build', [TAGS.poolHash]: hash, [TAGS.phase]: 'pooled' };
+    const a = r.world.addInstance(undefined, new Date(), base, { State: { Name: 'stopped' } });
+    const b = r.world.addInstance(undefined, new Date(), base, { State: { Name: 'stopped' } });
+    const res = await runStart(r, { count: '3', pool: 'build' });
+    expect(res.runners.filter((x) => x.fromPool === 'build').map((x) => x.instanceId).sort()).toEqual([a, b].sort());
+    expect(res.runners.filter((x) => !x.fromPool)).toHaveLength(1);
+    // Their JIT configs went to the pool's prefix (their user-data was rendered for the pool).
+    expect([...r.world.params.keys()].filter((n) => n.startsWith('/spot-runner/jit/pool-build/')).sort()).toEqual([`/spot-runner/jit/pool-build/${a}`, `/spot-runner/jit/pool-build/${b}`].sort());
+    expect(r.world.count('StartInstances')).toBe(1);
+    expect(r.world.shutdownBehaviour.get(a)).toBe('terminate');
+    // One cold fleet for the one missing.
+    expect(r.world.fleetsAccepted.map((f) => (f.input.TargetCapacitySpecification as { TotalTargetCapacity: number }).TotalTargetCapacity)).toEqual([1]);
+    expect(r.state.resources.parameterNames).toEqual(expect.arrayContaining([`/spot-runner/jit/pool-claims/${a}`, `/spot-runner/jit/pool-claims/${b}`]));
+  });
+
+  it('a start whose runners never come online terminates the claimed pool machines too, and removes their claims', async () => {
+    const r = rig({}, { machines: false });
+    const cfg = startConfig({ count: '1', pool: 'build' });
+    const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
+    const a = r.world.addInstance(undefined, new Date(), { [TAGS.managed]: 'true', [TAGS.label]: 'spot-runner-fill-1', [TAGS.pool]: 'build', [TAGS.poolHash]: hash, [TAGS.phase]: 'pooled' }, { State: { Name: 'stopped' } });
+    await expect(runStart(r, { count: '1', pool: 'build' })).rejects.toThrow(/rolled back/);
+    expect(r.world.instances.get(a)?.State.Name).toMatch(/shutting-down|terminated/);
+    expect(r.world.params.has(`/spot-runner/jit/pool-claims/${a}`)).toBe(false);
+    expect(r.world.params.has(`/spot-runner/jit/pool-build/${a}`)).toBe(false);
+  });
+});
+
