@@ -195,6 +195,11 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
       deps.log(`Pool ${cfg.pool}: resumed ${fromPool.length} of ${cfg.count}${fromPool.length ? `: ${fromPool.map((c) => c.instanceId).join(', ')}` : ''}; ${cfg.count - fromPool.length} cold`);
     }
     const coldCount = cfg.count - fromPool.length;
+    let templateId: string | undefined;
+    if (coldCount > 0) {
+      templateId = await createLaunchTemplate(aws, ltReq, signal);
+      deps.state.add('launchTemplateIds', templateId);
+    }
     // 2. One launch template and one instant fleet for the cold machines (two only when on-demand must fill in),
     //    while GitHub issues the JIT configs: runner names need no instance id, and GitHub's
     //    spaced-out writes then overlap the launch instead of following it.
@@ -215,13 +220,9 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     const retry: RetryOptions = { ...DEFAULT_RETRY, ...deps.retry };
     const pooled: LaunchedInstance[] = fromPool.map((c) => ({ instanceId: c.instanceId, instanceType: c.instanceType, availabilityZone: c.availabilityZone, market: 'on-demand' }));
     const launchP: Promise<{ instances: LaunchedInstance[] }> =
-      coldCount === 0
+      templateId === undefined
         ? Promise.resolve({ instances: [] })
-        : (async () => {
-            const templateId = await createLaunchTemplate(aws, ltReq, signal);
-            deps.state.add('launchTemplateIds', templateId);
-            return launch(aws, { ...cfg, count: coldCount }, templateId, tags, tokenFor, (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
-          })();
+        : launch(aws, { ...cfg, count: coldCount }, templateId, tags, tokenFor, (xs: LaunchedInstance[]) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
     launchP.catch(() => launchFailed.abort(new Error('the launch failed')));
     // Both settle before either failure is thrown, so everything created is recorded for rollback.
     const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
