@@ -250,6 +250,12 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
   // 2. One launch template and one instant fleet (two only when on-demand must fill in),
   //    while GitHub issues the JIT configs: runner names need no instance id, and GitHub's
   //    spaced-out writes then overlap the launch instead of following it.
+  // The cold machines' launch template first (the order a start without a pool has always had).
+  let templateId = o.templateId;
+  if (coldCount > 0 && templateId === undefined) {
+    templateId = await createLaunchTemplate(aws, plan.ltReq, signal);
+    o.record.add('launchTemplateIds', templateId);
+  }
   const launchedAt = now();
   // A failed launch stops further registrations; the ones in flight finish and are recorded.
   const launchFailed = new AbortController();
@@ -268,14 +274,7 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
   const launchP: Promise<{ instances: LaunchedInstance[] }> =
     coldCount === 0
       ? Promise.resolve({ instances: [] })
-      : (async () => {
-          let templateId = o.templateId;
-          if (templateId === undefined) {
-            templateId = await createLaunchTemplate(aws, plan.ltReq, signal);
-            o.record.add('launchTemplateIds', templateId);
-          }
-          return launch(aws, fleetCfg, templateId, tags, o.tokenFor, (xs: LaunchedInstance[]) => o.record.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
-        })();
+      : launch(aws, fleetCfg, templateId as string, tags, o.tokenFor, (xs: LaunchedInstance[]) => o.record.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
   launchP.catch(() => launchFailed.abort(new Error('the launch failed')));
   // Both settle before either failure is thrown, so everything created is recorded for rollback.
   const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
