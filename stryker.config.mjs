@@ -9,7 +9,18 @@ export default {
     configFile: 'jest.config.js',
     // The unit suites only: the lab and moto suites run the bundle, not the mutated sources.
     config: {
-      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/.stryker-tmp/', '/__tests__/lab/', 'integration\\.moto', 'moto-harness', 'ami\\.test', 'packer\\.test', 'workflows\\.test', 'readme\\.test', 'userdata-render'],
+      testPathIgnorePatterns: [
+        '/node_modules/',
+        '<rootDir>/.stryker-tmp/',
+        '/__tests__/lab/',
+        'integration\\.moto',
+        'moto-harness',
+        'ami\\.test',
+        'packer\\.test',
+        'workflows\\.test',
+        'readme\\.test',
+        'userdata-render',
+      ],
       // Speed (docs/testing.md, "Making it fast"): the dry run records which file holds which
       // test, and each mutant then loads only the files whose tests cover it.
       testEnvironment: './test/stryker/environment.cjs',

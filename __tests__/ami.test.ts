@@ -32,7 +32,11 @@ const clientsCache = new Map<string, AmiClients>();
 function clients(region = 'us-east-1'): AmiClients {
   let c = clientsCache.get(region);
   if (!c) {
-    const cfg = { region, endpoint: moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+    const cfg = {
+      region,
+      endpoint: moto.endpoint,
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    };
     c = { ec2: new EC2Client(cfg), ssm: new SSMClient(cfg) };
     clientsCache.set(region, c);
   }
@@ -40,12 +44,25 @@ function clients(region = 'us-east-1'): AmiClients {
 }
 
 /** What Packer leaves behind: an AMI from a real instance, tagged like local.image_tags, snapshot tagged too. */
-async function bakeImage(o: { variant: string; arch: AmiArch; hash: string; region?: string }): Promise<{ imageId: string; snapshotIds: string[] }> {
+async function bakeImage(o: {
+  variant: string;
+  arch: AmiArch;
+  hash: string;
+  region?: string;
+}): Promise<{ imageId: string; snapshotIds: string[] }> {
   const { ec2 } = clients(o.region);
-  const sources = (await ec2.send(new DescribeImagesCommand({ Filters: [{ Name: 'architecture', Values: [o.arch] }] }))).Images ?? [];
+  const sources =
+    (await ec2.send(new DescribeImagesCommand({ Filters: [{ Name: 'architecture', Values: [o.arch] }] }))).Images ?? [];
   const source = sources.find((i) => i.ImageId);
   if (!source?.ImageId) throw new Error(`moto offers no ${o.arch} image to start from`);
-  const run = await ec2.send(new RunInstancesCommand({ ImageId: source.ImageId, MinCount: 1, MaxCount: 1, InstanceType: o.arch === 'arm64' ? 'c7g.large' : 'c7i.large' }));
+  const run = await ec2.send(
+    new RunInstancesCommand({
+      ImageId: source.ImageId,
+      MinCount: 1,
+      MaxCount: 1,
+      InstanceType: o.arch === 'arm64' ? 'c7g.large' : 'c7i.large',
+    }),
+  );
   const instanceId = run.Instances?.[0]?.InstanceId ?? '';
   const tags = [
     { Key: AMI_TAGS.managed, Value: 'true' },
@@ -53,7 +70,13 @@ async function bakeImage(o: { variant: string; arch: AmiArch; hash: string; regi
     { Key: AMI_TAGS.arch, Value: o.arch },
     { Key: AMI_TAGS.contentHash, Value: o.hash },
   ];
-  const made = await ec2.send(new CreateImageCommand({ InstanceId: instanceId, Name: `spot-runner-${o.variant}-${o.arch}-${o.hash.slice(0, 4)}-${Math.random()}`, TagSpecifications: [{ ResourceType: 'image', Tags: tags }] }));
+  const made = await ec2.send(
+    new CreateImageCommand({
+      InstanceId: instanceId,
+      Name: `spot-runner-${o.variant}-${o.arch}-${o.hash.slice(0, 4)}-${Math.random()}`,
+      TagSpecifications: [{ ResourceType: 'image', Tags: tags }],
+    }),
+  );
   const imageId = made.ImageId ?? '';
   // Read straight from moto's answer, not through the code under test.
   const raw = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
@@ -100,7 +123,11 @@ describe('publish and find by content hash', () => {
     const b = await bakeImage({ variant: 'base', arch: 'arm64', hash: HASH_B });
 
     const first = await publish(c, { variant: 'base', arch: 'arm64', imageId: a.imageId });
-    expect(first).toMatchObject({ parameter: '/spot-runner/ami/base/arm64', changed: true, previousImageId: undefined });
+    expect(first).toMatchObject({
+      parameter: '/spot-runner/ami/base/arm64',
+      changed: true,
+      previousImageId: undefined,
+    });
     expect(await readParameter(c.ssm, '/spot-runner/ami/base/arm64')).toBe(a.imageId);
     expect(await readParameter(c.ssm, '/spot-runner/ami/base/arm64/previous')).toBeUndefined();
 
@@ -111,11 +138,18 @@ describe('publish and find by content hash', () => {
     expect(await readParameter(c.ssm, '/spot-runner/ami/base/arm64/previous')).toBe(a.imageId);
 
     // Re-running CI must not overwrite …/previous with the current id.
-    expect(await publish(c, { variant: 'base', arch: 'arm64', imageId: b.imageId })).toMatchObject({ changed: false, previousImageId: a.imageId });
+    expect(await publish(c, { variant: 'base', arch: 'arm64', imageId: b.imageId })).toMatchObject({
+      changed: false,
+      previousImageId: a.imageId,
+    });
     expect(await readParameter(c.ssm, '/spot-runner/ami/base/arm64/previous')).toBe(a.imageId);
 
-    expect((await findByContentHash(c.ec2, { variant: 'base', arch: 'arm64', contentHash: HASH_B }))?.imageId).toBe(b.imageId);
-    expect((await findByContentHash(c.ec2, { variant: 'base', arch: 'arm64', contentHash: HASH_A }))?.imageId).toBe(a.imageId);
+    expect((await findByContentHash(c.ec2, { variant: 'base', arch: 'arm64', contentHash: HASH_B }))?.imageId).toBe(
+      b.imageId,
+    );
+    expect((await findByContentHash(c.ec2, { variant: 'base', arch: 'arm64', contentHash: HASH_A }))?.imageId).toBe(
+      a.imageId,
+    );
     expect(await findByContentHash(c.ec2, { variant: 'base', arch: 'arm64', contentHash: HASH_C })).toBeUndefined();
     expect(await findByContentHash(c.ec2, { variant: 'base', arch: 'x86_64', contentHash: HASH_A })).toBeUndefined();
     expect(await findByContentHash(c.ec2, { variant: 'bench', arch: 'arm64', contentHash: HASH_A })).toBeUndefined();
@@ -125,10 +159,18 @@ describe('publish and find by content hash', () => {
     const c = clients();
     const arm = await bakeImage({ variant: 'base', arch: 'arm64', hash: HASH_A });
     const x86 = await bakeImage({ variant: 'gpu', arch: 'x86_64', hash: HASH_A });
-    await expect(publish(c, { variant: 'base', arch: 'x86_64', imageId: arm.imageId })).rejects.toThrow(/tagged base\/arm64, not base\/x86_64/);
-    await expect(publish(c, { variant: 'base', arch: 'x86_64', imageId: x86.imageId })).rejects.toThrow(/tagged gpu\/x86_64/);
-    await expect(publish(c, { variant: 'base', arch: 'arm64', imageId: 'ami-0123456789abcdef0' })).rejects.toThrow(/does not exist/);
-    await expect(publish(c, { variant: 'base', arch: 'arm64', imageId: 'not-an-ami' })).rejects.toThrow(/not an AMI id/);
+    await expect(publish(c, { variant: 'base', arch: 'x86_64', imageId: arm.imageId })).rejects.toThrow(
+      /tagged base\/arm64, not base\/x86_64/,
+    );
+    await expect(publish(c, { variant: 'base', arch: 'x86_64', imageId: x86.imageId })).rejects.toThrow(
+      /tagged gpu\/x86_64/,
+    );
+    await expect(publish(c, { variant: 'base', arch: 'arm64', imageId: 'ami-0123456789abcdef0' })).rejects.toThrow(
+      /does not exist/,
+    );
+    await expect(publish(c, { variant: 'base', arch: 'arm64', imageId: 'not-an-ami' })).rejects.toThrow(
+      /not an AMI id/,
+    );
     await expect(publish(c, { variant: '../etc', arch: 'arm64', imageId: arm.imageId })).rejects.toThrow(/variant/);
     expect(await readParameter(c.ssm, '/spot-runner/ami/base/x86_64')).toBeUndefined();
   });
@@ -155,7 +197,12 @@ describe('rollback', () => {
     // CI's "already built" path finds the bad image by hash but must not re-publish it.
     const found = await findByContentHash(c.ec2, { variant: 'rust-kani', arch: 'x86_64', contentHash: HASH_B });
     expect(found).toMatchObject({ imageId: bad.imageId, rolledBack: true });
-    const again = await publish(c, { variant: 'rust-kani', arch: 'x86_64', imageId: bad.imageId, skipIfRolledBack: true });
+    const again = await publish(c, {
+      variant: 'rust-kani',
+      arch: 'x86_64',
+      imageId: bad.imageId,
+      skipIfRolledBack: true,
+    });
     expect(again).toMatchObject({ changed: false, skipped: 'rolled-back' });
     expect(await readParameter(c.ssm, '/spot-runner/ami/rust-kani/x86_64')).toBe(good.imageId);
   });
@@ -171,11 +218,24 @@ describe('housekeeping', () => {
     await publish(c, { variant: 'base', arch: 'x86_64', imageId: previous.imageId });
     await publish(c, { variant: 'base', arch: 'x86_64', imageId: current.imageId });
     // An AMI somebody else made in the account, with no spot-runner tags: never ours to delete.
-    const foreign = await c.ec2.send(new RunInstancesCommand({ ImageId: (await describeImage(c.ec2, current.imageId))?.ImageId ?? '', MinCount: 1, MaxCount: 1 }));
-    const foreignImage = await c.ec2.send(new CreateImageCommand({ InstanceId: foreign.Instances?.[0]?.InstanceId ?? '', Name: 'someone-elses' }));
+    const foreign = await c.ec2.send(
+      new RunInstancesCommand({
+        ImageId: (await describeImage(c.ec2, current.imageId))?.ImageId ?? '',
+        MinCount: 1,
+        MaxCount: 1,
+      }),
+    );
+    const foreignImage = await c.ec2.send(
+      new CreateImageCommand({ InstanceId: foreign.Instances?.[0]?.InstanceId ?? '', Name: 'someone-elses' }),
+    );
     // A managed snapshot whose image is already gone (an earlier run died between the two deletes).
     const vol = await c.ec2.send(new CreateVolumeCommand({ AvailabilityZone: 'us-east-1a', Size: 8 }));
-    const orphan = await c.ec2.send(new CreateSnapshotCommand({ VolumeId: vol.VolumeId, TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: AMI_TAGS.managed, Value: 'true' }] }] }));
+    const orphan = await c.ec2.send(
+      new CreateSnapshotCommand({
+        VolumeId: vol.VolumeId,
+        TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: AMI_TAGS.managed, Value: 'true' }] }],
+      }),
+    );
 
     // Everything is minutes old: nothing may go.
     const young = await housekeep(c.ec2, c.ssm, { olderThanDays: 30, keepNewest: 0 });
@@ -191,14 +251,17 @@ describe('housekeeping', () => {
     expect(r.errors).toEqual([]);
     expect(r.referenced).toEqual([current.imageId, previous.imageId].sort());
     expect(r.deregistered.map((d) => d.imageId).sort()).toEqual([stale.imageId, otherStale.imageId].sort());
-    expect(r.deletedSnapshots.sort()).toEqual([...stale.snapshotIds, ...otherStale.snapshotIds, orphan.SnapshotId ?? ''].sort());
+    expect(r.deletedSnapshots.sort()).toEqual(
+      [...stale.snapshotIds, ...otherStale.snapshotIds, orphan.SnapshotId ?? ''].sort(),
+    );
 
     expect(await describeImage(c.ec2, stale.imageId)).toBeUndefined();
     expect(await describeImage(c.ec2, otherStale.imageId)).toBeUndefined();
     expect(await describeImage(c.ec2, current.imageId)).toBeDefined();
     expect(await describeImage(c.ec2, previous.imageId)).toBeDefined();
     expect(await describeImage(c.ec2, foreignImage.ImageId ?? '')).toBeDefined();
-    for (const s of [...stale.snapshotIds, ...otherStale.snapshotIds, orphan.SnapshotId ?? '']) expect(await snapshotExists(s)).toBe(false);
+    for (const s of [...stale.snapshotIds, ...otherStale.snapshotIds, orphan.SnapshotId ?? ''])
+      expect(await snapshotExists(s)).toBe(false);
     for (const s of [...current.snapshotIds, ...previous.snapshotIds]) expect(await snapshotExists(s)).toBe(true);
 
     // A second pass finds nothing left to do.
@@ -213,7 +276,12 @@ describe('housekeeping', () => {
     const onlyBench = await bakeImage({ variant: 'bench', arch: 'arm64', hash: HASH_A });
     const r = await housekeep(c.ec2, c.ssm, { olderThanDays: 1, now: new Date(Date.now() + 10 * DAY) });
     expect(r.deregistered).toEqual([]);
-    expect(r.kept).toEqual(expect.arrayContaining([{ id: onlyGpu.imageId, reason: 'newest' }, { id: onlyBench.imageId, reason: 'newest' }]));
+    expect(r.kept).toEqual(
+      expect.arrayContaining([
+        { id: onlyGpu.imageId, reason: 'newest' },
+        { id: onlyBench.imageId, reason: 'newest' },
+      ]),
+    );
     await expect(housekeep(c.ec2, c.ssm, { olderThanDays: 0 })).rejects.toThrow(/at least 1/);
   });
 });
@@ -222,9 +290,25 @@ describe('manifest', () => {
   it("reads the last run's AMIs per region for one variant/arch", () => {
     const json = JSON.stringify({
       builds: [
-        { name: 'arm64', artifact_id: 'us-east-1:ami-00000000000000001', packer_run_uuid: 'old', custom_data: { arch: 'arm64', variant: 'base' } },
-        { name: 'x86_64', artifact_id: 'us-east-1:ami-00000000000000002', packer_run_uuid: 'new', custom_data: { arch: 'x86_64', variant: 'base' } },
-        { name: 'arm64', build_time: 1700000000, artifact_id: 'us-east-1:ami-00000000000000003,eu-west-1:ami-00000000000000004', packer_run_uuid: 'new', custom_data: { arch: 'arm64', variant: 'base', content_hash: HASH_A } },
+        {
+          name: 'arm64',
+          artifact_id: 'us-east-1:ami-00000000000000001',
+          packer_run_uuid: 'old',
+          custom_data: { arch: 'arm64', variant: 'base' },
+        },
+        {
+          name: 'x86_64',
+          artifact_id: 'us-east-1:ami-00000000000000002',
+          packer_run_uuid: 'new',
+          custom_data: { arch: 'x86_64', variant: 'base' },
+        },
+        {
+          name: 'arm64',
+          build_time: 1700000000,
+          artifact_id: 'us-east-1:ami-00000000000000003,eu-west-1:ami-00000000000000004',
+          packer_run_uuid: 'new',
+          custom_data: { arch: 'arm64', variant: 'base', content_hash: HASH_A },
+        },
       ],
       last_run_uuid: 'new',
     });
@@ -244,7 +328,11 @@ describe('manifest', () => {
 describe('the CLI build-ami.yml runs', () => {
   it('find → publish from a manifest (two regions) → housekeep, through GITHUB_OUTPUT and the step summary', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ami-cli-'));
-    const env = { AWS_REGION: 'us-east-1', GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STEP_SUMMARY: join(dir, 'summary') };
+    const env = {
+      AWS_REGION: 'us-east-1',
+      GITHUB_OUTPUT: join(dir, 'output'),
+      GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+    };
     writeFileSync(env.GITHUB_OUTPUT, '');
     writeFileSync(env.GITHUB_STEP_SUMMARY, '');
     const lines: string[] = [];
@@ -256,12 +344,32 @@ describe('the CLI build-ami.yml runs', () => {
     const east = await bakeImage({ variant: 'base', arch: 'arm64', hash: HASH_A });
     const west = await bakeImage({ variant: 'base', arch: 'arm64', hash: HASH_A, region: 'eu-west-1' });
     const manifest = join(dir, 'manifest.json');
-    writeFileSync(manifest, JSON.stringify({ builds: [{ name: 'arm64', packer_run_uuid: 'r1', artifact_id: `us-east-1:${east.imageId},eu-west-1:${west.imageId}`, custom_data: { arch: 'arm64', variant: 'base' } }], last_run_uuid: 'r1' }));
+    writeFileSync(
+      manifest,
+      JSON.stringify({
+        builds: [
+          {
+            name: 'arm64',
+            packer_run_uuid: 'r1',
+            artifact_id: `us-east-1:${east.imageId},eu-west-1:${west.imageId}`,
+            custom_data: { arch: 'arm64', variant: 'base' },
+          },
+        ],
+        last_run_uuid: 'r1',
+      }),
+    );
 
     expect(await runCli(['find', '--variant', 'base', '--arch', 'arm64', '--hash', HASH_A], deps)).toBe(0);
-    expect(readFileSync(env.GITHUB_OUTPUT, 'utf8')).toContain(`found=true\nimage-id=${east.imageId}\nrolled-back=false\n`);
+    expect(readFileSync(env.GITHUB_OUTPUT, 'utf8')).toContain(
+      `found=true\nimage-id=${east.imageId}\nrolled-back=false\n`,
+    );
 
-    expect(await runCli(['publish', '--variant', 'base', '--arch', 'arm64', '--manifest', manifest, '--build-seconds', '754'], deps)).toBe(0);
+    expect(
+      await runCli(
+        ['publish', '--variant', 'base', '--arch', 'arm64', '--manifest', manifest, '--build-seconds', '754'],
+        deps,
+      ),
+    ).toBe(0);
     expect(await readParameter(clients('us-east-1').ssm, '/spot-runner/ami/base/arm64')).toBe(east.imageId);
     expect(await readParameter(clients('eu-west-1').ssm, '/spot-runner/ami/base/arm64')).toBe(west.imageId);
     const out = readFileSync(env.GITHUB_OUTPUT, 'utf8');
@@ -272,7 +380,12 @@ describe('the CLI build-ami.yml runs', () => {
 
     const old = await bakeImage({ variant: 'base', arch: 'arm64', hash: HASH_B });
     const later = { ...deps, now: () => new Date(Date.now() + 60 * DAY) };
-    expect(await runCli(['housekeep', '--older-than-days', '30', '--keep-newest', '0', '--regions', 'us-east-1,eu-west-1'], later)).toBe(0);
+    expect(
+      await runCli(
+        ['housekeep', '--older-than-days', '30', '--keep-newest', '0', '--regions', 'us-east-1,eu-west-1'],
+        later,
+      ),
+    ).toBe(0);
     expect(await describeImage(clients().ec2, old.imageId)).toBeUndefined();
     expect(await describeImage(clients().ec2, east.imageId)).toBeDefined();
     expect(await describeImage(clients('eu-west-1').ec2, west.imageId)).toBeDefined();
@@ -294,8 +407,14 @@ describe('the CLI build-ami.yml runs', () => {
     expect(await runCli(['rollback', '--variant', 'bench', '--arch', 'x86_64'], deps)).toBe(0);
     expect(await readParameter(clients().ssm, '/spot-runner/ami/bench/x86_64')).toBe(a.imageId);
     // An operator pins b by hand under another name: housekeeping must respect any parameter under the root.
-    await clients().ssm.send(new PutParameterCommand({ Name: '/spot-runner/ami/bench/x86_64/pinned', Value: b.imageId, Type: 'String' }));
-    const r = await housekeep(clients().ec2, clients().ssm, { olderThanDays: 1, keepNewest: 0, now: new Date(Date.now() + 5 * DAY) });
+    await clients().ssm.send(
+      new PutParameterCommand({ Name: '/spot-runner/ami/bench/x86_64/pinned', Value: b.imageId, Type: 'String' }),
+    );
+    const r = await housekeep(clients().ec2, clients().ssm, {
+      olderThanDays: 1,
+      keepNewest: 0,
+      now: new Date(Date.now() + 5 * DAY),
+    });
     expect(r.deregistered).toEqual([]);
     expect(await describeImage(clients().ec2, b.imageId)).toBeDefined();
   });

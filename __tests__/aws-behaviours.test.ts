@@ -26,7 +26,8 @@ describe('EC2 eventual consistency', () => {
     const res = await runStart(r, { count: '2' });
     expect(res.runners).toHaveLength(2);
     expect(r.world.count('GetCallerIdentity')).toBe(1);
-    for (const [name, p] of r.world.params) expect(p.tags[TAGS.instanceArn]).toBe(`arn:aws:ec2:us-east-1:123456789012:instance/${name.split('/').pop()}`);
+    for (const [name, p] of r.world.params)
+      expect(p.tags[TAGS.instanceArn]).toBe(`arn:aws:ec2:us-east-1:123456789012:instance/${name.split('/').pop()}`);
     expect(r.world.params.size).toBe(2);
   });
 
@@ -51,7 +52,10 @@ describe('EC2 eventual consistency', () => {
   });
 
   it('gives up on an unknown template after its budget, and rolls back', async () => {
-    const r = rig({ retry: { sleep: async () => undefined, templateBudgetMs: 1_000 } }, { world: { templateLooks: 1_000 } });
+    const r = rig(
+      { retry: { sleep: async () => undefined, templateBudgetMs: 1_000 } },
+      { world: { templateLooks: 1_000 } },
+    );
     await expect(runStart(r, { count: '1' })).rejects.toThrow(/InvalidLaunchTemplateId.NotFound|does not exist/);
     expectNothingLeft(r);
   });
@@ -99,10 +103,15 @@ describe('SSM lost answers', () => {
   it('the pacer spaces calls at its rate after a burst, counted on a fake clock', async () => {
     let t = 0;
     const slept: number[] = [];
-    const p = new Pacer(2, 2, () => t, async (ms) => {
-      slept.push(ms);
-      t += ms;
-    });
+    const p = new Pacer(
+      2,
+      2,
+      () => t,
+      async (ms) => {
+        slept.push(ms);
+        t += ms;
+      },
+    );
     for (let k = 0; k < 5; k++) await p.take();
     expect(slept).toEqual([500, 500, 500]);
   });
@@ -113,7 +122,12 @@ describe('capacity pools', () => {
     const r = rig();
     r.world.subnets.set(SUBNET(1), 'us-east-1a').set(SUBNET(2), 'us-east-1a').set(SUBNET(3), 'us-east-1b');
     await runStart(r, { count: '1', 'subnet-ids': [1, 2, 3].map(SUBNET).join(',') });
-    const ov = (r.world.fleetsAccepted[0]?.input.LaunchTemplateConfigs as { Overrides: { SubnetId: string; InstanceType: string }[] }[])[0]?.Overrides ?? [];
+    const ov =
+      (
+        r.world.fleetsAccepted[0]?.input.LaunchTemplateConfigs as {
+          Overrides: { SubnetId: string; InstanceType: string }[];
+        }[]
+      )[0]?.Overrides ?? [];
     expect(new Set(ov.map((o) => o.SubnetId))).toEqual(new Set([SUBNET(1), SUBNET(3)]));
     expect(r.logs.join('\n')).toMatch(new RegExp(`subnets ${SUBNET(2)} left out: us-east-1a already has ${SUBNET(1)}`));
   });
@@ -123,23 +137,40 @@ describe('capacity pools', () => {
     r.world.subnets.set(SUBNET(1), 'us-east-1a').set(SUBNET(3), 'us-east-1b');
     r.world.notOffered.add('c7i.large@us-east-1b');
     await runStart(r, { count: '1', 'subnet-ids': `${SUBNET(1)},${SUBNET(3)}` });
-    const ov = (r.world.fleetsAccepted[0]?.input.LaunchTemplateConfigs as { Overrides: { SubnetId: string; InstanceType: string }[] }[])[0]?.Overrides ?? [];
-    expect(ov.map((o) => `${o.InstanceType}@${o.SubnetId}`)).toEqual([`c7i.large@${SUBNET(1)}`, `c6i.large@${SUBNET(1)}`, `c6i.large@${SUBNET(3)}`]);
+    const ov =
+      (
+        r.world.fleetsAccepted[0]?.input.LaunchTemplateConfigs as {
+          Overrides: { SubnetId: string; InstanceType: string }[];
+        }[]
+      )[0]?.Overrides ?? [];
+    expect(ov.map((o) => `${o.InstanceType}@${o.SubnetId}`)).toEqual([
+      `c7i.large@${SUBNET(1)}`,
+      `c6i.large@${SUBNET(1)}`,
+      `c6i.large@${SUBNET(3)}`,
+    ]);
     expect(r.logs.join('\n')).toMatch(/pools left out because EC2 does not offer them: c7i.large in us-east-1b/);
 
     const none = rig();
     none.world.subnets.set(SUBNET(3), 'us-east-1b');
     none.world.notOffered.add('c7i.large@us-east-1b').add('c6i.large@us-east-1b');
-    await expect(runStart(none, { count: '1', 'subnet-ids': SUBNET(3) })).rejects.toThrow(/Input 'instance-types'.*offers none of the types.*us-east-1b/);
+    await expect(runStart(none, { count: '1', 'subnet-ids': SUBNET(3) })).rejects.toThrow(
+      /Input 'instance-types'.*offers none of the types.*us-east-1b/,
+    );
     expect(none.world.mutating()).toHaveLength(0);
   });
 
   it('Unsupported is a per-pool error: the on-demand fallback still happens', async () => {
     const r = rig();
     r.world.fleet = (req) => {
-      const spec = req.TargetCapacitySpecification as { TotalTargetCapacity: number; DefaultTargetCapacityType: string };
-      if (spec.DefaultTargetCapacityType === 'spot') return { launch: [], errors: [{ code: 'Unsupported', type: 'c7i.large', market: 'spot' }] };
-      return { launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({ type: 'c7i.large', market: 'on-demand' })) };
+      const spec = req.TargetCapacitySpecification as {
+        TotalTargetCapacity: number;
+        DefaultTargetCapacityType: string;
+      };
+      if (spec.DefaultTargetCapacityType === 'spot')
+        return { launch: [], errors: [{ code: 'Unsupported', type: 'c7i.large', market: 'spot' }] };
+      return {
+        launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({ type: 'c7i.large', market: 'on-demand' })),
+      };
     };
     const res = await runStart(r, { count: '2' });
     expect(res.runners.map((x) => x.market)).toEqual(['on-demand', 'on-demand']);
@@ -148,7 +179,10 @@ describe('capacity pools', () => {
   it('allocation-strategy reaches the spot fleet; on-demand stays prioritized', async () => {
     const r = rig();
     await runStart(r, { count: '1', 'allocation-strategy': 'capacity-optimized-prioritized' });
-    expect(r.world.fleetsAccepted[0]?.input).toMatchObject({ SpotOptions: { AllocationStrategy: 'capacity-optimized-prioritized' }, OnDemandOptions: { AllocationStrategy: 'prioritized' } });
+    expect(r.world.fleetsAccepted[0]?.input).toMatchObject({
+      SpotOptions: { AllocationStrategy: 'capacity-optimized-prioritized' },
+      OnDemandOptions: { AllocationStrategy: 'prioritized' },
+    });
   });
 });
 
@@ -161,13 +195,21 @@ describe('exact-type', () => {
   it('refuses (and rolls back) an instance of any other type, the on-demand fallback included', async () => {
     const r = rig();
     r.world.fleet = (req) => {
-      const spec = req.TargetCapacitySpecification as { TotalTargetCapacity: number; DefaultTargetCapacityType: string };
-      if (spec.DefaultTargetCapacityType === 'spot') return { launch: [], errors: [{ code: 'InsufficientInstanceCapacity', market: 'spot' }] };
+      const spec = req.TargetCapacitySpecification as {
+        TotalTargetCapacity: number;
+        DefaultTargetCapacityType: string;
+      };
+      if (spec.DefaultTargetCapacityType === 'spot')
+        return { launch: [], errors: [{ code: 'InsufficientInstanceCapacity', market: 'spot' }] };
       return { launch: [{ type: 'c6i.large', market: 'on-demand' }] };
     };
-    await expect(runStart(r, { count: '1', 'instance-types': 'c7i.large', 'exact-type': 'true' })).rejects.toThrow(/exact-type: EC2 launched .* as c6i.large, not c7i.large/);
+    await expect(runStart(r, { count: '1', 'instance-types': 'c7i.large', 'exact-type': 'true' })).rejects.toThrow(
+      /exact-type: EC2 launched .* as c6i.large, not c7i.large/,
+    );
     expectNothingLeft(r);
-    const ov = (r.world.fleetsAccepted[1]?.input.LaunchTemplateConfigs as { Overrides: { InstanceType: string }[] }[])[0]?.Overrides ?? [];
+    const ov =
+      (r.world.fleetsAccepted[1]?.input.LaunchTemplateConfigs as { Overrides: { InstanceType: string }[] }[])[0]
+        ?.Overrides ?? [];
     expect(ov.map((o) => o.InstanceType)).toEqual(['c7i.large']);
   });
 });
@@ -176,7 +218,13 @@ describe('stop', () => {
   it('waits until EC2 reports the instances terminated, not just shutting-down', async () => {
     const r = rig();
     const res = await runStart(r, { count: '2' });
-    const out = await stop(stopConfig({ label: res.label }), { aws: r.deps.aws, gh: r.deps.gh, log: () => undefined, terminateWaitSeconds: 5, terminatePollSeconds: 1 });
+    const out = await stop(stopConfig({ label: res.label }), {
+      aws: r.deps.aws,
+      gh: r.deps.gh,
+      log: () => undefined,
+      terminateWaitSeconds: 5,
+      terminatePollSeconds: 1,
+    });
     expect(out.report.terminated).toHaveLength(2);
     expect([...r.world.instances.values()].map((i) => i.State.Name)).toEqual(['terminated', 'terminated']);
   }, 15_000);
@@ -188,7 +236,15 @@ describe('cost', () => {
     const t0 = new Date(Date.UTC(2026, 0, 1));
     const at = (h: number) => new Date(t0.getTime() + h * H);
     // 0.10 in force before launch, 0.20 from 1 h in, 0.40 for the last 6 minutes of a 2 h life.
-    const avg = timeWeighted([{ at: at(-5), price: 0.1 }, { at: at(1), price: 0.2 }, { at: at(1.9), price: 0.4 }], at(0), at(2));
+    const avg = timeWeighted(
+      [
+        { at: at(-5), price: 0.1 },
+        { at: at(1), price: 0.2 },
+        { at: at(1.9), price: 0.4 },
+      ],
+      at(0),
+      at(2),
+    );
     expect(avg).toBeCloseTo((0.1 * 1 + 0.2 * 0.9 + 0.4 * 0.1) / 2, 10);
   });
 
@@ -196,9 +252,20 @@ describe('cost', () => {
     const r = rig();
     const launched = new Date(Date.now() - 2 * H);
     const id = r.world.addInstance('spot-runner-1-1-aaaaaa-00000000', launched, {}, { InstanceType: 'c7i.large' });
-    const info = { instanceId: id, state: 'running', instanceType: 'c7i.large', availabilityZone: 'us-east-1a', market: 'on-demand' as const, launchTime: launched, tags: {} };
+    const info = {
+      instanceId: id,
+      state: 'running',
+      instanceType: 'c7i.large',
+      availabilityZone: 'us-east-1a',
+      market: 'on-demand' as const,
+      launchTime: launched,
+      tags: {},
+    };
     const now = new Date(launched.getTime() + 2 * H);
-    const fromList = await estimateCost(r.deps.aws, [info], now, { region: 'us-east-1', volumeGiB: new Map([[id, 73]]) });
+    const fromList = await estimateCost(r.deps.aws, [info], now, {
+      region: 'us-east-1',
+      volumeGiB: new Map([[id, 73]]),
+    });
     expect(fromList.lines[0]?.priceSource).toBe('price-list');
     // 2 h × $0.0893 (the fake Price List) + 73 GiB × $0.08/GB-month × 2/730 h.
     expect(fromList.total).toBeCloseTo(2 * 0.0893 + (73 * 0.08 * 2) / 730, 8);

@@ -9,7 +9,11 @@ import { narrowArn } from '../deploy/policies.js';
 
 type Json = Record<string, unknown>;
 const template = Template.fromStack(buildStack());
-const json = template.toJSON() as { Resources: Record<string, { Type: string; Properties: Json; Condition?: string; DeletionPolicy?: string }>; Outputs: Record<string, Json>; Parameters: Record<string, Json> };
+const json = template.toJSON() as {
+  Resources: Record<string, { Type: string; Properties: Json; Condition?: string; DeletionPolicy?: string }>;
+  Outputs: Record<string, Json>;
+  Parameters: Record<string, Json>;
+};
 const props = (id: string) => json.Resources[id]?.Properties ?? {};
 const iamDoc = (name: string) => JSON.parse(readFileSync(`docs/iam/${name}`, 'utf8')) as { Statement: Json[] };
 
@@ -34,14 +38,20 @@ function widen(v: unknown): unknown {
   if (v && typeof v === 'object') {
     const o = v as Json;
     if (typeof o['Fn::Sub'] === 'string') {
-      return (o['Fn::Sub'] as string).replace('${AWS::Partition}', 'aws').replace('${AWS::Region}', '*').replace('${AWS::AccountId}', '*').replace(/\$\{!/g, '${');
+      return (o['Fn::Sub'] as string)
+        .replace('${AWS::Partition}', 'aws')
+        .replace('${AWS::Region}', '*')
+        .replace('${AWS::AccountId}', '*')
+        .replace(/\$\{!/g, '${');
     }
-    if (JSON.stringify(o) === JSON.stringify({ 'Fn::GetAtt': ['InstanceRole', 'Arn'] })) return 'arn:aws:iam::*:role/spot-runner-instance';
+    if (JSON.stringify(o) === JSON.stringify({ 'Fn::GetAtt': ['InstanceRole', 'Arn'] }))
+      return 'arn:aws:iam::*:role/spot-runner-instance';
     return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, widen(x)]));
   }
   return v;
 }
-const inlinePolicy = (role: string, name: string) => ((props(role).Policies as Json[]).find((p) => p.PolicyName === name) as Json).PolicyDocument as { Statement: Json[] };
+const inlinePolicy = (role: string, name: string) =>
+  ((props(role).Policies as Json[]).find((p) => p.PolicyName === name) as Json).PolicyDocument as { Statement: Json[] };
 
 describe('the committed template', () => {
   it('is what `npm run synth` writes now', () => {
@@ -78,48 +88,87 @@ describe('policies come from docs/iam', () => {
     const subs = collect(json.Resources, 'Fn::Sub').map((x) => (Array.isArray(x) ? x[0] : x) as string);
     expect(subs.length).toBeGreaterThan(0);
     for (const s of subs) expect(s).not.toMatch(/\$\{(ec2|aws|s3|iam|ssm):/);
-    expect(JSON.stringify(inlinePolicy('InstanceRole', 'spot-runner-instance'))).toContain('"Resource":"${ec2:SourceInstanceARN}"');
+    expect(JSON.stringify(inlinePolicy('InstanceRole', 'spot-runner-instance'))).toContain(
+      '"Resource":"${ec2:SourceInstanceARN}"',
+    );
     const stack = buildStack();
-    expect(stack.resolve(narrowArn('arn:aws:s3:::bucket/${aws:username}/*'))).toEqual({ 'Fn::Sub': 'arn:${AWS::Partition}:s3:::bucket/${!aws:username}/*' });
+    expect(stack.resolve(narrowArn('arn:aws:s3:::bucket/${aws:username}/*'))).toEqual({
+      'Fn::Sub': 'arn:${AWS::Partition}:s3:::bucket/${!aws:username}/*',
+    });
   });
   it('the checkpoint policy (docs/iam/checkpoint-bucket.json) goes on the instance role only with the bucket, for the bucket', () => {
-    template.hasResource('AWS::IAM::Policy', { Condition: 'CreatingCheckpointBucket', Properties: { Roles: [{ Ref: 'InstanceRole' }] } });
+    template.hasResource('AWS::IAM::Policy', {
+      Condition: 'CreatingCheckpointBucket',
+      Properties: { Roles: [{ Ref: 'InstanceRole' }] },
+    });
     const deployed = props('CheckpointAccess').PolicyDocument as { Statement: Json[] };
     expect(JSON.stringify(deployed)).toContain('"arn:${AWS::Partition}:s3:::${CheckpointBucket}/*"');
-    expect(JSON.stringify(widen(deployed.Statement)).replace(/\$\{CheckpointBucket\}/g, 'CHECKPOINT_BUCKET')).toBe(JSON.stringify(iamDoc('checkpoint-bucket.json').Statement));
+    expect(JSON.stringify(widen(deployed.Statement)).replace(/\$\{CheckpointBucket\}/g, 'CHECKPOINT_BUCKET')).toBe(
+      JSON.stringify(iamDoc('checkpoint-bucket.json').Statement),
+    );
   });
 });
 
 describe('trust', () => {
   const trust = (role: string) => (props(role).AssumeRolePolicyDocument as { Statement: Json[] }).Statement;
 
-  it.each(['ControlRole', 'PackerRole'])('%s trusts only GitHub OIDC, for the audience sts.amazonaws.com and exact subjects', (role) => {
-    const [s, ...more] = trust(role);
-    expect(more).toEqual([]);
-    expect(s).toMatchObject({ Effect: 'Allow', Action: 'sts:AssumeRoleWithWebIdentity' });
-    expect(s?.Principal).toEqual({
-      Federated: { 'Fn::If': ['CreatingOidcProvider', { Ref: 'GitHubOidcProvider' }, { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:oidc-provider/token.actions.githubusercontent.com' }] },
-    });
-    const cond = s?.Condition as Record<string, Json>;
-    expect(Object.keys(cond)).toEqual(['StringEquals']); // no StringLike: no wildcard subject
-    expect(cond.StringEquals?.['token.actions.githubusercontent.com:aud']).toBe('sts.amazonaws.com');
-    const subs = cond.StringEquals?.['token.actions.githubusercontent.com:sub'] as Json[];
-    for (const x of subs) {
-      const [condition, value, otherwise] = x['Fn::If'] as [string, Json, Json];
-      expect(condition).toMatch(/Branch|Environment/);
-      expect(otherwise).toEqual({ Ref: 'AWS::NoValue' });
-      expect((value['Fn::Sub'] as [string])[0]).toMatch(/^repo:\$\{Org\}\/\$\{Repo\}:(ref:refs\/heads\/\$\{Branch\}|environment:\$\{Environment\})$/);
-    }
-  });
+  it.each(['ControlRole', 'PackerRole'])(
+    '%s trusts only GitHub OIDC, for the audience sts.amazonaws.com and exact subjects',
+    (role) => {
+      const [s, ...more] = trust(role);
+      expect(more).toEqual([]);
+      expect(s).toMatchObject({ Effect: 'Allow', Action: 'sts:AssumeRoleWithWebIdentity' });
+      expect(s?.Principal).toEqual({
+        Federated: {
+          'Fn::If': [
+            'CreatingOidcProvider',
+            { Ref: 'GitHubOidcProvider' },
+            {
+              'Fn::Sub':
+                'arn:${AWS::Partition}:iam::${AWS::AccountId}:oidc-provider/token.actions.githubusercontent.com',
+            },
+          ],
+        },
+      });
+      const cond = s?.Condition as Record<string, Json>;
+      expect(Object.keys(cond)).toEqual(['StringEquals']); // no StringLike: no wildcard subject
+      expect(cond.StringEquals?.['token.actions.githubusercontent.com:aud']).toBe('sts.amazonaws.com');
+      const subs = cond.StringEquals?.['token.actions.githubusercontent.com:sub'] as Json[];
+      for (const x of subs) {
+        const [condition, value, otherwise] = x['Fn::If'] as [string, Json, Json];
+        expect(condition).toMatch(/Branch|Environment/);
+        expect(otherwise).toEqual({ Ref: 'AWS::NoValue' });
+        expect((value['Fn::Sub'] as [string])[0]).toMatch(
+          /^repo:\$\{Org\}\/\$\{Repo\}:(ref:refs\/heads\/\$\{Branch\}|environment:\$\{Environment\})$/,
+        );
+      }
+    },
+  );
   it(`the control role has one branch and one environment subject for each of ${MAX_REPOSITORIES} repository slots; the packer role for one repository`, () => {
-    expect((trust('ControlRole')[0]?.Condition as Record<string, Json>).StringEquals?.['token.actions.githubusercontent.com:sub']).toHaveLength(2 * MAX_REPOSITORIES);
-    expect((trust('PackerRole')[0]?.Condition as Record<string, Json>).StringEquals?.['token.actions.githubusercontent.com:sub']).toHaveLength(2);
+    expect(
+      (trust('ControlRole')[0]?.Condition as Record<string, Json>).StringEquals?.[
+        'token.actions.githubusercontent.com:sub'
+      ],
+    ).toHaveLength(2 * MAX_REPOSITORIES);
+    expect(
+      (trust('PackerRole')[0]?.Condition as Record<string, Json>).StringEquals?.[
+        'token.actions.githubusercontent.com:sub'
+      ],
+    ).toHaveLength(2);
   });
   it('parameters refuse wildcards and more repositories than there are slots', () => {
     const pattern = (p: string) => new RegExp(json.Parameters[p]?.AllowedPattern as string);
     expect(pattern('Repositories').test('widgets,gadgets')).toBe(true);
     expect(pattern('Repositories').test('widgets@456')).toBe(true);
-    for (const bad of ['*', 'widgets,*', 'wid gets', 'a:b', '', Array.from({ length: MAX_REPOSITORIES + 1 }, (_, i) => `r${i}`).join(',')]) expect(pattern('Repositories').test(bad)).toBe(false);
+    for (const bad of [
+      '*',
+      'widgets,*',
+      'wid gets',
+      'a:b',
+      '',
+      Array.from({ length: MAX_REPOSITORIES + 1 }, (_, i) => `r${i}`).join(','),
+    ])
+      expect(pattern('Repositories').test(bad)).toBe(false);
     expect(pattern('GitHubOrg').test('acme')).toBe(true);
     expect(pattern('GitHubOrg').test('acme/*')).toBe(false);
     for (const bad of ['*', 'feature/*', 'm?in', 'a,b']) expect(pattern('Branch').test(bad)).toBe(false);
@@ -127,11 +176,17 @@ describe('trust', () => {
     expect(pattern('Environment').test('prod:ref')).toBe(false);
   });
   it('the instance role gets the extra managed policies only when some are given', () => {
-    expect(props('InstanceRole').ManagedPolicyArns).toEqual({ 'Fn::If': ['HasInstanceRoleManagedPolicies', { Ref: 'InstanceRoleManagedPolicyArns' }, { Ref: 'AWS::NoValue' }] });
-    template.hasCondition('HasInstanceRoleManagedPolicies', { 'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': ['', { Ref: 'InstanceRoleManagedPolicyArns' }] }, ''] }] });
+    expect(props('InstanceRole').ManagedPolicyArns).toEqual({
+      'Fn::If': ['HasInstanceRoleManagedPolicies', { Ref: 'InstanceRoleManagedPolicyArns' }, { Ref: 'AWS::NoValue' }],
+    });
+    template.hasCondition('HasInstanceRoleManagedPolicies', {
+      'Fn::Not': [{ 'Fn::Equals': [{ 'Fn::Join': ['', { Ref: 'InstanceRoleManagedPolicyArns' }] }, ''] }],
+    });
   });
   it('the instance role is for EC2 only', () => {
-    expect(trust('InstanceRole')).toEqual([{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }]);
+    expect(trust('InstanceRole')).toEqual([
+      { Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' },
+    ]);
   });
   it('no policy anywhere has a wildcard principal', () => {
     const principals = collect(json.Resources, 'Principal');
@@ -142,7 +197,10 @@ describe('trust', () => {
     }
   });
   it('creates the OIDC provider only when asked, for GitHub and sts.amazonaws.com', () => {
-    template.hasResource('AWS::IAM::OIDCProvider', { Condition: 'CreatingOidcProvider', Properties: { Url: 'https://token.actions.githubusercontent.com', ClientIdList: ['sts.amazonaws.com'] } });
+    template.hasResource('AWS::IAM::OIDCProvider', {
+      Condition: 'CreatingOidcProvider',
+      Properties: { Url: 'https://token.actions.githubusercontent.com', ClientIdList: ['sts.amazonaws.com'] },
+    });
     template.hasCondition('CreatingOidcProvider', { 'Fn::Equals': [{ Ref: 'CreateOidcProvider' }, 'true'] });
   });
 });
@@ -150,7 +208,10 @@ describe('trust', () => {
 describe('network, bucket and budget', () => {
   it('the security group has no inbound rule', () => {
     template.resourceCountIs('AWS::EC2::SecurityGroup', 1);
-    template.hasResourceProperties('AWS::EC2::SecurityGroup', { VpcId: { Ref: 'VpcId' }, SecurityGroupIngress: Match.absent() });
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      VpcId: { Ref: 'VpcId' },
+      SecurityGroupIngress: Match.absent(),
+    });
     template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
   });
   it('the checkpoint bucket is optional, encrypted, versioned, private, with a lifecycle rule, and kept when the stack goes', () => {
@@ -158,11 +219,28 @@ describe('network, bucket and budget', () => {
       Condition: 'CreatingCheckpointBucket',
       DeletionPolicy: 'Retain',
       Properties: {
-        BucketEncryption: { ServerSideEncryptionConfiguration: [Match.objectLike({ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } })] },
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [
+            Match.objectLike({ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }),
+          ],
+        },
         VersioningConfiguration: { Status: 'Enabled' },
-        PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
         OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
-        LifecycleConfiguration: { Rules: [Match.objectLike({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: { Ref: 'CheckpointNoncurrentDays' } }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } })] },
+        LifecycleConfiguration: {
+          Rules: [
+            Match.objectLike({
+              Status: 'Enabled',
+              NoncurrentVersionExpiration: { NoncurrentDays: { Ref: 'CheckpointNoncurrentDays' } },
+              AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
+            }),
+          ],
+        },
       },
     });
   });
@@ -170,24 +248,55 @@ describe('network, bucket and budget', () => {
     template.hasResource('AWS::Budgets::Budget', {
       Condition: 'CreatingBudget',
       Properties: {
-        Budget: Match.objectLike({ BudgetType: 'COST', TimeUnit: 'MONTHLY', BudgetLimit: { Amount: { Ref: 'MonthlyBudgetUsd' }, Unit: 'USD' } }),
+        Budget: Match.objectLike({
+          BudgetType: 'COST',
+          TimeUnit: 'MONTHLY',
+          BudgetLimit: { Amount: { Ref: 'MonthlyBudgetUsd' }, Unit: 'USD' },
+        }),
         NotificationsWithSubscribers: [
-          { Notification: { NotificationType: 'ACTUAL', ComparisonOperator: 'GREATER_THAN', Threshold: 80, ThresholdType: 'PERCENTAGE' }, Subscribers: [{ SubscriptionType: 'EMAIL', Address: { Ref: 'BudgetAlertEmail' } }] },
+          {
+            Notification: {
+              NotificationType: 'ACTUAL',
+              ComparisonOperator: 'GREATER_THAN',
+              Threshold: 80,
+              ThresholdType: 'PERCENTAGE',
+            },
+            Subscribers: [{ SubscriptionType: 'EMAIL', Address: { Ref: 'BudgetAlertEmail' } }],
+          },
         ],
       },
     });
-    expect(JSON.stringify((template.toJSON() as { Rules: Json }).Rules.BudgetNeedsAnEmail)).toContain('BudgetAlertEmail');
+    expect(JSON.stringify((template.toJSON() as { Rules: Json }).Rules.BudgetNeedsAnEmail)).toContain(
+      'BudgetAlertEmail',
+    );
   });
 });
 
 describe('outputs', () => {
   it('are exactly what the action and the workflows take, plus the snippet', () => {
-    expect(Object.keys(json.Outputs).sort()).toEqual(['CheckpointBucketName', 'ControlRoleArn', 'Image', 'InstanceProfileName', 'PackerRoleArn', 'Region', 'RunnerSubnetIds', 'SecurityGroupId', 'WorkflowSnippet']);
+    expect(Object.keys(json.Outputs).sort()).toEqual([
+      'CheckpointBucketName',
+      'ControlRoleArn',
+      'Image',
+      'InstanceProfileName',
+      'PackerRoleArn',
+      'Region',
+      'RunnerSubnetIds',
+      'SecurityGroupId',
+      'WorkflowSnippet',
+    ]);
     expect(json.Outputs.CheckpointBucketName?.Condition).toBe('CreatingCheckpointBucket');
   });
   it('the snippet uses the action with the inputs the other outputs fill', () => {
     const text = ((json.Outputs.WorkflowSnippet?.Value as Json)['Fn::Sub'] as [string])[0];
-    for (const input of ['mode: start', 'image: ssm:/spot-runner/ami/${ImageName}/{arch}', 'subnet-ids: ${Subnets}', 'security-group-ids: ${RunnerSecurityGroup.GroupId}', 'instance-profile: ${InstanceProfile}', 'role-to-assume: "${ControlRoleArn}"']) {
+    for (const input of [
+      'mode: start',
+      'image: ssm:/spot-runner/ami/${ImageName}/{arch}',
+      'subnet-ids: ${Subnets}',
+      'security-group-ids: ${RunnerSecurityGroup.GroupId}',
+      'instance-profile: ${InstanceProfile}',
+      'role-to-assume: "${ControlRoleArn}"',
+    ]) {
       expect(text).toContain(input);
     }
     expect(text).toMatch(/uses: spot-runner\/spot-runner@v1$/m);

@@ -24,9 +24,19 @@ describe('JIT labels', () => {
   });
   it('registers ARM64 for an arm64 image, and never repeats a built-in label given as extra', async () => {
     const r = rig();
-    await runStart(r, { count: '1', image: 'ami-0a0a0a0a0a0a0a0a0', 'instance-types': 'c7g.large', labels: 'self-hosted, linux, ARM64, gpu' });
+    await runStart(r, {
+      count: '1',
+      image: 'ami-0a0a0a0a0a0a0a0a0',
+      'instance-types': 'c7g.large',
+      labels: 'self-hosted, linux, ARM64, gpu',
+    });
     const names = [...r.github.runners.values()][0]?.labels.map((l) => l.name) ?? [];
-    expect(names.filter((n) => !HOME.test(n) && !n.startsWith('spot-runner-'))).toEqual(['self-hosted', 'Linux', 'ARM64', 'gpu']);
+    expect(names.filter((n) => !HOME.test(n) && !n.startsWith('spot-runner-'))).toEqual([
+      'self-hosted',
+      'Linux',
+      'ARM64',
+      'gpu',
+    ]);
   });
 });
 
@@ -40,13 +50,26 @@ describe('a lost answer of generate-jitconfig', () => {
     const posts = r.github.requests.filter((q) => q.method === 'POST');
     expect(posts).toHaveLength(3); // lost, 409, re-created
     expect(r.github.requests.filter((q) => q.method === 'DELETE')).toHaveLength(1);
-    expect(r.github.requests.some((q) => q.method === 'GET' && q.path.includes(`name=${encodeURIComponent(res.runners[0]?.name ?? '')}`))).toBe(true);
+    expect(
+      r.github.requests.some(
+        (q) => q.method === 'GET' && q.path.includes(`name=${encodeURIComponent(res.runners[0]?.name ?? '')}`),
+      ),
+    ).toBe(true);
     expect([...r.github.runners.values()].map((x) => x.name)).toEqual([res.runners[0]?.name]);
     expect(r.logs.join('\n')).toMatch(/already exists \(a lost answer/);
   });
   it('gives up after a bounded number of attempts and rolls back, leaving no runner registered', async () => {
     const r = rig();
-    r.github.faults.jit = [{ status: 502, lose: true }, { status: 502, lose: true }, { status: 502, lose: true }, { status: 502, lose: true }, { status: 502, lose: true }, { status: 502, lose: true }, { status: 502, lose: true }, { status: 502, lose: true }];
+    r.github.faults.jit = [
+      { status: 502, lose: true },
+      { status: 502, lose: true },
+      { status: 502, lose: true },
+      { status: 502, lose: true },
+      { status: 502, lose: true },
+      { status: 502, lose: true },
+      { status: 502, lose: true },
+      { status: 502, lose: true },
+    ];
     process.env.SPOT_RUNNER_GITHUB_RETRIES = '1';
     try {
       await expect(runStart(r, { count: '1' })).rejects.toThrow(/still exists after 3 attempts|502/);
@@ -68,26 +91,47 @@ describe('DELETE runner: 422 means busy, or the endpoint has been spammed', () =
   it('retries a "spammed" 422 after a pause and then deletes', async () => {
     const gh = new NockGitHub();
     gh.runners.set(1, { id: 1, name: 'r-1', status: 'offline', busy: false, labels: [] });
-    gh.faults.delete = [{ status: 422, body: { message: 'Validation Failed: the endpoint has been spammed', errors: [] } }];
+    gh.faults.delete = [
+      { status: 422, body: { message: 'Validation Failed: the endpoint has been spammed', errors: [] } },
+    ];
     const slept: number[] = [];
-    expect(await deleteRunner(makeGitHub('ghs_testtoken'), T, 1, { sleep: async (ms) => void slept.push(ms) })).toBe('deleted');
+    expect(await deleteRunner(makeGitHub('ghs_testtoken'), T, 1, { sleep: async (ms) => void slept.push(ms) })).toBe(
+      'deleted',
+    );
     expect(slept).toHaveLength(1);
     expect(gh.runners.size).toBe(0);
   });
   it('fails with the message when the spam refusal does not end', async () => {
     const gh = new NockGitHub();
     gh.runners.set(1, { id: 1, name: 'r-1', status: 'offline', busy: false, labels: [] });
-    gh.faults.delete = Array.from({ length: 10 }, () => ({ status: 422, body: { message: 'endpoint has been spammed' } }));
-    await expect(deleteRunner(makeGitHub('ghs_testtoken'), T, 1, { spamRetries: 2, sleep: async () => {} })).rejects.toThrow(/Deleting runner 1 failed: .*spammed/);
+    gh.faults.delete = Array.from({ length: 10 }, () => ({
+      status: 422,
+      body: { message: 'endpoint has been spammed' },
+    }));
+    await expect(
+      deleteRunner(makeGitHub('ghs_testtoken'), T, 1, { spamRetries: 2, sleep: async () => {} }),
+    ).rejects.toThrow(/Deleting runner 1 failed: .*spammed/);
   });
 });
 
 describe('rate-limit buckets (x-ratelimit-resource)', () => {
   it('keeps the core bucket apart from actions_runner_registration', () => {
     const rate: RateLimit = {};
-    recordRateLimit(rate, { 'x-ratelimit-remaining': '4000', 'x-ratelimit-reset': '100', 'x-ratelimit-resource': 'core' });
-    recordRateLimit(rate, { 'x-ratelimit-remaining': '3', 'x-ratelimit-reset': '200', 'x-ratelimit-resource': 'actions_runner_registration' });
-    expect(rate).toMatchObject({ remaining: 4000, resetEpochSeconds: 100, buckets: { actions_runner_registration: { remaining: 3, resetEpochSeconds: 200 } } });
+    recordRateLimit(rate, {
+      'x-ratelimit-remaining': '4000',
+      'x-ratelimit-reset': '100',
+      'x-ratelimit-resource': 'core',
+    });
+    recordRateLimit(rate, {
+      'x-ratelimit-remaining': '3',
+      'x-ratelimit-reset': '200',
+      'x-ratelimit-resource': 'actions_runner_registration',
+    });
+    expect(rate).toMatchObject({
+      remaining: 4000,
+      resetEpochSeconds: 100,
+      buckets: { actions_runner_registration: { remaining: 3, resetEpochSeconds: 200 } },
+    });
   });
   it('does not pause the waiter when only the registration bucket is nearly spent', async () => {
     const r = rig();
@@ -104,7 +148,13 @@ describe('rate-limit buckets (x-ratelimit-resource)', () => {
   });
   it('honours retry-after on a secondary rate limit', async () => {
     const r = rig();
-    r.github.faults.jit = [{ status: 403, headers: { 'retry-after': '7' }, body: { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.' } }];
+    r.github.faults.jit = [
+      {
+        status: 403,
+        headers: { 'retry-after': '7' },
+        body: { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.' },
+      },
+    ];
     const warnings: string[] = [];
     const write = process.stdout.write.bind(process.stdout);
     process.stdout.write = ((chunk: string) => {
@@ -129,7 +179,11 @@ describe('GitHub App authentication', () => {
     const octokit = await connectGitHub({ kind: 'app', appId: String(app.appId), privateKey: app.privateKey }, T);
     const res = await octokit.request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'acme', repo: 'widgets' });
     expect(res.status).toBe(200);
-    expect(gh.requests.map((q) => `${q.method} ${q.path.split('?')[0]}`)).toEqual(['GET /repos/acme/widgets/installation', `POST /app/installations/${app.installationId}/access_tokens`, 'GET /repos/acme/widgets/actions/runners']);
+    expect(gh.requests.map((q) => `${q.method} ${q.path.split('?')[0]}`)).toEqual([
+      'GET /repos/acme/widgets/installation',
+      `POST /app/installations/${app.installationId}/access_tokens`,
+      'GET /repos/acme/widgets/actions/runners',
+    ]);
     expect(gh.apps.tokens.size).toBe(1);
   });
   it('refuses a JWT signed with another key, naming the input', async () => {
@@ -137,16 +191,24 @@ describe('GitHub App authentication', () => {
     const app = makeTestApp();
     gh.apps.register(app);
     const other = makeTestApp();
-    await expect(connectGitHub({ kind: 'app', appId: String(app.appId), privateKey: other.privateKey }, T)).rejects.toThrow(/Input 'github-app-private-key': GitHub refused the App's JWT \(401\)/);
+    await expect(
+      connectGitHub({ kind: 'app', appId: String(app.appId), privateKey: other.privateKey }, T),
+    ).rejects.toThrow(/Input 'github-app-private-key': GitHub refused the App's JWT \(401\)/);
   });
   it('says the App is not installed, naming the input and the fix', async () => {
     const gh = new NockGitHub();
     const app = makeTestApp({ scopes: ['repos/other/repo'] });
     gh.apps.register(app);
-    await expect(connectGitHub({ kind: 'app', appId: String(app.appId), privateKey: app.privateKey }, T)).rejects.toThrow(/Input 'github-app-id': GitHub App 4242 is not installed on the repository acme\/widgets.*Fix: install the App/);
+    await expect(
+      connectGitHub({ kind: 'app', appId: String(app.appId), privateKey: app.privateKey }, T),
+    ).rejects.toThrow(
+      /Input 'github-app-id': GitHub App 4242 is not installed on the repository acme\/widgets.*Fix: install the App/,
+    );
   });
   it('rejects an unknown token', async () => {
     new NockGitHub();
-    await expect(makeGitHub('ghs_stolen').request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'acme', repo: 'widgets' })).rejects.toMatchObject({ status: 401 });
+    await expect(
+      makeGitHub('ghs_stolen').request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'acme', repo: 'widgets' }),
+    ).rejects.toMatchObject({ status: 401 });
   });
 });

@@ -39,7 +39,9 @@ describe('workflows keep images current', () => {
     expect(wf).toContain('gh pr create');
   });
   it('a scheduled build-ami run always builds (inputs.force is null on a schedule)', () => {
-    expect(read('.github/workflows/build-ami.yml')).toContain("FORCE: ${{ inputs.force == true || github.event_name == 'schedule' }}");
+    expect(read('.github/workflows/build-ami.yml')).toContain(
+      "FORCE: ${{ inputs.force == true || github.event_name == 'schedule' }}",
+    );
   });
 });
 
@@ -70,7 +72,9 @@ describe('image hygiene', () => {
   });
   it('Packer refuses to build without a subnet or a subnet filter', () => {
     const t = read('packer/runner.pkr.hcl');
-    expect(t).toMatch(/subnet_id = var\.subnet_id != "" \? var\.subnet_id : \(length\(var\.subnet_filter\) > 0 \? null : file\("ERROR: set subnet_id or subnet_filter/);
+    expect(t).toMatch(
+      /subnet_id = var\.subnet_id != "" \? var\.subnet_id : \(length\(var\.subnet_filter\) > 0 \? null : file\("ERROR: set subnet_id or subnet_filter/,
+    );
     expect(t).toContain('dynamic "subnet_filter"');
   });
   it('apt waits for the dpkg lock instead of failing the build', () => {

@@ -1,7 +1,15 @@
 // Issue 2's end-to-end check: the bundled action, run as the Actions runner runs it, against
 // moto's real EC2/SSM wire protocol and the OpenAPI-checked GitHub stand-in.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { DescribeImagesCommand, DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeLaunchTemplateVersionsCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DescribeImagesCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeLaunchTemplateVersionsCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
 import { DescribeParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { existsSync } from 'node:fs';
 import { startMoto, type Moto } from '../test/lab/moto.js';
@@ -29,7 +37,16 @@ beforeAll(async () => {
 beforeEach(async () => {
   await moto.reset();
   gh.reset();
-  const images = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'], Filters: [{ Name: 'architecture', Values: ['x86_64'] }], MaxResults: 5 }))).Images ?? [];
+  const images =
+    (
+      await ec2.send(
+        new DescribeImagesCommand({
+          Owners: ['amazon'],
+          Filters: [{ Name: 'architecture', Values: ['x86_64'] }],
+          MaxResults: 5,
+        }),
+      )
+    ).Images ?? [];
   const ami = images.find((i) => i.Architecture === 'x86_64' && i.RootDeviceName)?.ImageId;
   if (!ami) throw new Error('moto offers no x86_64 image');
   await ssm.send(new PutParameterCommand({ Name: '/spot-runner/ami/base/x86_64', Value: ami, Type: 'String' }));
@@ -55,12 +72,22 @@ const env = () => ({
 });
 
 async function liveInstances(): Promise<string[]> {
-  const out = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }] }));
+  const out = await ec2.send(
+    new DescribeInstancesCommand({
+      Filters: [
+        { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] },
+      ],
+    }),
+  );
   return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId ?? '');
 }
 
 async function jitParameters(): Promise<string[]> {
-  const out = await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: ['/spot-runner/jit'] }] }));
+  const out = await ssm.send(
+    new DescribeParametersCommand({
+      ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: ['/spot-runner/jit'] }],
+    }),
+  );
   return (out.Parameters ?? []).map((p) => p.Name ?? '');
 }
 
@@ -69,14 +96,28 @@ describe('start → stop through the bundled action on moto', () => {
     const boot = quickBoot(ec2, ssm, gh.url, { bootDelayMs: 300 });
     const start = await runStep({
       env: env(),
-      inputs: { mode: 'start', 'github-token': gh.token, image: 'ssm:/spot-runner/ami/base/{arch}', 'instance-types': 'c7i.large\nc6i.large', count: '2', 'subnet-ids': subnets.join(','), labels: 'spot, kani' },
+      inputs: {
+        mode: 'start',
+        'github-token': gh.token,
+        image: 'ssm:/spot-runner/ami/base/{arch}',
+        'instance-types': 'c7i.large\nc6i.large',
+        count: '2',
+        'subnet-ids': subnets.join(','),
+        labels: 'spot, kani',
+      },
     });
     await boot.stop();
     expect(start.errors).toEqual([]);
     expect(start.exitCode).toBe(0);
     const label = start.outputs.label ?? '';
     const ids = JSON.parse(start.outputs['instance-ids'] ?? '[]') as string[];
-    const runners = JSON.parse(start.outputs.runners ?? '[]') as { name: string; id: number; instanceId: string; market: string; availabilityZone: string }[];
+    const runners = JSON.parse(start.outputs.runners ?? '[]') as {
+      name: string;
+      id: number;
+      instanceId: string;
+      market: string;
+      availabilityZone: string;
+    }[];
     expect(label).toMatch(/^spot-runner-777-1-/);
     expect(ids).toHaveLength(2);
     expect(runners.map((r) => r.instanceId).sort()).toEqual([...ids].sort());
@@ -84,14 +125,24 @@ describe('start → stop through the bundled action on moto', () => {
     expect(start.summary).toContain(label);
 
     // Spot, tagged with the label, IMDSv2 required (from the template they were launched from).
-    const described = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
+    const described =
+      (await ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }))).Reservations?.flatMap(
+        (r) => r.Instances ?? [],
+      ) ?? [];
     for (const i of described) {
       expect(i.InstanceLifecycle).toBe('spot');
       expect(i.Tags?.find((t) => t.Key === 'spot-runner:label')?.Value).toBe(label);
     }
-    const lts = (await ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:spot-runner:label', Values: [label] }] }))).LaunchTemplates ?? [];
+    const lts =
+      (
+        await ec2.send(
+          new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:spot-runner:label', Values: [label] }] }),
+        )
+      ).LaunchTemplates ?? [];
     expect(lts).toHaveLength(1);
-    const version = (await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: lts[0]?.LaunchTemplateId }))).LaunchTemplateVersions?.[0]?.LaunchTemplateData;
+    const version = (
+      await ec2.send(new DescribeLaunchTemplateVersionsCommand({ LaunchTemplateId: lts[0]?.LaunchTemplateId }))
+    ).LaunchTemplateVersions?.[0]?.LaunchTemplateData;
     expect(version?.MetadataOptions?.HttpTokens).toBe('required');
     expect(version?.InstanceInitiatedShutdownBehavior).toBe('terminate');
     expect(version?.BlockDeviceMappings?.[0]?.Ebs?.Encrypted).toBe(true);
@@ -104,29 +155,51 @@ describe('start → stop through the bundled action on moto', () => {
       for (const s of [...gh.issuedSecrets, gh.token]) expect(userData).not.toContain(s);
     }
     // Nor did the logs: the only mention is the ::add-mask:: command, which the runner consumes.
-    const logged = start.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n');
+    const logged = start.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('::add-mask::'))
+      .join('\n');
     for (const s of gh.issuedSecrets) expect(logged).not.toContain(s);
 
-    const stop = await runStep({ env: { ...env(), GITHUB_JOB: 'stop' }, inputs: { mode: 'stop', 'github-token': gh.token, label } });
+    const stop = await runStep({
+      env: { ...env(), GITHUB_JOB: 'stop' },
+      inputs: { mode: 'stop', 'github-token': gh.token, label },
+    });
     expect(stop.errors).toEqual([]);
     expect(stop.exitCode).toBe(0);
     expect(stop.outputs.interrupted).toBe('false');
     expect(Number(stop.outputs.cost)).toBeGreaterThanOrEqual(0);
     expect(await liveInstances()).toEqual([]);
     expect(await jitParameters()).toEqual([]);
-    expect((await ec2.send(new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:spot-runner:label', Values: [label] }] }))).LaunchTemplates ?? []).toEqual([]);
+    expect(
+      (
+        await ec2.send(
+          new DescribeLaunchTemplatesCommand({ Filters: [{ Name: 'tag:spot-runner:label', Values: [label] }] }),
+        )
+      ).LaunchTemplates ?? [],
+    ).toEqual([]);
     expect(gh.runners.size).toBe(0);
     gh.assertNoViolations();
 
     // Stop again: nothing left, still a success.
-    const again = await runStep({ env: { ...env(), GITHUB_JOB: 'stop' }, inputs: { mode: 'stop', 'github-token': gh.token, label } });
+    const again = await runStep({
+      env: { ...env(), GITHUB_JOB: 'stop' },
+      inputs: { mode: 'stop', 'github-token': gh.token, label },
+    });
     expect(again.exitCode).toBe(0);
   });
 
   it('a start whose runners never come online fails, and post leaves nothing behind', async () => {
     const { main, post } = await runWithPost({
       env: env(),
-      inputs: { mode: 'start', 'github-token': gh.token, image: 'ssm:/spot-runner/ami/base/{arch}', 'instance-types': 'c7i.large', count: '1', 'wait-timeout': '0.05' },
+      inputs: {
+        mode: 'start',
+        'github-token': gh.token,
+        image: 'ssm:/spot-runner/ami/base/{arch}',
+        'instance-types': 'c7i.large',
+        count: '1',
+        'wait-timeout': '0.05',
+      },
     });
     expect(main.exitCode).toBe(1);
     expect(main.errors.join('\n')).toMatch(/Timed out after 3 s waiting for 1 runner/);

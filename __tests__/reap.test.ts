@@ -1,7 +1,14 @@
 // Reap mode: the finding rules as pure functions, reap() over paginated fakes, the fork guard,
 // and one run against moto's real EC2/SSM protocol with the OpenAPI-checked GitHub stand-in.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { CreateLaunchTemplateCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  CreateLaunchTemplateCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeLaunchTemplatesCommand,
+  EC2Client,
+  RunInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import { DescribeParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { PricingClient } from '@aws-sdk/client-pricing';
 import { STSClient } from '@aws-sdk/client-sts';
@@ -16,13 +23,39 @@ import type { ReapConfig } from '../src/config.js';
 import { makeGitHub } from '../src/github/client.js';
 import type { Runner } from '../src/github/runners.js';
 import { runMain } from '../src/main.js';
-import { GRACE_MINUTES, findInstances, findParameters, findRunners, findTemplates, nukeRequested, parameterInstance, planReap, reap, reapedOutput, runnerLabel, type Inventory, type Rules } from '../src/modes/reap.js';
+import {
+  GRACE_MINUTES,
+  findInstances,
+  findParameters,
+  findRunners,
+  findTemplates,
+  nukeRequested,
+  parameterInstance,
+  planReap,
+  reap,
+  reapedOutput,
+  runnerLabel,
+  type Inventory,
+  type Rules,
+} from '../src/modes/reap.js';
 import { TAGS } from '../src/tags.js';
 import { awsError } from '../test/fakes/aws.js';
 import { FakeWorld } from '../test/fakes/world.js';
 import { ENV, config, freshStateFile } from '../test/fakes/harness.js';
 import { GitHubStandIn } from '../test/lab/github.js';
-import { ACTION_REF, actionInputs, checkActionSteps, checkDescriptions, checkIdToken, checkInterfaceUsed, checkJobHygiene, checkNoExpressionsInRun, checkPinned, loadWorkflow, type Obj } from '../test/workflows/check.js';
+import {
+  ACTION_REF,
+  actionInputs,
+  checkActionSteps,
+  checkDescriptions,
+  checkIdToken,
+  checkInterfaceUsed,
+  checkJobHygiene,
+  checkNoExpressionsInRun,
+  checkPinned,
+  loadWorkflow,
+  type Obj,
+} from '../test/workflows/check.js';
 import { startMoto, type Moto } from '../test/lab/moto.js';
 
 // The documented parameter path, written out here rather than computed by the code under test.
@@ -30,7 +63,13 @@ const jitPath = (label: string, instanceId: string) => `/spot-runner/jit/${label
 
 const MIN = 60_000;
 const NOW = Date.parse('2026-03-01T12:00:00Z');
-const rules = (over: Partial<Rules> = {}): Rules => ({ now: NOW, maxAgeMinutes: 390, nuke: false, home: HOME, ...over });
+const rules = (over: Partial<Rules> = {}): Rules => ({
+  now: NOW,
+  maxAgeMinutes: 390,
+  nuke: false,
+  home: HOME,
+  ...over,
+});
 const ago = (minutes: number) => new Date(NOW - minutes * MIN);
 const LABEL_A = 'spot-runner-100-1-aaaaaa-0000000a';
 const LABEL_B = 'spot-runner-200-1-bbbbbb-0000000b';
@@ -40,7 +79,16 @@ const HOME = 'sr-home-' + createHash('sha256').update(`${ACCOUNT}/us-east-1`).di
 
 let seq = 0;
 const hex = (n: number) => n.toString(16).padStart(17, '0');
-function inst(over: { label?: string; age?: number; state?: string; expiresAt?: string; tags?: Record<string, string>; id?: string } = {}): InstanceInfo {
+function inst(
+  over: {
+    label?: string;
+    age?: number;
+    state?: string;
+    expiresAt?: string;
+    tags?: Record<string, string>;
+    id?: string;
+  } = {},
+): InstanceInfo {
   const label = over.label ?? LABEL_A;
   return {
     instanceId: over.id ?? `i-${hex(++seq)}`,
@@ -49,18 +97,40 @@ function inst(over: { label?: string; age?: number; state?: string; expiresAt?: 
     availabilityZone: 'us-east-1a',
     market: 'spot',
     launchTime: over.age === undefined ? ago(5) : ago(over.age),
-    tags: over.tags ?? { [TAGS.managed]: 'true', [TAGS.label]: label, ...(over.expiresAt ? { [TAGS.expiresAt]: over.expiresAt } : {}) },
+    tags: over.tags ?? {
+      [TAGS.managed]: 'true',
+      [TAGS.label]: label,
+      ...(over.expiresAt ? { [TAGS.expiresAt]: over.expiresAt } : {}),
+    },
   };
 }
-const tpl = (label: string, age: number, tags?: Record<string, string>): TemplateInfo => ({ id: `lt-${hex(++seq)}`, name: label, createdAt: ago(age), tags: tags ?? { [TAGS.managed]: 'true', [TAGS.label]: label } });
-const runner = (name: string, over: Partial<Runner> = {}): Runner => ({ id: ++seq, name, status: 'offline', busy: false, labels: ['self-hosted', name.replace(/-\d+$/, ''), HOME], ...over });
+const tpl = (label: string, age: number, tags?: Record<string, string>): TemplateInfo => ({
+  id: `lt-${hex(++seq)}`,
+  name: label,
+  createdAt: ago(age),
+  tags: tags ?? { [TAGS.managed]: 'true', [TAGS.label]: label },
+});
+const runner = (name: string, over: Partial<Runner> = {}): Runner => ({
+  id: ++seq,
+  name,
+  status: 'offline',
+  busy: false,
+  labels: ['self-hosted', name.replace(/-\d+$/, ''), HOME],
+  ...over,
+});
 
 describe('findInstances', () => {
   it('keeps an instance exactly at max-age and reaps it one millisecond later', () => {
     const i = inst({ age: 390 });
     expect(findInstances([i], rules())).toEqual([]);
     const found = findInstances([i], rules({ now: NOW + 1 }));
-    expect(found).toEqual([expect.objectContaining({ id: i.instanceId, label: LABEL_A, reason: expect.stringMatching(/more than max-age 390/) })]);
+    expect(found).toEqual([
+      expect.objectContaining({
+        id: i.instanceId,
+        label: LABEL_A,
+        reason: expect.stringMatching(/more than max-age 390/),
+      }),
+    ]);
   });
   it('reaps a young instance whose expires-at has passed, and keeps one whose expires-at is ahead', () => {
     const past = inst({ age: 10, expiresAt: new Date(NOW - 1000).toISOString() });
@@ -86,13 +156,18 @@ describe('findInstances', () => {
     expect(findInstances([untagged, wrongValue, labelOnly], rules({ maxAgeMinutes: 0, nuke: true }))).toEqual([]);
   });
   it('skips instances that are already terminated or shutting down', () => {
-    expect(findInstances([inst({ age: 999, state: 'terminated' }), inst({ age: 999, state: 'shutting-down' })], rules())).toEqual([]);
+    expect(
+      findInstances([inst({ age: 999, state: 'terminated' }), inst({ age: 999, state: 'shutting-down' })], rules()),
+    ).toEqual([]);
   });
   it('reaps a stopped managed instance past max-age (its disk still costs money)', () => {
     expect(findInstances([inst({ age: 999, state: 'stopped' })], rules())).toHaveLength(1);
   });
   it('nuke takes every live managed instance, whatever its age', () => {
-    const found = findInstances([inst({ age: 0 }), inst({ age: 1, label: LABEL_B })], rules({ maxAgeMinutes: 0, nuke: true }));
+    const found = findInstances(
+      [inst({ age: 0 }), inst({ age: 1, label: LABEL_B })],
+      rules({ maxAgeMinutes: 0, nuke: true }),
+    );
     expect(found).toHaveLength(2);
     expect(found[0]?.reason).toMatch(/nuke/);
   });
@@ -121,7 +196,11 @@ describe('findParameters', () => {
     expect(findParameters([{ ...p, lastModified: ago(GRACE_MINUTES + 1) }], [], [], rules())).toHaveLength(1);
   });
   it('finds the instance from the spot-runner:instance-id tag when the path does not end in one', () => {
-    const p = { name: `/spot-runner/jit/${LABEL_A}/config`, lastModified: ago(30), tags: { [TAGS.instanceId]: live.instanceId } };
+    const p = {
+      name: `/spot-runner/jit/${LABEL_A}/config`,
+      lastModified: ago(30),
+      tags: { [TAGS.instanceId]: live.instanceId },
+    };
     expect(parameterInstance(p)).toBe(live.instanceId);
     expect(findParameters([p], [live], [], rules())).toEqual([]);
     expect(findParameters([p], [], [], rules())).toHaveLength(1);
@@ -132,7 +211,10 @@ describe('findParameters', () => {
     expect(findParameters([{ ...p, lastModified: ago(400) }], [], [], rules())[0]?.reason).toMatch(/names no instance/);
   });
   it('never touches a parameter outside /spot-runner/jit/, even in a nuke', () => {
-    const outside = [{ name: '/spot-runner/ami/base/x86_64', lastModified: ago(9999) }, { name: '/spot-runner/jitter/i-0123456789abcdef0', lastModified: ago(9999) }];
+    const outside = [
+      { name: '/spot-runner/ami/base/x86_64', lastModified: ago(9999) },
+      { name: '/spot-runner/jitter/i-0123456789abcdef0', lastModified: ago(9999) },
+    ];
     expect(findParameters(outside, [], [], rules())).toEqual([]);
     expect(findParameters(outside, [], [], rules({ maxAgeMinutes: 0, nuke: true }))).toEqual([]);
   });
@@ -149,7 +231,12 @@ describe('findTemplates', () => {
     const starting = tpl('spot-runner-300-1-cccccc-0000000c', GRACE_MINUTES - 1);
     const found = findTemplates([orphan, inUse, starting], [inst({ label: LABEL_A })], [], rules());
     expect(found.map((f) => f.id)).toEqual([orphan.id]);
-    expect(found[0]).toMatchObject({ kind: 'launch-template', name: LABEL_B, label: LABEL_B, reason: 'no live instance carries its label' });
+    expect(found[0]).toMatchObject({
+      kind: 'launch-template',
+      name: LABEL_B,
+      label: LABEL_B,
+      reason: 'no live instance carries its label',
+    });
   });
   it('removes the template of a label whose instances are all being reaped, not one with a survivor', () => {
     const oldA = inst({ label: LABEL_A, age: 500 });
@@ -167,7 +254,9 @@ describe('findTemplates', () => {
     expect(findTemplates([foreign], [], [], rules({ maxAgeMinutes: 0, nuke: true }))).toEqual([]);
   });
   it('nuke takes every managed template, even one of a live start', () => {
-    expect(findTemplates([tpl(LABEL_A, 0)], [inst({ label: LABEL_A })], [], rules({ maxAgeMinutes: 0, nuke: true }))).toHaveLength(1);
+    expect(
+      findTemplates([tpl(LABEL_A, 0)], [inst({ label: LABEL_A })], [], rules({ maxAgeMinutes: 0, nuke: true })),
+    ).toHaveLength(1);
   });
 });
 
@@ -176,7 +265,9 @@ describe('findRunners', () => {
     const ghost = runner(`${LABEL_B}-1`);
     const booting = runner(`${LABEL_A}-1`);
     const found = findRunners([ghost, booting], [inst({ label: LABEL_A })], [], [], rules());
-    expect(found).toEqual([expect.objectContaining({ kind: 'runner', id: String(ghost.id), name: ghost.name, label: LABEL_B })]);
+    expect(found).toEqual([
+      expect.objectContaining({ kind: 'runner', id: String(ghost.id), name: ghost.name, label: LABEL_B }),
+    ]);
   });
   it('never touches a busy runner, an online one, or one without the name prefix', () => {
     const busy = runner(`${LABEL_B}-1`, { busy: true });
@@ -186,14 +277,20 @@ describe('findRunners', () => {
     const all = [busy, busyOnline, online, foreign];
     expect(findRunners(all, [], [], [], rules())).toEqual([]);
     // A nuke leaves nothing registered: an idle online runner goes too (its instance goes), a busy one never.
-    expect(findRunners(all, [], [], [], rules({ maxAgeMinutes: 0, nuke: true })).map((f) => f.name)).toEqual([online.name]);
+    expect(findRunners(all, [], [], [], rules({ maxAgeMinutes: 0, nuke: true })).map((f) => f.name)).toEqual([
+      online.name,
+    ]);
   });
   it("never touches a runner of another account or region: its home label is not this reaper's", () => {
     const mine = runner(`${LABEL_B}-1`);
     const otherRegion = runner(`${LABEL_B}-2`, { labels: ['self-hosted', LABEL_B, 'sr-home-0badc0de'] });
     const olderVersion = runner(`${LABEL_B}-3`, { labels: ['self-hosted', LABEL_B] });
     expect(findRunners([mine, otherRegion, olderVersion], [], [], [], rules()).map((f) => f.name)).toEqual([mine.name]);
-    expect(findRunners([mine, otherRegion, olderVersion], [], [], [], rules({ maxAgeMinutes: 0, nuke: true })).map((f) => f.name)).toEqual([mine.name]);
+    expect(
+      findRunners([mine, otherRegion, olderVersion], [], [], [], rules({ maxAgeMinutes: 0, nuke: true })).map(
+        (f) => f.name,
+      ),
+    ).toEqual([mine.name]);
   });
   it('deregisters the runner of an instance it terminates in the same run, though GitHub still says online', () => {
     const old = inst({ label: LABEL_A, age: 500 });
@@ -212,22 +309,39 @@ describe('findRunners', () => {
     expect(found[0]?.reason).toBe('its instances are being reaped (GitHub still says offline)');
   });
   it('reads the label from the runner labels, else from its name', () => {
-    expect(runnerLabel({ id: 1, name: `${LABEL_A}-3`, status: 'offline', busy: false, labels: ['self-hosted', 'spot', 'spot-runner-extra', LABEL_A] })).toBe(LABEL_A);
+    expect(
+      runnerLabel({
+        id: 1,
+        name: `${LABEL_A}-3`,
+        status: 'offline',
+        busy: false,
+        labels: ['self-hosted', 'spot', 'spot-runner-extra', LABEL_A],
+      }),
+    ).toBe(LABEL_A);
     expect(runnerLabel({ id: 1, name: `${LABEL_A}-12`, status: 'offline', busy: false, labels: [] })).toBe(LABEL_A);
   });
 });
 
 describe('nuke refusal', () => {
   it('config refuses max-age 0 without confirm: everything, naming the input and the fix', () => {
-    expect(() => config({ mode: 'reap', 'github-token': 't', 'max-age': '0' })).toThrow(/Input 'confirm': .*every spot-runner resource.*Fix: set confirm: everything/);
-    expect(() => config({ mode: 'reap', 'github-token': 't', 'max-age': '0', confirm: 'yes' })).toThrow(/confirm: everything/);
-    expect((config({ mode: 'reap', 'github-token': 't', 'max-age': '0', confirm: 'everything' }) as ReapConfig).maxAgeMinutes).toBe(0);
+    expect(() => config({ mode: 'reap', 'github-token': 't', 'max-age': '0' })).toThrow(
+      /Input 'confirm': .*every spot-runner resource.*Fix: set confirm: everything/,
+    );
+    expect(() => config({ mode: 'reap', 'github-token': 't', 'max-age': '0', confirm: 'yes' })).toThrow(
+      /confirm: everything/,
+    );
+    expect(
+      (config({ mode: 'reap', 'github-token': 't', 'max-age': '0', confirm: 'everything' }) as ReapConfig)
+        .maxAgeMinutes,
+    ).toBe(0);
   });
   it('reap() refuses a hand-built config too, before listing anything', async () => {
     const world = new FakeWorld();
     const cfg = { ...(config({ mode: 'reap', 'github-token': 't' }) as ReapConfig), maxAgeMinutes: 0, confirm: '' };
     expect(() => nukeRequested(cfg)).toThrow(/confirm/);
-    await expect(reap(cfg, { aws: world.clients(), gh: makeGitHub('t'), log: () => undefined })).rejects.toThrow(/Input 'confirm'/);
+    await expect(reap(cfg, { aws: world.clients(), gh: makeGitHub('t'), log: () => undefined })).rejects.toThrow(
+      /Input 'confirm'/,
+    );
     expect(world.calls).toEqual([]);
   });
   it('max-age defaults to max-lifetime + 30', () => {
@@ -267,7 +381,12 @@ class PagedGitHub {
         const pageNo = Number(q.get('page') ?? 1);
         const all = [...this.runners.values()];
         const last = Math.max(1, Math.ceil(all.length / per));
-        const link: Record<string, string> = pageNo < last ? { link: `<${base}${prefix}?per_page=${per}&page=${pageNo + 1}>; rel="next", <${base}${prefix}?per_page=${per}&page=${last}>; rel="last"` } : {};
+        const link: Record<string, string> =
+          pageNo < last
+            ? {
+                link: `<${base}${prefix}?per_page=${per}&page=${pageNo + 1}>; rel="next", <${base}${prefix}?per_page=${per}&page=${last}>; rel="last"`,
+              }
+            : {};
         return [200, { total_count: all.length, runners: all.slice((pageNo - 1) * per, pageNo * per) }, link];
       })
       .delete(new RegExp(`^${prefix}/(\\d+)$`))
@@ -284,7 +403,11 @@ class PagedGitHub {
   }
   add(name: string, over: Partial<Pick<GhRunner, 'status' | 'busy'>> & { labels?: string[] } = {}): number {
     const id = this.next++;
-    const labels = (over.labels ?? ['self-hosted', name.replace(/-\d+$/, ''), HOME]).map((n, k) => ({ id: k + 1, name: n, type: 'custom' as const }));
+    const labels = (over.labels ?? ['self-hosted', name.replace(/-\d+$/, ''), HOME]).map((n, k) => ({
+      id: k + 1,
+      name: n,
+      type: 'custom' as const,
+    }));
     this.runners.set(id, { id, name, os: 'Linux', status: over.status ?? 'offline', busy: over.busy ?? false, labels });
     return id;
   }
@@ -299,8 +422,15 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
   afterEach(() => nock.cleanAll());
   afterAll(() => nock.enableNetConnect());
 
-  const reapCfg = (inputs: Record<string, string> = {}) => config({ mode: 'reap', 'github-token': 'ghs_test', ...inputs }) as ReapConfig;
-  const deps = (world: FakeWorld, logs: string[] = []) => ({ aws: world.clients(), gh: makeGitHub('ghs_test'), log: (l: string) => logs.push(l), now: () => NOW, accountId: async () => ACCOUNT });
+  const reapCfg = (inputs: Record<string, string> = {}) =>
+    config({ mode: 'reap', 'github-token': 'ghs_test', ...inputs }) as ReapConfig;
+  const deps = (world: FakeWorld, logs: string[] = []) => ({
+    aws: world.clients(),
+    gh: makeGitHub('ghs_test'),
+    log: (l: string) => logs.push(l),
+    now: () => NOW,
+    accountId: async () => ACCOUNT,
+  });
 
   it('pages through 2500 instances and 250 runners, terminates in batches of 1000, deletes parameters 10 at a time', async () => {
     const world = new FakeWorld();
@@ -308,7 +438,8 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
     const old: string[] = [];
     for (let k = 0; k < 2500; k++) old.push(world.addInstance(`spot-runner-${k}-1-aaaaaa-00000000`, ago(500)));
     const keep = world.addInstance(LABEL_A, ago(5));
-    for (let k = 0; k < 25; k++) world.addParameter(jitPath(`spot-runner-${k}-1-aaaaaa-00000000`, old[k] as string), ago(400));
+    for (let k = 0; k < 25; k++)
+      world.addParameter(jitPath(`spot-runner-${k}-1-aaaaaa-00000000`, old[k] as string), ago(400));
     world.addParameter(jitPath(LABEL_A, keep), ago(30));
     for (let k = 0; k < 249; k++) gh.add(`spot-runner-${k}-1-aaaaaa-00000000-1`);
     const alive = gh.add(`${LABEL_A}-1`);
@@ -317,8 +448,14 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
 
     expect(world.count('DescribeInstances')).toBe(3);
     expect(gh.listCalls).toBe(3);
-    expect(world.calls.filter((c) => c.command === 'TerminateInstances').map((c) => (c.input.InstanceIds as string[]).length)).toEqual([1000, 1000, 500]);
-    expect(world.calls.filter((c) => c.command === 'DeleteParameters').map((c) => (c.input.Names as string[]).length)).toEqual([10, 10, 5]);
+    expect(
+      world.calls
+        .filter((c) => c.command === 'TerminateInstances')
+        .map((c) => (c.input.InstanceIds as string[]).length),
+    ).toEqual([1000, 1000, 500]);
+    expect(
+      world.calls.filter((c) => c.command === 'DeleteParameters').map((c) => (c.input.Names as string[]).length),
+    ).toEqual([10, 10, 5]);
     expect(world.count('DescribeParameters')).toBe(1);
     expect(r.instances).toHaveLength(2500);
     expect(r.instances.length).toBeGreaterThan(0);
@@ -355,7 +492,9 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
     const r = await reap(reapCfg({ 'dry-run': 'true' }), deps(world));
     expect([r.instances, r.parameters, r.templates, r.runners].map((x) => x.length)).toEqual([1, 1, 1, 1]);
     expect([r.instances.length, r.parameters.length, r.templates.length].every((n) => n > 0)).toBe(true);
-    expect([...r.instances, ...r.parameters, ...r.templates, ...r.runners].every((f) => f.outcome === 'would remove')).toBe(true);
+    expect(
+      [...r.instances, ...r.parameters, ...r.templates, ...r.runners].every((f) => f.outcome === 'would remove'),
+    ).toBe(true);
     expect(world.mutating()).toEqual([]);
     expect(gh.deletes).toEqual([]);
     expect(r.dryRun).toBe(true);
@@ -392,11 +531,16 @@ describe('reap() over paginated EC2, SSM and GitHub', () => {
 
   it('terminates leaked instances even when GitHub is down, and says what it could not do', async () => {
     const world = new FakeWorld();
-    nock('https://api.github.com').persist().get(/\/actions\/runners/).reply(401, { message: 'Bad credentials' });
+    nock('https://api.github.com')
+      .persist()
+      .get(/\/actions\/runners/)
+      .reply(401, { message: 'Bad credentials' });
     const leaked = world.addInstance(LABEL_B, ago(500));
     const r = await reap(reapCfg(), deps(world));
     expect(world.liveIds()).not.toContain(leaked);
-    expect(r.problems).toEqual([expect.stringMatching(/^listing runners failed, so none were removed: .*Bad credentials/)]);
+    expect(r.problems).toEqual([
+      expect.stringMatching(/^listing runners failed, so none were removed: .*Bad credentials/),
+    ]);
   });
 
   it('fails when the instances cannot be listed: nothing can be judged without them', async () => {
@@ -424,21 +568,47 @@ describe('planReap (the lab scenario in miniature: start, no stop, time passes)'
     expect(Object.values(planReap(inv, rules())).flat()).toEqual([]);
     const later = rules({ now: NOW + 361 * MIN });
     const plan = planReap(inv, later);
-    expect([plan.instances, plan.parameters, plan.templates, plan.runners].map((x) => x.map((f) => f.label))).toEqual([[LABEL_A], [LABEL_A], [LABEL_A], [LABEL_A]]);
+    expect([plan.instances, plan.parameters, plan.templates, plan.runners].map((x) => x.map((f) => f.label))).toEqual([
+      [LABEL_A],
+      [LABEL_A],
+      [LABEL_A],
+      [LABEL_A],
+    ]);
   });
 });
 
 describe('reapedOutput', () => {
   const result = (n: number) => {
-    const instances = Array.from({ length: n }, (_, k) => ({ kind: 'instance' as const, id: `i-${hex(k)}`, label: LABEL_A, reason: 'x'.repeat(100), outcome: 'removed' as const }));
-    return { instances, parameters: [], templates: [], runners: [], dryRun: false, nuke: false, maxAgeMinutes: 390, graceMinutes: 10, scanned: { instances: n, parameters: 0, templates: 0, runners: 0 }, problems: [] };
+    const instances = Array.from({ length: n }, (_, k) => ({
+      kind: 'instance' as const,
+      id: `i-${hex(k)}`,
+      label: LABEL_A,
+      reason: 'x'.repeat(100),
+      outcome: 'removed' as const,
+    }));
+    return {
+      instances,
+      parameters: [],
+      templates: [],
+      runners: [],
+      dryRun: false,
+      nuke: false,
+      maxAgeMinutes: 390,
+      graceMinutes: 10,
+      scanned: { instances: n, parameters: 0, templates: 0, runners: 0 },
+      problems: [],
+    };
   };
   it('is the whole result when it fits', () => {
     expect(JSON.parse(reapedOutput(result(3)))).toEqual(result(3));
   });
   it('stays under the limit after a big leak, keeping ids and outcomes and the true counts', () => {
     const big = result(8000);
-    const slim = JSON.parse(reapedOutput(big, 200_000)) as { truncated: boolean; counts: { instances: number }; instances: { id: string; outcome: string; reason?: string }[] };
+    const slim = JSON.parse(reapedOutput(big, 200_000)) as {
+      truncated: boolean;
+      counts: { instances: number };
+      instances: { id: string; outcome: string; reason?: string }[];
+    };
     expect(reapedOutput(big, 200_000).length).toBeLessThanOrEqual(200_000);
     expect(slim.truncated).toBe(true);
     expect(slim.counts.instances).toBe(8000);
@@ -471,20 +641,37 @@ describe('reap.yml', () => {
     expect(wf.concurrency).toMatchObject({ 'cancel-in-progress': false });
   });
   it('assumes the role with a configure-aws-credentials pin the other workflows use', () => {
-    const pins = (text: string) => [...text.matchAll(/aws-actions\/configure-aws-credentials@([0-9a-f]{40})/g)].map((m) => m[1]);
+    const pins = (text: string) =>
+      [...text.matchAll(/aws-actions\/configure-aws-credentials@([0-9a-f]{40})/g)].map((m) => m[1]);
     const ours = new Set(pins(wfText));
     const dir = join(root, '.github/workflows');
-    const others = new Set(readdirSync(dir).filter((f) => f !== 'reap.yml' && /\.ya?ml$/.test(f)).flatMap((f) => pins(readFileSync(join(dir, f), 'utf8'))));
+    const others = new Set(
+      readdirSync(dir)
+        .filter((f) => f !== 'reap.yml' && /\.ya?ml$/.test(f))
+        .flatMap((f) => pins(readFileSync(join(dir, f), 'utf8'))),
+    );
     expect(ours.size).toBe(1);
     expect(others).toContain([...ours][0]);
   });
   it(`calls the action as ${ACTION_REF} in mode reap, with dry-run, max-age and confirm passed through`, () => {
     const step = steps.find((s) => s.uses === ACTION_REF) as Obj;
-    expect(step.with).toMatchObject({ mode: 'reap', 'dry-run': '${{ inputs.dry-run }}', 'max-age': '${{ inputs.max-age }}', confirm: '${{ inputs.confirm }}' });
+    expect(step.with).toMatchObject({
+      mode: 'reap',
+      'dry-run': '${{ inputs.dry-run }}',
+      'max-age': '${{ inputs.max-age }}',
+      confirm: '${{ inputs.confirm }}',
+    });
     expect(checkActionSteps(wf, actionInputs(loadWorkflow(join(root, 'action.yml'))))).toEqual([]);
   });
   it('meets the reusable-workflow policy: documented, pinned, no expressions in scripts, hygiene', () => {
-    expect([...checkDescriptions(wf), ...checkInterfaceUsed(wf), ...checkPinned(wf), ...checkNoExpressionsInRun(wf), ...checkJobHygiene(wf), ...checkIdToken(wf)]).toEqual([]);
+    expect([
+      ...checkDescriptions(wf),
+      ...checkInterfaceUsed(wf),
+      ...checkPinned(wf),
+      ...checkNoExpressionsInRun(wf),
+      ...checkJobHygiene(wf),
+      ...checkIdToken(wf),
+    ]).toEqual([]);
   });
   it('dry-runs by default when started by hand', () => {
     expect(((on.workflow_dispatch as Obj).inputs as Obj)['dry-run']).toMatchObject({ type: 'boolean', default: true });
@@ -508,7 +695,10 @@ describe('reap on moto with the GitHub stand-in', () => {
     gh = await GitHubStandIn.start();
     ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint, credentials: creds });
     ssm = new SSMClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials: creds });
-    ami = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images?.find((i) => i.Architecture === 'x86_64')?.ImageId ?? '';
+    ami =
+      (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images?.find(
+        (i) => i.Architecture === 'x86_64',
+      )?.ImageId ?? '';
     if (!ami) throw new Error('moto offers no x86_64 image');
   });
   afterAll(async () => {
@@ -524,10 +714,24 @@ describe('reap on moto with the GitHub stand-in', () => {
 
   const tagList = (t: Record<string, string>) => Object.entries(t).map(([Key, Value]) => ({ Key, Value }));
   async function launch(count: number, tags: Record<string, string>): Promise<string[]> {
-    const out = await ec2.send(new RunInstancesCommand({ ImageId: ami, MinCount: count, MaxCount: count, InstanceType: 't3.micro', TagSpecifications: [{ ResourceType: 'instance', Tags: tagList(tags) }] }));
+    const out = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: ami,
+        MinCount: count,
+        MaxCount: count,
+        InstanceType: 't3.micro',
+        TagSpecifications: [{ ResourceType: 'instance', Tags: tagList(tags) }],
+      }),
+    );
     return (out.Instances ?? []).map((i) => i.InstanceId ?? '');
   }
-  const managedTags = (label: string, expiresAt: string) => ({ Name: label, [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.repo]: 'acme/widgets', [TAGS.expiresAt]: expiresAt });
+  const managedTags = (label: string, expiresAt: string) => ({
+    Name: label,
+    [TAGS.managed]: 'true',
+    [TAGS.label]: label,
+    [TAGS.repo]: 'acme/widgets',
+    [TAGS.expiresAt]: expiresAt,
+  });
 
   /** One leaked run (expired), one healthy run, one stranger's instance, and runners of each kind. */
   async function world() {
@@ -535,17 +739,46 @@ describe('reap on moto with the GitHub stand-in', () => {
     const leaked = await launch(2, managedTags(LABEL_A, new Date(now - 5 * MIN).toISOString()));
     const healthy = await launch(1, managedTags(LABEL_B, new Date(now + 600 * MIN).toISOString()));
     const [stranger] = await launch(1, { Name: 'prod-db', team: 'data' });
-    for (const [label, ids] of [[LABEL_A, leaked], [LABEL_B, healthy]] as const) {
-      await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: label, LaunchTemplateData: { ImageId: ami }, TagSpecifications: [{ ResourceType: 'launch-template', Tags: tagList({ [TAGS.managed]: 'true', [TAGS.label]: label }) }] }));
+    for (const [label, ids] of [
+      [LABEL_A, leaked],
+      [LABEL_B, healthy],
+    ] as const) {
+      await ec2.send(
+        new CreateLaunchTemplateCommand({
+          LaunchTemplateName: label,
+          LaunchTemplateData: { ImageId: ami },
+          TagSpecifications: [
+            { ResourceType: 'launch-template', Tags: tagList({ [TAGS.managed]: 'true', [TAGS.label]: label }) },
+          ],
+        }),
+      );
       for (const id of ids) {
-        await ssm.send(new PutParameterCommand({ Name: jitPath(label, id), Value: 'jit-config', Type: 'SecureString', Tags: tagList({ [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: id }) }));
+        await ssm.send(
+          new PutParameterCommand({
+            Name: jitPath(label, id),
+            Value: 'jit-config',
+            Type: 'SecureString',
+            Tags: tagList({ [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: id }),
+          }),
+        );
       }
     }
-    await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: 'someone-elses', LaunchTemplateData: { ImageId: ami } }));
+    await ec2.send(
+      new CreateLaunchTemplateCommand({ LaunchTemplateName: 'someone-elses', LaunchTemplateData: { ImageId: ami } }),
+    );
     await ssm.send(new PutParameterCommand({ Name: '/spot-runner/ami/base/x86_64', Value: ami, Type: 'String' }));
     const runners = {
-      ghosts: [gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-1`, labels: ['self-hosted', LABEL_A, HOME] }), gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-2`, labels: ['self-hosted', LABEL_A, HOME] })],
-      busy: gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-3`, labels: ['self-hosted', LABEL_A, HOME], status: 'online', busy: true }),
+      ghosts: [
+        gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-1`, labels: ['self-hosted', LABEL_A, HOME] }),
+        gh.seedRunner({ scope: SCOPE, name: `${LABEL_A}-2`, labels: ['self-hosted', LABEL_A, HOME] }),
+      ],
+      busy: gh.seedRunner({
+        scope: SCOPE,
+        name: `${LABEL_A}-3`,
+        labels: ['self-hosted', LABEL_A, HOME],
+        status: 'online',
+        busy: true,
+      }),
       healthy: gh.seedRunner({ scope: SCOPE, name: `${LABEL_B}-1`, labels: ['self-hosted', LABEL_B, HOME] }),
       foreign: gh.seedRunner({ scope: SCOPE, name: 'build-box-1', labels: ['self-hosted'] }),
     };
@@ -553,39 +786,72 @@ describe('reap on moto with the GitHub stand-in', () => {
   }
 
   async function liveIds(): Promise<string[]> {
-    const out = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running'] }] }));
-    return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId ?? '').sort();
+    const out = await ec2.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running'] }] }),
+    );
+    return (out.Reservations ?? [])
+      .flatMap((r) => r.Instances ?? [])
+      .map((i) => i.InstanceId ?? '')
+      .sort();
   }
   async function paramNames(): Promise<string[]> {
     const out = await ssm.send(new DescribeParametersCommand({}));
     return (out.Parameters ?? []).map((p) => p.Name ?? '').sort();
   }
   async function templateNames(): Promise<string[]> {
-    return ((await ec2.send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? []).map((t) => t.LaunchTemplateName ?? '').sort();
+    return ((await ec2.send(new DescribeLaunchTemplatesCommand({}))).LaunchTemplates ?? [])
+      .map((t) => t.LaunchTemplateName ?? '')
+      .sort();
   }
 
   function reapDeps() {
     process.env.GITHUB_API_URL = gh.url;
-    return { aws: { ec2, ssm, sts: new STSClient({ region: 'us-east-1' }), pricing: new PricingClient({ region: 'us-east-1' }) }, gh: makeGitHub(gh.token), log: () => undefined, now: () => Date.now() + 60 * MIN, accountId: async () => ACCOUNT };
+    return {
+      aws: {
+        ec2,
+        ssm,
+        sts: new STSClient({ region: 'us-east-1' }),
+        pricing: new PricingClient({ region: 'us-east-1' }),
+      },
+      gh: makeGitHub(gh.token),
+      log: () => undefined,
+      now: () => Date.now() + 60 * MIN,
+      accountId: async () => ACCOUNT,
+    };
   }
-  const cfg = (inputs: Record<string, string> = {}) => config({ mode: 'reap', 'github-token': gh.token, ...inputs }) as ReapConfig;
+  const cfg = (inputs: Record<string, string> = {}) =>
+    config({ mode: 'reap', 'github-token': gh.token, ...inputs }) as ReapConfig;
 
   it('dry run removes nothing; the real run removes the expired run and its ghosts, and leaves the rest', async () => {
     const w = await world();
-    const before = { live: await liveIds(), params: await paramNames(), templates: await templateNames(), runners: [...gh.runners.keys()].sort() };
+    const before = {
+      live: await liveIds(),
+      params: await paramNames(),
+      templates: await templateNames(),
+      runners: [...gh.runners.keys()].sort(),
+    };
     const prevApi = process.env.GITHUB_API_URL;
     try {
       const dry = await reap(cfg({ 'dry-run': 'true' }), reapDeps());
       expect(dry.instances.map((f) => f.id).sort()).toEqual([...w.leaked].sort());
-      expect({ live: await liveIds(), params: await paramNames(), templates: await templateNames(), runners: [...gh.runners.keys()].sort() }).toEqual(before);
+      expect({
+        live: await liveIds(),
+        params: await paramNames(),
+        templates: await templateNames(),
+        runners: [...gh.runners.keys()].sort(),
+      }).toEqual(before);
       expect(gh.calls['delete-runner']).toBe(0);
 
       const real = await reap(cfg(), reapDeps());
       expect(real.problems).toEqual([]);
       expect(await liveIds()).toEqual([...w.healthy, w.stranger].sort());
-      expect(await paramNames()).toEqual(['/spot-runner/ami/base/x86_64', ...w.healthy.map((id) => jitPath(LABEL_B, id))].sort());
+      expect(await paramNames()).toEqual(
+        ['/spot-runner/ami/base/x86_64', ...w.healthy.map((id) => jitPath(LABEL_B, id))].sort(),
+      );
       expect(await templateNames()).toEqual([LABEL_B, 'someone-elses'].sort());
-      expect([...gh.runners.keys()].sort()).toEqual([w.runners.busy.id, w.runners.healthy.id, w.runners.foreign.id].sort());
+      expect([...gh.runners.keys()].sort()).toEqual(
+        [w.runners.busy.id, w.runners.healthy.id, w.runners.foreign.id].sort(),
+      );
       expect(real.runners.map((f) => Number(f.id)).sort()).toEqual(w.runners.ghosts.map((r) => r.id).sort());
     } finally {
       process.env.GITHUB_API_URL = prevApi;
@@ -600,10 +866,10 @@ describe('reap on moto with the GitHub stand-in', () => {
     writeFileSync(summary, '');
     const vars: Record<string, string> = {
       ...ENV,
-      'INPUT_MODE': 'reap',
+      INPUT_MODE: 'reap',
       'INPUT_GITHUB-TOKEN': gh.token,
       'INPUT_MAX-AGE': '0',
-      'INPUT_CONFIRM': 'everything',
+      INPUT_CONFIRM: 'everything',
       AWS_ENDPOINT_URL: moto.endpoint,
       AWS_ACCESS_KEY_ID: 'testing',
       AWS_SECRET_ACCESS_KEY: 'testing',
@@ -630,7 +896,11 @@ describe('reap on moto with the GitHub stand-in', () => {
     expect([...gh.runners.keys()].sort()).toEqual([w.runners.busy.id, w.runners.foreign.id].sort());
 
     const output = readFileSync(process.env.GITHUB_OUTPUT as string, 'utf8');
-    const reaped = JSON.parse(/reaped<<(\S+)\n([\s\S]*?)\n\1/.exec(output)?.[2] ?? '{}') as { nuke: boolean; instances: { id: string; outcome: string }[]; runners: unknown[] };
+    const reaped = JSON.parse(/reaped<<(\S+)\n([\s\S]*?)\n\1/.exec(output)?.[2] ?? '{}') as {
+      nuke: boolean;
+      instances: { id: string; outcome: string }[];
+      runners: unknown[];
+    };
     expect(reaped.nuke).toBe(true);
     expect(reaped.instances.map((f) => f.id).sort()).toEqual([...w.leaked, ...w.healthy].sort());
     expect(reaped.instances.length).toBeGreaterThan(0);

@@ -17,12 +17,22 @@ describe('internal references', () => {
   const refs = allRefs(ROOT);
   it('name one owner/repo (package.json "repository") and one version, the major tag', () => {
     expect(identity(ROOT)).toBe('spot-runner/spot-runner');
-    const stray = refs.filter((r) => `${r.owner}/${r.repo}` !== identity(ROOT) || r.version !== MAJOR).map((r) => `${r.file}:${r.line} ${r.text}`);
+    const stray = refs
+      .filter((r) => `${r.owner}/${r.repo}` !== identity(ROOT) || r.version !== MAJOR)
+      .map((r) => `${r.file}:${r.line} ${r.text}`);
     expect(stray).toEqual([]);
   });
   it('are found in the workflows, the examples, the docs, the README and the stack', () => {
     const files = new Set(refs.map((r) => r.file));
-    for (const f of ['.github/workflows/spot-job.yml', 'docs/examples/spot-job.yml', 'docs/workflows.md', 'README.md', 'deploy/stack.ts', 'deploy/spot-runner.template.json']) expect(files).toContain(f);
+    for (const f of [
+      '.github/workflows/spot-job.yml',
+      'docs/examples/spot-job.yml',
+      'docs/workflows.md',
+      'README.md',
+      'deploy/stack.ts',
+      'deploy/spot-runner.template.json',
+    ])
+      expect(files).toContain(f);
     expect(refs.some((r) => r.path.startsWith('/.github/workflows/'))).toBe(true);
   });
   it('the finder sees a wrong owner, a wrong version and a sub-action, and leaves third parties and placeholders alone', () => {
@@ -35,7 +45,9 @@ describe('internal references', () => {
       'uses: actions/cache/restore@v4',
       'uses: ORG/REPO/.github/workflows/provision-spot-runner.yml@main',
     ].join('\n');
-    expect(findRefs(ROOT, 'x.yml', text, 'spot-runner').map((r) => `${r.line} ${r.owner}/${r.repo}${r.path}@${r.version}`)).toEqual([
+    expect(
+      findRefs(ROOT, 'x.yml', text, 'spot-runner').map((r) => `${r.line} ${r.owner}/${r.repo}${r.path}@${r.version}`),
+    ).toEqual([
       '1 spot-runner/spot-runner@v2',
       '2 someone/spot-runner/.github/workflows/spot-job.yml@v1',
       '3 spot-runner/spot-runner/cleanup@v1',
@@ -56,7 +68,12 @@ describe('npm run retarget', () => {
     execFileSync('git', ['init', '-q'], { cwd: dir });
     return dir;
   }
-  const run = (dir: string, ...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'scripts/retarget.mjs'), ...args], { cwd: dir, env: { ...process.env, RETARGET_ROOT: dir }, encoding: 'utf8' });
+  const run = (dir: string, ...args: string[]) =>
+    spawnSync(process.execPath, [join(ROOT, 'scripts/retarget.mjs'), ...args], {
+      cwd: dir,
+      env: { ...process.env, RETARGET_ROOT: dir },
+      encoding: 'utf8',
+    });
 
   it('rewrites every internal reference to the fork, and the template stays what the stack synthesizes', () => {
     const dir = copy();
@@ -107,7 +124,9 @@ describe('.github/workflows/release.yml', () => {
     expect(wf.permissions).toEqual({ contents: 'read' });
     expect(jobs.fresh?.permissions).toEqual({ contents: 'read' });
     expect(jobs.release?.permissions).toEqual({ contents: 'write' });
-    expect(script('release', 'Create the release')).toMatch(/gh release create "\$TAG" --verify-tag .*--generate-notes --notes "\$notes" deploy\/spot-runner\.template\.json/);
+    expect(script('release', 'Create the release')).toMatch(
+      /gh release create "\$TAG" --verify-tag .*--generate-notes --notes "\$notes" deploy\/spot-runner\.template\.json/,
+    );
   });
 
   describe('moving the major tag (the step, run with bash)', () => {
@@ -118,7 +137,13 @@ describe('.github/workflows/release.yml', () => {
       const work = join(dir, 'work');
       git(dir, 'init', '-q', '--bare', origin);
       git(dir, 'init', '-q', work);
-      for (const [k, v] of [['user.name', 't'], ['user.email', 't@example.com'], ['commit.gpgsign', 'false'], ['tag.gpgsign', 'false']]) git(work, 'config', k as string, v as string);
+      for (const [k, v] of [
+        ['user.name', 't'],
+        ['user.email', 't@example.com'],
+        ['commit.gpgsign', 'false'],
+        ['tag.gpgsign', 'false'],
+      ])
+        git(work, 'config', k as string, v as string);
       git(work, 'remote', 'add', 'origin', origin);
       return { origin, work };
     }
@@ -128,7 +153,12 @@ describe('.github/workflows/release.yml', () => {
       git(work, 'push', '-q', 'origin', `refs/tags/${tag}`);
       return git(work, 'rev-parse', 'HEAD');
     };
-    const moveMajor = (work: string, tag: string) => spawnSync('bash', ['-e', '-c', script('release', 'Move the major tag')], { cwd: work, env: { PATH: process.env.PATH ?? '', TAG: tag, HOME: work }, encoding: 'utf8' });
+    const moveMajor = (work: string, tag: string) =>
+      spawnSync('bash', ['-e', '-c', script('release', 'Move the major tag')], {
+        cwd: work,
+        env: { PATH: process.env.PATH ?? '', TAG: tag, HOME: work },
+        encoding: 'utf8',
+      });
     const remoteMajor = (origin: string) => git(origin, 'rev-parse', 'v1^{commit}');
 
     it('points v1 at the newest v1 release (a commit, not the annotated tag), and a patch to an older line leaves it', () => {

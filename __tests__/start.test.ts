@@ -25,16 +25,35 @@ describe('start', () => {
     expect(res.runners.map((x) => x.spotPrice)).toEqual(['0.0300', '0.0300']);
     expect(res.label).toMatch(/^spot-runner-4242-1-[0-9a-f]{6}-[0-9a-f]{8}$/);
 
-    const lt = r.world.calls.find((c) => c.command === 'CreateLaunchTemplate')?.input as { LaunchTemplateData: Record<string, unknown> };
-    const data = lt.LaunchTemplateData as { MetadataOptions: Record<string, unknown>; InstanceInitiatedShutdownBehavior: string; BlockDeviceMappings: { Ebs: { Encrypted: boolean } }[]; UserData: string };
+    const lt = r.world.calls.find((c) => c.command === 'CreateLaunchTemplate')?.input as {
+      LaunchTemplateData: Record<string, unknown>;
+    };
+    const data = lt.LaunchTemplateData as {
+      MetadataOptions: Record<string, unknown>;
+      InstanceInitiatedShutdownBehavior: string;
+      BlockDeviceMappings: { Ebs: { Encrypted: boolean } }[];
+      UserData: string;
+    };
     expect(data.MetadataOptions).toMatchObject({ HttpTokens: 'required', HttpPutResponseHopLimit: 1 });
     expect(data.InstanceInitiatedShutdownBehavior).toBe('terminate');
     expect(data.BlockDeviceMappings[0]?.Ebs.Encrypted).toBe(true);
 
     const fleet = r.world.calls.find((c) => c.command === 'CreateFleet')?.input as Record<string, unknown>;
-    expect(fleet).toMatchObject({ Type: 'instant', SpotOptions: { AllocationStrategy: 'price-capacity-optimized' }, TargetCapacitySpecification: { TotalTargetCapacity: 2, DefaultTargetCapacityType: 'spot' } });
+    expect(fleet).toMatchObject({
+      Type: 'instant',
+      SpotOptions: { AllocationStrategy: 'price-capacity-optimized' },
+      TargetCapacitySpecification: { TotalTargetCapacity: 2, DefaultTargetCapacityType: 'spot' },
+    });
     expect(String(fleet.ClientToken)).toMatch(/^spot-/);
-    expect(fleet.TagSpecifications).toEqual([{ ResourceType: 'instance', Tags: expect.arrayContaining([{ Key: TAGS.label, Value: res.label }, { Key: TAGS.managed, Value: 'true' }]) }]);
+    expect(fleet.TagSpecifications).toEqual([
+      {
+        ResourceType: 'instance',
+        Tags: expect.arrayContaining([
+          { Key: TAGS.label, Value: res.label },
+          { Key: TAGS.managed, Value: 'true' },
+        ]),
+      },
+    ]);
 
     // The secret goes to SSM, under the instance's id; user-data holds only the parameter path.
     const userData = Buffer.from(data.UserData, 'base64').toString('utf8');
@@ -55,9 +74,21 @@ describe('start', () => {
   it('fills missing spot capacity with on-demand, for the missing count only', async () => {
     const r = rig();
     r.world.fleet = (req, call) => {
-      if (call === 1) return { launch: [{ type: 'c6i.large', market: 'spot' }], errors: [{ code: 'InsufficientInstanceCapacity', type: 'c7i.large', market: 'spot' }] };
-      const spec = req.TargetCapacitySpecification as { TotalTargetCapacity: number; DefaultTargetCapacityType: string };
-      return { launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({ type: 'c7i.large', market: spec.DefaultTargetCapacityType })) };
+      if (call === 1)
+        return {
+          launch: [{ type: 'c6i.large', market: 'spot' }],
+          errors: [{ code: 'InsufficientInstanceCapacity', type: 'c7i.large', market: 'spot' }],
+        };
+      const spec = req.TargetCapacitySpecification as {
+        TotalTargetCapacity: number;
+        DefaultTargetCapacityType: string;
+      };
+      return {
+        launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({
+          type: 'c7i.large',
+          market: spec.DefaultTargetCapacityType,
+        })),
+      };
     };
     const res = await runStart(r, { count: '3' });
     const fleets = r.world.fleetsAccepted.map((c) => c.input.TargetCapacitySpecification);
@@ -71,26 +102,51 @@ describe('start', () => {
   it('treats a whole-call capacity error like per-override ones: on-demand fills in', async () => {
     const r = rig();
     r.world.fleet = (req, call) => {
-      if (call === 1) return awsError('InsufficientInstanceCapacity', 'There is no Spot capacity available that matches your request.', 500);
-      const spec = req.TargetCapacitySpecification as { TotalTargetCapacity: number; DefaultTargetCapacityType: string };
-      return { launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({ type: 'c7i.large', market: spec.DefaultTargetCapacityType })) };
+      if (call === 1)
+        return awsError(
+          'InsufficientInstanceCapacity',
+          'There is no Spot capacity available that matches your request.',
+          500,
+        );
+      const spec = req.TargetCapacitySpecification as {
+        TotalTargetCapacity: number;
+        DefaultTargetCapacityType: string;
+      };
+      return {
+        launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({
+          type: 'c7i.large',
+          market: spec.DefaultTargetCapacityType,
+        })),
+      };
     };
     const res = await runStart(r);
-    expect(r.world.fleetsAccepted.map((c) => (c.input.TargetCapacitySpecification as { DefaultTargetCapacityType: string }).DefaultTargetCapacityType)).toEqual(['spot', 'on-demand']);
+    expect(
+      r.world.fleetsAccepted.map(
+        (c) => (c.input.TargetCapacitySpecification as { DefaultTargetCapacityType: string }).DefaultTargetCapacityType,
+      ),
+    ).toEqual(['spot', 'on-demand']);
     expect(res.runners.map((x) => x.market)).toEqual(['on-demand', 'on-demand']);
   });
 
   it('fails cleanly on missing spot capacity when the fallback is off', async () => {
     const r = rig();
-    r.world.fleet = () => ({ launch: [{ type: 'c7i.large', market: 'spot' }], errors: [{ code: 'InsufficientInstanceCapacity', market: 'spot' }] });
-    await expect(runStart(r, { 'on-demand-fallback': 'false' })).rejects.toThrow(/Not enough spot capacity: launched 1 of 2.*on-demand-fallback: true/);
+    r.world.fleet = () => ({
+      launch: [{ type: 'c7i.large', market: 'spot' }],
+      errors: [{ code: 'InsufficientInstanceCapacity', market: 'spot' }],
+    });
+    await expect(runStart(r, { 'on-demand-fallback': 'false' })).rejects.toThrow(
+      /Not enough spot capacity: launched 1 of 2.*on-demand-fallback: true/,
+    );
     expect(r.world.fleetsAccepted.length).toBe(1);
     expectNothingLeft(r);
   });
 
   it('treats a non-capacity fleet error as fatal and rolls back what did launch', async () => {
     const r = rig();
-    r.world.fleet = () => ({ launch: [{ type: 'c7i.large', market: 'spot' }], errors: [{ code: 'InvalidParameterValue', market: 'spot' }] });
+    r.world.fleet = () => ({
+      launch: [{ type: 'c7i.large', market: 'spot' }],
+      errors: [{ code: 'InvalidParameterValue', market: 'spot' }],
+    });
     await expect(runStart(r)).rejects.toThrow(/EC2 Fleet launched 1 of 2: InvalidParameterValue/);
     expect(r.world.fleetsAccepted.length).toBe(1);
     expectNothingLeft(r);
@@ -139,10 +195,14 @@ describe('start', () => {
   });
 
   it('fails fast with the reason when an instance reports a failed phase', async () => {
-    const r = rig({ wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
+    const r = rig(
+      { wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } },
+      { machines: false },
+    );
     const p = runStart(r, { count: '1' });
     await until(() => r.world.live().length > 0);
-    const runnerGets = () => r.github.requests.filter((q) => q.method === 'GET' && /\/runners\/\d+$/.test(q.path)).length;
+    const runnerGets = () =>
+      r.github.requests.filter((q) => q.method === 'GET' && /\/runners\/\d+$/.test(q.path)).length;
     const before = runnerGets();
     for (const i of r.world.live()) r.world.setPhase(i.InstanceId, 'failed:ssm-read');
     await expect(p).rejects.toThrow(/will not come online.*phase failed:ssm-read/);
@@ -152,17 +212,30 @@ describe('start', () => {
   });
 
   it('fails fast when an instance dies before its runner is online', async () => {
-    const r = rig({ wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
+    const r = rig(
+      { wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } },
+      { machines: false },
+    );
     const p = runStart(r, { count: '1' });
     await until(() => r.world.live().length > 0);
-    for (const i of r.world.live()) Object.assign(i, { State: { Name: 'terminated' }, StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Server.SpotInstanceTermination: Spot instance termination' } });
+    for (const i of r.world.live())
+      Object.assign(i, {
+        State: { Name: 'terminated' },
+        StateReason: {
+          Code: 'Server.SpotInstanceTermination',
+          Message: 'Server.SpotInstanceTermination: Spot instance termination',
+        },
+      });
     await expect(p).rejects.toThrow(/terminated, reason: Server.SpotInstanceTermination/);
     expectNothingLeft(r);
   });
 
   it('rolls back when cancelled mid-wait', async () => {
     const ac = new AbortController();
-    const r = rig({ signal: ac.signal, wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } }, { machines: false });
+    const r = rig(
+      { signal: ac.signal, wait: { intervalMs: 5, fastIntervalMs: 5, githubRetryMs: 5, timeoutMs: 60_000 } },
+      { machines: false },
+    );
     const p = runStart(r);
     setTimeout(() => ac.abort(new Error('received SIGINT')), 80);
     await expect(p).rejects.toThrow(/cancelled \(received SIGINT\)/);
@@ -171,7 +244,13 @@ describe('start', () => {
 
   it('rides out a secondary rate limit and a 5xx from GitHub', async () => {
     const r = rig();
-    r.github.faults.jit = [{ status: 403, headers: { 'retry-after': '0' }, body: { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.' } }];
+    r.github.faults.jit = [
+      {
+        status: 403,
+        headers: { 'retry-after': '0' },
+        body: { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.' },
+      },
+    ];
     r.github.faults.get = [{ status: 502 }, { status: 503 }];
     const res = await runStart(r, { count: '1' });
     expect(res.runners).toHaveLength(1);
@@ -182,7 +261,8 @@ describe('start', () => {
     const r = rig({}, { machines: false });
     r.github.rateRemaining = 1;
     r.github.rateResetSeconds = 2;
-    const runnerGets = () => r.github.requests.filter((q) => q.method === 'GET' && /\/runners\/\d+$/.test(q.path)).length;
+    const runnerGets = () =>
+      r.github.requests.filter((q) => q.method === 'GET' && /\/runners\/\d+$/.test(q.path)).length;
     let beforeReset = 0;
     r.deps.sleep = async () => {
       // Machine and runner are ready at once: only the spent budget holds GitHub back.
@@ -202,7 +282,8 @@ describe('start', () => {
     const seedLive = (r: Rig) => {
       const old = new Date(Date.now() - 600_000);
       // Three live machines of other runs, and two that no longer count (on their way out, or gone).
-      for (const state of ['running', 'pending', 'stopping', 'shutting-down', 'terminated']) r.world.addInstance('spot-runner-other-run', old, {}, { State: { Name: state } });
+      for (const state of ['running', 'pending', 'stopping', 'shutting-down', 'terminated'])
+        r.world.addInstance('spot-runner-other-run', old, {}, { State: { Name: state } });
       // Not ours: no spot-runner:managed tag.
       r.world.addInstance(undefined, old, { Name: 'someone-elses' });
     };
@@ -237,7 +318,11 @@ describe('start', () => {
       const r = rig();
       seedLive(r);
       await runStart(r, { count: '2' });
-      expect(r.world.calls.filter((c) => c.command === 'DescribeInstances' && JSON.stringify(c.input).includes(TAGS.managed))).toEqual([]);
+      expect(
+        r.world.calls.filter(
+          (c) => c.command === 'DescribeInstances' && JSON.stringify(c.input).includes(TAGS.managed),
+        ),
+      ).toEqual([]);
     });
   });
 

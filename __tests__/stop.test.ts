@@ -37,7 +37,10 @@ describe('stop', () => {
 
   it('reports interrupted when EC2 says spot capacity was reclaimed', async () => {
     const { r, label, ids } = await started();
-    Object.assign(r.world.instances.get(ids[0] as string) as object, { State: { Name: 'terminated' }, StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Spot instance termination' } });
+    Object.assign(r.world.instances.get(ids[0] as string) as object, {
+      State: { Name: 'terminated' },
+      StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Spot instance termination' },
+    });
     const res = await stop(stopConfig({ label }), stopDeps(r).deps);
     expect(res.interrupted).toBe(true);
     expect(r.world.live()).toEqual([]);
@@ -59,7 +62,14 @@ describe('stop', () => {
 
   it('finds everything from instance ids alone and leaves foreign instances alone', async () => {
     const { r, ids } = await started();
-    r.world.instances.set('i-0f0f0f0f0f0f0f0f0', { InstanceId: 'i-0f0f0f0f0f0f0f0f0', InstanceType: 't3.micro', State: { Name: 'running' }, Placement: { AvailabilityZone: 'us-east-1a' }, LaunchTime: new Date(), Tags: [] });
+    r.world.instances.set('i-0f0f0f0f0f0f0f0f0', {
+      InstanceId: 'i-0f0f0f0f0f0f0f0f0',
+      InstanceType: 't3.micro',
+      State: { Name: 'running' },
+      Placement: { AvailabilityZone: 'us-east-1a' },
+      LaunchTime: new Date(),
+      Tags: [],
+    });
     const { deps, logs } = stopDeps(r);
     const res = await stop(stopConfig({ 'instance-ids': JSON.stringify([ids[0], 'i-0f0f0f0f0f0f0f0f0']) }), deps);
     expect(r.world.live().map((i) => i.InstanceId)).toEqual(['i-0f0f0f0f0f0f0f0f0']);
@@ -82,7 +92,9 @@ describe('stop', () => {
     r.world.on('TerminateInstances', () => {
       throw awsError('UnauthorizedOperation', 'You are not authorized to perform: ec2:TerminateInstances');
     });
-    await expect(stop(stopConfig({ label }), stopDeps(r).deps)).rejects.toThrow(/stop could not remove everything: terminating instances: You are not authorized/);
+    await expect(stop(stopConfig({ label }), stopDeps(r).deps)).rejects.toThrow(
+      /stop could not remove everything: terminating instances: You are not authorized/,
+    );
     expect(r.world.params.size).toBe(0);
     expect(r.github.runners.size).toBe(0);
     expect(r.world.templates.size).toBe(0);
@@ -94,7 +106,11 @@ describe('rollback (post)', () => {
     const { r, label } = await started();
     // An instance whose launch answer never reached state, but which carries the label.
     const extra = [...r.world.instances.values()][0];
-    const ghost = { ...(extra as NonNullable<typeof extra>), InstanceId: 'i-0e0e0e0e0e0e0e0e0', State: { Name: 'pending' } };
+    const ghost = {
+      ...(extra as NonNullable<typeof extra>),
+      InstanceId: 'i-0e0e0e0e0e0e0e0e0',
+      State: { Name: 'pending' },
+    };
     r.world.instances.set(ghost.InstanceId, ghost);
     const report = await teardown(r.deps.aws, r.deps.gh, target, r.state.resources);
     expect(report.terminated).toContain('i-0e0e0e0e0e0e0e0e0');

@@ -21,10 +21,29 @@ afterEach(() => {
 
 describe('renderSummary', () => {
   it("lays out start's summary as a heading and an aligned table, with no HTML left", async () => {
-    await startSummary('spot-runner-1-1-ab|<x>', [
-      { name: 'r-1', id: 1, instanceId: 'i-0123456789abcdef0', instanceType: 'c7i.large', availabilityZone: 'us-east-1a', market: 'spot', spotPrice: '0.0312' },
-      { name: 'runner-number-2', id: 2, instanceId: 'i-1', instanceType: 'm7i.4xlarge', availabilityZone: 'us-east-1b', market: 'on-demand' },
-    ], ['spot capacity short: 1 on-demand & fine']);
+    await startSummary(
+      'spot-runner-1-1-ab|<x>',
+      [
+        {
+          name: 'r-1',
+          id: 1,
+          instanceId: 'i-0123456789abcdef0',
+          instanceType: 'c7i.large',
+          availabilityZone: 'us-east-1a',
+          market: 'spot',
+          spotPrice: '0.0312',
+        },
+        {
+          name: 'runner-number-2',
+          id: 2,
+          instanceId: 'i-1',
+          instanceType: 'm7i.4xlarge',
+          availabilityZone: 'us-east-1b',
+          market: 'on-demand',
+        },
+      ],
+      ['spot capacity short: 1 on-demand & fine'],
+    );
     const html = readFileSync(file, 'utf8');
     expect(html).toContain('<table>');
     const text = renderSummary(html);
@@ -34,9 +53,17 @@ describe('renderSummary', () => {
     expect(lines[1]).toBe('═'.repeat(lines[0]?.length ?? 0));
     expect(text).toContain('Label: spot-runner-1-1-ab|<x>');
     const header = lines.find((l) => l.includes('runner') && l.includes('instance')) ?? '';
-    const rows = [lines.find((l) => l.includes('i-0123456789abcdef0')) ?? '', lines.find((l) => l.includes('runner-number-2')) ?? ''];
+    const rows = [
+      lines.find((l) => l.includes('i-0123456789abcdef0')) ?? '',
+      lines.find((l) => l.includes('runner-number-2')) ?? '',
+    ];
     // Every column starts where its header does.
-    for (const [col, values] of [['instance', ['i-0123456789abcdef0', 'i-1']], ['type', ['c7i.large', 'm7i.4xlarge']], ['market', ['spot', 'on-demand']], ['spot price (USD/h)', ['0.0312', '—']]] as const) {
+    for (const [col, values] of [
+      ['instance', ['i-0123456789abcdef0', 'i-1']],
+      ['type', ['c7i.large', 'm7i.4xlarge']],
+      ['market', ['spot', 'on-demand']],
+      ['spot price (USD/h)', ['0.0312', '—']],
+    ] as const) {
       const at = header.indexOf(col);
       expect(at).toBeGreaterThan(0);
       values.forEach((v, k) => expect(rows[k]?.indexOf(v)).toBe(at));
@@ -46,7 +73,21 @@ describe('renderSummary', () => {
     expect(text).toContain('  • spot capacity short: 1 on-demand & fine');
   });
   it("keeps stop's text after the table", async () => {
-    await stopSummary([{ instanceId: 'i-1', instanceType: 'c7i.large', market: 'spot', state: 'running', interrupted: false, hours: 0.5, cost: 0.0156 }], 0.0156, []);
+    await stopSummary(
+      [
+        {
+          instanceId: 'i-1',
+          instanceType: 'c7i.large',
+          market: 'spot',
+          state: 'running',
+          interrupted: false,
+          hours: 0.5,
+          cost: 0.0156,
+        },
+      ],
+      0.0156,
+      [],
+    );
     const text = renderSummary(readFileSync(file, 'utf8'));
     expect(text).toMatch(/i-1 +c7i\.large +spot +running +no +0\.500 +0\.0156/);
     expect(text.split('\n').at(-1)).toBe('Estimated cost: $0.0156');

@@ -25,7 +25,8 @@ async function twoRuns() {
   return { world, gh, mine, theirs, client: makeGitHub('ghs_testtoken') };
 }
 
-const terminateCalls = (world: FakeWorld) => world.calls.filter((c) => c.command === 'TerminateInstances').map((c) => c.input.InstanceIds as string[]);
+const terminateCalls = (world: FakeWorld) =>
+  world.calls.filter((c) => c.command === 'TerminateInstances').map((c) => c.input.InstanceIds as string[]);
 
 describe('teardown', () => {
   it('removes one run by its label alone, reports exactly that, and leaves another run untouched', async () => {
@@ -51,7 +52,12 @@ describe('teardown', () => {
     const { world, gh, mine, client } = await twoRuns();
     for (const id of mine.runnerIds) {
       const r = gh.runners.get(id);
-      if (r) r.labels = [{ id: 9, name: 'self-hosted', type: 'read-only' }, ...r.labels, { id: 10, name: 'kani', type: 'custom' }];
+      if (r)
+        r.labels = [
+          { id: 9, name: 'self-hosted', type: 'read-only' },
+          ...r.labels,
+          { id: 10, name: 'kani', type: 'custom' },
+        ];
     }
     const report = await teardown(world.clients(), client, TARGET, { ...emptyResources(), label: MINE });
     expect([...report.runnersDeleted].sort()).toEqual(mine.runnerIds);
@@ -63,7 +69,11 @@ describe('teardown', () => {
     const [a = '', b = ''] = mine.instanceIds;
     Object.assign(world.instances.get(a) ?? {}, { State: { Name: 'shutting-down' } });
     Object.assign(world.instances.get(b) ?? {}, { State: { Name: 'terminated' } });
-    const report = await teardown(world.clients(), client, TARGET, { ...emptyResources(), label: MINE, instanceIds: mine.instanceIds });
+    const report = await teardown(world.clients(), client, TARGET, {
+      ...emptyResources(),
+      label: MINE,
+      instanceIds: mine.instanceIds,
+    });
     expect(terminateCalls(world)).toEqual([]);
     expect(report.terminated).toEqual([]);
     expect(report.problems).toEqual([]);
@@ -81,7 +91,11 @@ describe('teardown', () => {
   it('counts as deleted only runners it deleted: one already gone is not reported', async () => {
     const { world, gh, mine, client } = await twoRuns();
     gh.runners.delete(mine.runnerIds[0] ?? 0);
-    const report = await teardown(world.clients(), client, TARGET, { ...emptyResources(), label: MINE, runnerIds: mine.runnerIds });
+    const report = await teardown(world.clients(), client, TARGET, {
+      ...emptyResources(),
+      label: MINE,
+      runnerIds: mine.runnerIds,
+    });
     expect(report.runnersDeleted).toEqual([mine.runnerIds[1]]);
     expect(report.problems).toEqual([]);
   });
@@ -93,7 +107,9 @@ describe('teardown', () => {
     const report = await teardown(world.clients(), client, TARGET, { ...emptyResources(), label: MINE });
     expect(report.runnersBusy).toEqual([mine.runnerIds[0]]);
     expect(report.runnersDeleted).toEqual([mine.runnerIds[1]]);
-    expect(report.problems).toEqual([`runners ${mine.runnerIds[0]} are busy and were left registered; their instances are terminated, so GitHub will drop them when the job ends`]);
+    expect(report.problems).toEqual([
+      `runners ${mine.runnerIds[0]} are busy and were left registered; their instances are terminated, so GitHub will drop them when the job ends`,
+    ]);
   });
 
   it('keeps going when one kind fails, and names the kind that failed', async () => {
@@ -118,6 +134,14 @@ describe('teardown', () => {
     const report = await teardown(world.clients(), client, TARGET, emptyResources());
     expect(world.mutating()).toEqual([]);
     expect(gh.requests.filter((q) => q.method === 'DELETE')).toEqual([]);
-    expect(report).toEqual({ instances: [], terminated: [], runnersDeleted: [], runnersBusy: [], parametersDeleted: [], templatesDeleted: [], problems: [] });
+    expect(report).toEqual({
+      instances: [],
+      terminated: [],
+      runnersDeleted: [],
+      runnersBusy: [],
+      parametersDeleted: [],
+      templatesDeleted: [],
+      problems: [],
+    });
   });
 });

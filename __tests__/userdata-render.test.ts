@@ -4,7 +4,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { BootstrapOptions, USER_DATA_MAX_BYTES, renderUserData, shellQuote, validateBootstrapOptions } from '../src/userdata/render.js';
+import {
+  BootstrapOptions,
+  USER_DATA_MAX_BYTES,
+  renderUserData,
+  shellQuote,
+  validateBootstrapOptions,
+} from '../src/userdata/render.js';
 import { BOOTSTRAP_TEMPLATE } from '../src/userdata/template.js';
 import { PARAMETER_ROOT } from '../src/tags.js';
 
@@ -52,7 +58,12 @@ describe('renderUserData', () => {
   });
 
   it('scales fractional (test) minutes to whole seconds, at least 1', () => {
-    const out = renderUserData({ ...base, maxLifetimeMinutes: 0.1, idleTimeoutMinutes: 0.05, preRunnerTimeoutMinutes: 0.001 });
+    const out = renderUserData({
+      ...base,
+      maxLifetimeMinutes: 0.1,
+      idleTimeoutMinutes: 0.05,
+      preRunnerTimeoutMinutes: 0.001,
+    });
     expect(bashValue(out, 'SR_MAX_LIFETIME_SECONDS')).toBe('6');
     expect(bashValue(out, 'SR_MAX_LIFETIME_MINUTES_CEIL')).toBe('1');
     expect(bashValue(out, 'SR_IDLE_TIMEOUT_SECONDS')).toBe('3');
@@ -117,7 +128,9 @@ describe('validation rejects injection attempts and bad numbers', () => {
 describe('16 KB user-data limit', () => {
   it('throws naming pre-runner-script when it does not fit', () => {
     const big = randomBytes(9000).toString('hex');
-    expect(() => renderUserData({ ...base, preRunnerScript: big })).toThrow(/16384-byte limit[\s\S]*pre-runner-script is 18000 bytes/);
+    expect(() => renderUserData({ ...base, preRunnerScript: big })).toThrow(
+      /16384-byte limit[\s\S]*pre-runner-script is 18000 bytes/,
+    );
   });
 
   it('gzips the script, so a long but ordinary script still fits', () => {
@@ -134,7 +147,7 @@ describe('16 KB user-data limit', () => {
 });
 
 describe('shellQuote', () => {
-  it.each(["plain", "it's", "'''", '$(id) `id` $HOME \\ "q"', 'new\nline', ''])('round-trips %j through bash', (s) => {
+  it.each(['plain', "it's", "'''", '$(id) `id` $HOME \\ "q"', 'new\nline', ''])('round-trips %j through bash', (s) => {
     expect(execFileSync('bash', ['-c', `printf %s ${shellQuote(s)}`], { encoding: 'utf8' })).toBe(s);
   });
 });

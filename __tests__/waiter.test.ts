@@ -40,7 +40,8 @@ function setup() {
     },
     log: (l) => logs.push(l),
   };
-  const machine = (phase?: string, state = 'running') => world.addInstance(LABEL, new Date(), phase ? { 'spot-runner:phase': phase } : {}, { State: { Name: state } });
+  const machine = (phase?: string, state = 'running') =>
+    world.addInstance(LABEL, new Date(), phase ? { 'spot-runner:phase': phase } : {}, { State: { Name: state } });
   const runner = (instanceId: string, status: 'online' | 'offline' = 'offline'): Pending => {
     const id = 100 + github.runners.size;
     const name = `${LABEL}-${github.runners.size + 1}`;
@@ -49,7 +50,19 @@ function setup() {
   };
   const describes = () => world.calls.filter((c) => c.command === 'DescribeInstances');
   const githubGets = () => github.requests.filter((q) => q.method === 'GET');
-  return { world, github, logs, o, at, machine, runner, describes, githubGets, gh: makeGitHub('ghs_testtoken'), now: () => t };
+  return {
+    world,
+    github,
+    logs,
+    o,
+    at,
+    machine,
+    runner,
+    describes,
+    githubGets,
+    gh: makeGitHub('ghs_testtoken'),
+    now: () => t,
+  };
 }
 
 describe('waitForRunners watches EC2, not GitHub', () => {
@@ -75,7 +88,8 @@ describe('waitForRunners watches EC2, not GitHub', () => {
     // Every second from the launch: 0, 1, …, 12 s; each by the label, not by id, not one per machine.
     expect(res.ec2Polls).toBe(13);
     expect(s.describes()).toHaveLength(13);
-    for (const c of s.describes()) expect(c.input).toEqual({ Filters: [{ Name: 'tag:spot-runner:label', Values: [LABEL] }], MaxResults: 1000 });
+    for (const c of s.describes())
+      expect(c.input).toEqual({ Filters: [{ Name: 'tag:spot-runner:label', Values: [LABEL] }], MaxResults: 1000 });
     expect(res.instances.get(ids[2] as string)?.tags['spot-runner:phase']).toBe('listening');
   });
 
@@ -111,7 +125,10 @@ describe('waitForRunners watches EC2, not GitHub', () => {
     const s = setup();
     const id = s.machine('listening');
     const p = s.runner(id, 'online');
-    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).resolves.toMatchObject({ polls: 1, ec2Polls: 1 });
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).resolves.toMatchObject({
+      polls: 1,
+      ec2Polls: 1,
+    });
     expect(s.githubGets().map((q) => q.path)).toEqual([`/repos/acme/widgets/actions/runners/${p.runnerId}`]);
   });
 
@@ -132,7 +149,21 @@ describe('waitForRunners watches EC2, not GitHub', () => {
     // Launched, but not in any Describe answer for the first 4 s.
     const ghost = 'i-000000000000000aa';
     const p = s.runner(ghost, 'online');
-    s.at.push({ t: 4_000, run: () => s.world.instances.set(ghost, { InstanceId: ghost, InstanceType: 'c7i.large', State: { Name: 'running' }, Placement: { AvailabilityZone: 'us-east-1a' }, LaunchTime: new Date(), Tags: [{ Key: 'spot-runner:label', Value: LABEL }, { Key: 'spot-runner:phase', Value: 'listening' }] }) });
+    s.at.push({
+      t: 4_000,
+      run: () =>
+        s.world.instances.set(ghost, {
+          InstanceId: ghost,
+          InstanceType: 'c7i.large',
+          State: { Name: 'running' },
+          Placement: { AvailabilityZone: 'us-east-1a' },
+          LaunchTime: new Date(),
+          Tags: [
+            { Key: 'spot-runner:label', Value: LABEL },
+            { Key: 'spot-runner:phase', Value: 'listening' },
+          ],
+        }),
+    });
     const res = await waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o);
     expect(res.ec2Polls).toBe(5);
     expect(s.githubGets()).toHaveLength(1);
@@ -153,7 +184,9 @@ describe('waitForRunners watches EC2, not GitHub', () => {
     const s = setup();
     const p = s.runner('i-000000000000000bb', 'online');
     s.o.notFoundGraceMs = 2_000;
-    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(/will not come online: instance i-000000000000000bb: not listed by EC2 yet/);
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(
+      /will not come online: instance i-000000000000000bb: not listed by EC2 yet/,
+    );
     expect(s.githubGets()).toHaveLength(0);
   });
 
@@ -161,8 +194,20 @@ describe('waitForRunners watches EC2, not GitHub', () => {
     const s = setup();
     const ids = [s.machine('runner-started'), s.machine('booting')];
     const pending = ids.map((id) => s.runner(id));
-    s.at.push({ t: 3_000, run: () => Object.assign(s.world.instances.get(ids[1] as string) as object, { State: { Name: 'terminated' }, StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Server.SpotInstanceTermination: Spot instance termination' } }) });
-    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, pending, {}, s.o)).rejects.toThrow(/Runner spot-runner-1-1-aaaaaa-00000001-2 will not come online: instance i-\w+ \(c7i.large, terminated, phase booting, reason: Server.SpotInstanceTermination/);
+    s.at.push({
+      t: 3_000,
+      run: () =>
+        Object.assign(s.world.instances.get(ids[1] as string) as object, {
+          State: { Name: 'terminated' },
+          StateReason: {
+            Code: 'Server.SpotInstanceTermination',
+            Message: 'Server.SpotInstanceTermination: Spot instance termination',
+          },
+        }),
+    });
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, pending, {}, s.o)).rejects.toThrow(
+      /Runner spot-runner-1-1-aaaaaa-00000001-2 will not come online: instance i-\w+ \(c7i.large, terminated, phase booting, reason: Server.SpotInstanceTermination/,
+    );
     expect(s.now()).toBe(3_000);
     expect(s.githubGets()).toHaveLength(0);
   });
@@ -170,14 +215,19 @@ describe('waitForRunners watches EC2, not GitHub', () => {
   it('a failed phase ends the wait at once', async () => {
     const s = setup();
     const p = s.runner(s.machine('failed:ssm-read-failed:AccessDeniedException'));
-    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(/will not come online: .*phase failed:ssm-read-failed:AccessDeniedException/);
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(
+      /will not come online: .*phase failed:ssm-read-failed:AccessDeniedException/,
+    );
     expect(s.now()).toBe(0);
   });
 
   it('a machine already past its job (job-started, or shut down after it) counts as done without GitHub', async () => {
     const s = setup();
     const pending = [s.runner(s.machine('job-started')), s.runner(s.machine('shutting-down', 'terminated'))];
-    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, pending, {}, s.o)).resolves.toMatchObject({ polls: 0, ec2Polls: 1 });
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, pending, {}, s.o)).resolves.toMatchObject({
+      polls: 0,
+      ec2Polls: 1,
+    });
     expect(s.github.requests).toEqual([]);
     expect(s.logs.join('\n')).toMatch(/already took its job \(i-\w+ is shutting-down\)/);
   });
@@ -187,7 +237,9 @@ describe('waitForRunners watches EC2, not GitHub', () => {
     const p = s.runner(s.machine('runner-started'));
     s.o.timeoutMs = 10_000;
     s.o.githubFallbackMs = 3_600_000;
-    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(/Timed out after 10 s waiting for 1 runner\(s\) to come online: i-\w+ \(c7i.large, running, phase runner-started\)/);
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(
+      /Timed out after 10 s waiting for 1 runner\(s\) to come online: i-\w+ \(c7i.large, running, phase runner-started\)/,
+    );
     expect(s.githubGets()).toHaveLength(0);
   });
 
@@ -220,7 +272,9 @@ describe('waitForRunners: a runner GitHub no longer knows', () => {
     const s = setup();
     const id = s.machine('listening');
     const p = { runnerId: 7, runnerName: `${LABEL}-1`, instanceId: id };
-    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(/Runner spot-runner-1-1-aaaaaa-00000001-1 \(id 7\) was removed from GitHub before it came online; instance i-\w+ \(c7i.large, running, phase listening\)/);
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(
+      /Runner spot-runner-1-1-aaaaaa-00000001-1 \(id 7\) was removed from GitHub before it came online; instance i-\w+ \(c7i.large, running, phase listening\)/,
+    );
     expect(s.githubGets()).toHaveLength(1);
   });
 

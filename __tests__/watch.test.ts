@@ -6,7 +6,14 @@ import type { InstanceInfo } from '../src/aws/instances.js';
 import { tuning } from '../src/config.js';
 import { lostByInstance, tookJobByPhase } from '../src/modes/watch.js';
 
-const inst = (state: string, phase?: string): InstanceInfo => ({ instanceId: 'i-0123456789abcdef0', state, instanceType: 'c7i.large', availabilityZone: 'us-east-1a', market: 'spot', tags: phase ? { 'spot-runner:phase': phase } : {} });
+const inst = (state: string, phase?: string): InstanceInfo => ({
+  instanceId: 'i-0123456789abcdef0',
+  state,
+  instanceType: 'c7i.large',
+  availabilityZone: 'us-east-1a',
+  market: 'spot',
+  tags: phase ? { 'spot-runner:phase': phase } : {},
+});
 
 describe('watch: took its job?', () => {
   it.each([

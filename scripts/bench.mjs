@@ -108,28 +108,43 @@ if (!existsSync(DIST)) {
   console.error(`${DIST} is missing: run 'npm run bundle' first`);
   process.exit(1);
 }
-const distStale = Math.max(newestMtime(join(ROOT, 'src')), statSync(join(ROOT, 'user-data', 'bootstrap.sh')).mtimeMs) > statSync(DIST).mtimeMs;
-if (distStale) log('WARNING: a file under src/ (or user-data/bootstrap.sh) is newer than dist/index.js; the figures are for the bundle as it is. Use --bundle to rebuild first.');
+const distStale =
+  Math.max(newestMtime(join(ROOT, 'src')), statSync(join(ROOT, 'user-data', 'bootstrap.sh')).mtimeMs) >
+  statSync(DIST).mtimeMs;
+if (distStale)
+  log(
+    'WARNING: a file under src/ (or user-data/bootstrap.sh) is newer than dist/index.js; the figures are for the bundle as it is. Use --bundle to rebuild first.',
+  );
 
 // ---- the lab helpers, transpiled on the fly (scripts/lib/load-ts.mjs) ---------------------
-const [{ startMoto }, { GitHubStandIn }, { runStep, inputEnvName }] = await loadTs('test/lab/moto.ts', 'test/lab/github.ts', 'test/lab/action.ts');
-const { EC2Client, CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSubnetsCommand } = await import('@aws-sdk/client-ec2');
-const { SSMClient, DeleteParameterCommand, GetParameterCommand, PutParameterCommand } = await import('@aws-sdk/client-ssm');
+const [{ startMoto }, { GitHubStandIn }, { runStep, inputEnvName }] = await loadTs(
+  'test/lab/moto.ts',
+  'test/lab/github.ts',
+  'test/lab/action.ts',
+);
+const { EC2Client, CreateTagsCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSubnetsCommand } =
+  await import('@aws-sdk/client-ec2');
+const { SSMClient, DeleteParameterCommand, GetParameterCommand, PutParameterCommand } =
+  await import('@aws-sdk/client-ssm');
 
 // ---- a recording proxy: counts the action's AWS calls, times its GitHub requests ------------
 /** EC2 speaks the Query protocol (Action= in a form body); SSM speaks JSON (X-Amz-Target). */
 function classifyAws(req, body) {
   const target = req.headers['x-amz-target'];
-  if (typeof target === 'string' && target.includes('.')) return { service: target.startsWith('AmazonSSM') ? 'ssm' : target.split('.')[0], action: target.split('.').pop() };
+  if (typeof target === 'string' && target.includes('.'))
+    return { service: target.startsWith('AmazonSSM') ? 'ssm' : target.split('.')[0], action: target.split('.').pop() };
   const action = new URLSearchParams(body).get('Action');
   // STS speaks the Query protocol too: the signature's credential scope names the service.
-  const scope = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\/aws4_request/.exec(String(req.headers.authorization ?? ''))?.[1];
+  const scope = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\/aws4_request/.exec(
+    String(req.headers.authorization ?? ''),
+  )?.[1];
   return { service: scope === 'sts' ? 'sts' : 'ec2', action: action ?? `${req.method} ${req.url}` };
 }
 function classifyGitHub(req) {
   const path = (req.url ?? '').split('?')[0];
   if (path.endsWith('/generate-jitconfig')) return { service: 'github', action: 'generate-jitconfig' };
-  if (/\/actions\/runners\/\d+$/.test(path)) return { service: 'github', action: `${req.method === 'DELETE' ? 'delete' : 'get'}-runner` };
+  if (/\/actions\/runners\/\d+$/.test(path))
+    return { service: 'github', action: `${req.method === 'DELETE' ? 'delete' : 'get'}-runner` };
   if (path.endsWith('/actions/runners')) return { service: 'github', action: 'list-runners' };
   return { service: 'github', action: `${req.method} ${path}` };
 }
@@ -146,7 +161,14 @@ async function recordingProxy(target, classify) {
       calls.push(call);
       res.on('finish', () => (call.done = Date.now()));
       const up = httpRequest(
-        { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, host: to.host }, agent },
+        {
+          host: to.hostname,
+          port: to.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: to.host },
+          agent,
+        },
         (r) => {
           res.writeHead(r.statusCode ?? 502, r.headers);
           r.pipe(res);
@@ -191,7 +213,9 @@ function bootSim(ec2, ssm, ghUrl, expected, bootMs = BOOT_DELAY_MS) {
         await ssm.send(new DeleteParameterCommand({ Name: name }));
         // The bootstrap execs the runner and tags runner-started; the listener then needs a
         // moment to start and create its session (LISTENER_MS, a guess: seconds on a real machine).
-        await ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: 'spot-runner:phase', Value: 'runner-started' }] }));
+        await ec2.send(
+          new CreateTagsCommand({ Resources: [id], Tags: [{ Key: 'spot-runner:phase', Value: 'runner-started' }] }),
+        );
         await sleep(LISTENER_MS);
         const t = Date.now();
         const res = await fetch(`${ghUrl}/_lab/connect`, { method: 'POST', body: p.Parameter?.Value ?? '' });
@@ -200,7 +224,15 @@ function bootSim(ec2, ssm, ghUrl, expected, bootMs = BOOT_DELAY_MS) {
         // The bootstrap's look (every 0.2 s) and its CreateTags: the listener's version line comes
         // just before "Listening for Jobs", so both tags (the bootstrap writes them in two calls).
         await sleep(Math.random() * 200);
-        await ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: 'spot-runner:runner-version', Value: '2.330.0' }, { Key: 'spot-runner:phase', Value: 'listening' }] }));
+        await ec2.send(
+          new CreateTagsCommand({
+            Resources: [id],
+            Tags: [
+              { Key: 'spot-runner:runner-version', Value: '2.330.0' },
+              { Key: 'spot-runner:phase', Value: 'listening' },
+            ],
+          }),
+        );
         return;
       } catch (e) {
         if (e?.name !== 'ParameterNotFound') {
@@ -215,7 +247,14 @@ function bootSim(ec2, ssm, ghUrl, expected, bootMs = BOOT_DELAY_MS) {
   const loop = (async () => {
     while (running && seen.size < expected) {
       try {
-        const out = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag-key', Values: ['spot-runner:label'] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }] }));
+        const out = await ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [
+              { Name: 'tag-key', Values: ['spot-runner:label'] },
+              { Name: 'instance-state-name', Values: ['pending', 'running'] },
+            ],
+          }),
+        );
         for (const i of (out.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
           if (seen.has(i.InstanceId)) continue;
           seen.add(i.InstanceId);
@@ -301,12 +340,23 @@ async function oneStart(n, o = {}) {
   const subnets = await freshAccount();
   const sim = bootSim(ec2, ssm, gh.url, n, o.bootMs);
   const t0 = Date.now();
-  const r = await runStep({ env: actionEnv(awsProxy.url, ghProxy.url), inputs: startInputs(n, subnets), dist: o.dist ?? DIST, timeoutMs: 600_000 });
+  const r = await runStep({
+    env: actionEnv(awsProxy.url, ghProxy.url),
+    inputs: startInputs(n, subnets),
+    dist: o.dist ?? DIST,
+    timeoutMs: 600_000,
+  });
   const tExit = Date.now();
   await sim.stop();
   if (r.exitCode !== 0 || sim.connects.length !== n) {
-    const tail = r.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).slice(-15).join('\n');
-    throw new Error(`start of ${n} failed (exit ${r.exitCode}, ${sim.connects.length}/${n} runners connected; sim problems: ${sim.problems.slice(0, 3).join('; ') || 'none'}):\n${tail}`);
+    const tail = r.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('::add-mask::'))
+      .slice(-15)
+      .join('\n');
+    throw new Error(
+      `start of ${n} failed (exit ${r.exitCode}, ${sim.connects.length}/${n} runners connected; sim problems: ${sim.problems.slice(0, 3).join('; ') || 'none'}):\n${tail}`,
+    );
   }
   const online = sim.connects.map((c) => c.t);
   const awsCalls = [...awsProxy.calls];
@@ -322,7 +372,10 @@ async function oneStart(n, o = {}) {
     n,
     startMs: tExit - t0,
     overheadMs: tExit - Math.max(...online),
-    detectMs: Math.max(...at(ghCalls, (c) => c.action === 'get-runner' || c.action === 'list-runners')) + t0 - Math.max(...online),
+    detectMs:
+      Math.max(...at(ghCalls, (c) => c.action === 'get-runner' || c.action === 'list-runners')) +
+      t0 -
+      Math.max(...online),
     finishMs: tExit - t0 - Math.max(...at(ghCalls, (c) => c.action === 'get-runner' || c.action === 'list-runners')),
     firstOnlineMs: Math.min(...online) - t0,
     lastOnlineMs: Math.max(...online) - t0,
@@ -346,7 +399,9 @@ async function oneStart(n, o = {}) {
     secondaryHits: gh.secondaryLimitHits,
     // EC2 reads a second over the whole start (spawn → exit), and over its wait (last PutParameter → exit).
     ec2ReadsPerS: sum(ec2Calls, (a) => !MUTATING(a)) / ((tExit - t0) / 1000),
-    waitReadsPerS: awsCalls.filter((c) => c.service === 'ec2' && !MUTATING(c.action) && c.t - t0 >= Math.max(...put)).length / ((tExit - t0 - Math.max(...put)) / 1000),
+    waitReadsPerS:
+      awsCalls.filter((c) => c.service === 'ec2' && !MUTATING(c.action) && c.t - t0 >= Math.max(...put)).length /
+      ((tExit - t0 - Math.max(...put)) / 1000),
   };
 }
 
@@ -363,7 +418,9 @@ for (const n of SIZES) {
     try {
       const r = await oneStart(n);
       results[n].push(r);
-      log(`N=${n} run ${i}/${RUNS[n]}: start ${sec(r.startMs)} s, overhead ${sec(r.overheadMs)} s, EC2 mutating ${r.ec2Mutating}, GitHub ${r.ghTotal} req`);
+      log(
+        `N=${n} run ${i}/${RUNS[n]}: start ${sec(r.startMs)} s, overhead ${sec(r.overheadMs)} s, EC2 mutating ${r.ec2Mutating}, GitHub ${r.ghTotal} req`,
+      );
     } catch (e) {
       failures.push(`N=${n} run ${i}: ${e.message}`);
       log(`N=${n} run ${i} FAILED: ${e.message}`);
@@ -374,7 +431,10 @@ for (const n of SIZES) {
 // ---- 7: readiness (issue 15) -----------------------------------------------------------------
 // Per start, at a simulated boot of 3 s and of 30 s: overhead (last runner online → exit),
 // GitHub requests (target ≤ N + 3) and EC2 reads a second (target ≤ 1.5). Then the burst.
-const DISTS = [['this commit', DIST], ...(COMPARE_DIST ? [[`older bundle (${COMPARE_DIST})`, resolve(COMPARE_DIST)]] : [])];
+const DISTS = [
+  ['this commit', DIST],
+  ...(COMPARE_DIST ? [[`older bundle (${COMPARE_DIST})`, resolve(COMPARE_DIST)]] : []),
+];
 const readiness = [];
 if (READINESS_RUNS > 0) {
   for (const [which, dist] of DISTS) {
@@ -385,7 +445,9 @@ if (READINESS_RUNS > 0) {
           try {
             const r = await oneStart(n, { bootMs, dist });
             runs.push(r);
-            log(`readiness (${which}) boot ${bootMs / 1000} s N=${n} run ${i}: overhead ${sec(r.overheadMs)} s, GitHub ${r.ghTotal}, EC2 reads ${r.ec2Read} (${r.ec2ReadsPerS.toFixed(2)}/s)`);
+            log(
+              `readiness (${which}) boot ${bootMs / 1000} s N=${n} run ${i}: overhead ${sec(r.overheadMs)} s, GitHub ${r.ghTotal}, EC2 reads ${r.ec2Read} (${r.ec2ReadsPerS.toFixed(2)}/s)`,
+            );
           } catch (e) {
             failures.push(`readiness (${which}) boot ${bootMs} N=${n} run ${i}: ${e.message}`);
           }
@@ -403,14 +465,26 @@ async function burst(dist) {
   const t0 = Date.now();
   const runs = await Promise.all(
     Array.from({ length: BURST_STARTS }, (_, k) =>
-      runStep({ env: { ...actionEnv(awsProxy.url, ghProxy.url), GITHUB_RUN_ID: String(9000 + k) }, inputs: startInputs(1, subnets), dist, timeoutMs: 900_000 }).then((r) => ({ ...r, done: Date.now() })),
+      runStep({
+        env: { ...actionEnv(awsProxy.url, ghProxy.url), GITHUB_RUN_ID: String(9000 + k) },
+        inputs: startInputs(1, subnets),
+        dist,
+        timeoutMs: 900_000,
+      }).then((r) => ({ ...r, done: Date.now() })),
     ),
   );
   await sim.stop();
   const aws = [...awsProxy.calls];
   const ec2c = aws.filter((c) => c.service === 'ec2');
   const failed = runs.filter((r) => r.exitCode !== 0);
-  for (const r of failed.slice(0, 3)) failures.push(`burst: a start failed (exit ${r.exitCode}): ${r.stdout.split('\n').filter((l) => l.startsWith('::error')).join(' ').slice(0, 400)}`);
+  for (const r of failed.slice(0, 3))
+    failures.push(
+      `burst: a start failed (exit ${r.exitCode}): ${r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('::error'))
+        .join(' ')
+        .slice(0, 400)}`,
+    );
   return {
     ok: runs.length - failed.length,
     ghTotal: gh.requests.length,
@@ -431,7 +505,9 @@ if (BURST) {
     try {
       const b = await burst(dist);
       bursts.push({ which, ...b });
-      log(`burst (${which}): ${b.ok}/${BURST_STARTS} succeeded, GitHub ${b.ghTotal}, EC2 ${b.ec2Total}, secondary-limit hits ${b.secondaryHits}`);
+      log(
+        `burst (${which}): ${b.ok}/${BURST_STARTS} succeeded, GitHub ${b.ghTotal}, EC2 ${b.ec2Total}, secondary-limit hits ${b.secondaryHits}`,
+      );
     } catch (e) {
       failures.push(`burst (${which}): ${e.message}`);
     }
@@ -455,14 +531,20 @@ async function firstRequestServer() {
       first = new Promise((r) => (resolveFirst = r));
       return first;
     },
-    close: () => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); }),
+    close: () =>
+      new Promise((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
   };
 }
 async function timeSpawn(args, env, firstReq) {
   const t0 = Date.now();
   const child = spawn(process.execPath, args, { env, stdio: 'ignore' });
   const exited = new Promise((r) => child.on('exit', () => r(Date.now())));
-  const t = firstReq ? await Promise.race([firstReq, exited.then(() => NaN), sleep(20_000).then(() => NaN)]) : await exited;
+  const t = firstReq
+    ? await Promise.race([firstReq, exited.then(() => NaN), sleep(20_000).then(() => NaN)])
+    : await exited;
   if (firstReq) child.kill('SIGKILL');
   await exited;
   return t - t0;
@@ -471,7 +553,13 @@ log(`cold start: ${COLD_RUNS} × node dist/index.js → first request, node -e '
 const fr = await firstRequestServer();
 const coldDir = join(CACHE, 'cold');
 mkdirSync(coldDir, { recursive: true });
-const coldEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', GITHUB_ACTIONS: 'true', RUNNER_TEMP: coldDir, ...actionEnv(fr.url, fr.url) };
+const coldEnv = {
+  PATH: process.env.PATH ?? '',
+  HOME: process.env.HOME ?? '/tmp',
+  GITHUB_ACTIONS: 'true',
+  RUNNER_TEMP: coldDir,
+  ...actionEnv(fr.url, fr.url),
+};
 for (const f of ['GITHUB_OUTPUT', 'GITHUB_STATE', 'GITHUB_STEP_SUMMARY']) {
   coldEnv[f] = join(coldDir, f);
   writeFileSync(coldEnv[f], '');
@@ -481,7 +569,13 @@ const cold = { dist: [], bare: [], fetch: [], load: [] };
 for (let i = 0; i < COLD_RUNS; i++) {
   cold.bare.push(await timeSpawn(['-e', ''], { PATH: process.env.PATH ?? '' }));
   cold.dist.push(await timeSpawn([DIST], coldEnv, fr.next()));
-  cold.fetch.push(await timeSpawn(['-e', `fetch(${JSON.stringify(fr.url)}).catch(()=>{})`], { PATH: process.env.PATH ?? '' }, fr.next()));
+  cold.fetch.push(
+    await timeSpawn(
+      ['-e', `fetch(${JSON.stringify(fr.url)}).catch(()=>{})`],
+      { PATH: process.env.PATH ?? '' },
+      fr.next(),
+    ),
+  );
   // no inputs at all: the bundle loads, fails input validation and exits, with no request
   cold.load.push(await timeSpawn([DIST], { PATH: process.env.PATH ?? '', GITHUB_ACTIONS: 'true' }));
 }
@@ -497,7 +591,19 @@ if (BOOTSTRAP) {
   const b = spawnSync('bash', [join(ROOT, 'scripts', 'bench-bootstrap.sh')], { cwd: ROOT, encoding: 'utf8' });
   const line = b.stdout.split('\n').find((l) => l.includes('median')) ?? '';
   const m = /median (\d+) ms/.exec(line);
-  bootstrap = m ? { medianMs: Number(m[1]), line: line.trim(), runs: b.stdout.split('\n').find((l) => l.startsWith('runs'))?.trim() } : { medianMs: NaN, line: `failed (exit ${b.status}): ${(b.stderr || b.stdout).trim().split('\n').slice(-3).join(' / ')}` };
+  bootstrap = m
+    ? {
+        medianMs: Number(m[1]),
+        line: line.trim(),
+        runs: b.stdout
+          .split('\n')
+          .find((l) => l.startsWith('runs'))
+          ?.trim(),
+      }
+    : {
+        medianMs: NaN,
+        line: `failed (exit ${b.status}): ${(b.stderr || b.stdout).trim().split('\n').slice(-3).join(' / ')}`,
+      };
   if (!m) failures.push(`bootstrap bench: ${bootstrap.line}`);
 }
 
@@ -530,19 +636,76 @@ const row = (cells) => `| ${cells.join(' | ')} |`;
 const table = (head, rows) => [row(head), row(head.map(() => '---')), ...rows.map(row)].join('\n');
 
 const overheadTable = table(
-  ['N', 'runs', 'overhead median (s)', 'min–max (s)', '≤ 2 s', 'of which: online → the poll that saw it (s)', 'that poll → process exit (s)'],
-  sizes.map((n) => [n, results[n].length, sec(med(n, 'overheadMs')), spread(n, 'overheadMs'), pass(med(n, 'overheadMs') <= 2000), sec(med(n, 'detectMs')), sec(med(n, 'finishMs'))]),
+  [
+    'N',
+    'runs',
+    'overhead median (s)',
+    'min–max (s)',
+    '≤ 2 s',
+    'of which: online → the poll that saw it (s)',
+    'that poll → process exit (s)',
+  ],
+  sizes.map((n) => [
+    n,
+    results[n].length,
+    sec(med(n, 'overheadMs')),
+    spread(n, 'overheadMs'),
+    pass(med(n, 'overheadMs') <= 2000),
+    sec(med(n, 'detectMs')),
+    sec(med(n, 'finishMs')),
+  ]),
 );
 const phaseTable = table(
-  ['N', 'first AWS call', 'CreateFleet sent', 'CreateFleet answered', 'first JIT', 'last JIT', 'last PutParameter', 'first online', 'last online', 'start returned', `write-gap floor (N−1)×${WRITE_GAP_MS} ms`, 'JIT phase share of start'],
+  [
+    'N',
+    'first AWS call',
+    'CreateFleet sent',
+    'CreateFleet answered',
+    'first JIT',
+    'last JIT',
+    'last PutParameter',
+    'first online',
+    'last online',
+    'start returned',
+    `write-gap floor (N−1)×${WRITE_GAP_MS} ms`,
+    'JIT phase share of start',
+  ],
   sizes.map((n) => {
     const floor = (n - 1) * WRITE_GAP_MS;
-    return [n, sec(med(n, 'firstAwsMs')), sec(med(n, 'fleetMs')), sec(med(n, 'fleetDoneMs')), sec(med(n, 'jitFirstMs')), sec(med(n, 'jitLastMs')), sec(med(n, 'putLastMs')), sec(med(n, 'firstOnlineMs')), sec(med(n, 'lastOnlineMs')), sec(med(n, 'startMs')), sec(floor), `${Math.round((100 * median(results[n].map((r) => r.jitLastMs - r.jitFirstMs))) / med(n, 'startMs'))} %`];
+    return [
+      n,
+      sec(med(n, 'firstAwsMs')),
+      sec(med(n, 'fleetMs')),
+      sec(med(n, 'fleetDoneMs')),
+      sec(med(n, 'jitFirstMs')),
+      sec(med(n, 'jitLastMs')),
+      sec(med(n, 'putLastMs')),
+      sec(med(n, 'firstOnlineMs')),
+      sec(med(n, 'lastOnlineMs')),
+      sec(med(n, 'startMs')),
+      sec(floor),
+      `${Math.round((100 * median(results[n].map((r) => r.jitLastMs - r.jitFirstMs))) / med(n, 'startMs'))} %`,
+    ];
   }),
 );
-const fmtCalls = (o) => Object.entries(o).filter(([, v]) => v > 0).sort().map(([k, v]) => `${k} ${v}`).join(', ');
+const fmtCalls = (o) =>
+  Object.entries(o)
+    .filter(([, v]) => v > 0)
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
 const economyTable = table(
-  ['N', 'EC2 mutating', 'EC2 mutating calls', 'EC2 reads', 'SSM writes (per runner)', 'GitHub requests', 'GitHub per runner', 'GitHub by operation (run 1)', 'OpenAPI violations'],
+  [
+    'N',
+    'EC2 mutating',
+    'EC2 mutating calls',
+    'EC2 reads',
+    'SSM writes (per runner)',
+    'GitHub requests',
+    'GitHub per runner',
+    'GitHub by operation (run 1)',
+    'OpenAPI violations',
+  ],
   sizes.map((n) => {
     const r0 = results[n][0];
     return [
@@ -567,65 +730,196 @@ const coldTable = table(
   ['process', `median of ${COLD_RUNS} (ms)`, 'min–max (ms)'],
   [
     ["`node -e ''` (spawn → exit)", median(cold.bare), `${Math.min(...cold.bare)}–${Math.max(...cold.bare)}`],
-    ['`node -e "fetch(…)"` (spawn → first request)', median(cold.fetch), `${Math.min(...cold.fetch)}–${Math.max(...cold.fetch)}`],
-    ['`node dist/index.js`, no inputs (spawn → exit: load the bundle, fail validation)', median(cold.load), `${Math.min(...cold.load)}–${Math.max(...cold.load)}`],
-    ['`node dist/index.js` start (spawn → first request)', median(cold.dist), `${Math.min(...cold.dist)}–${Math.max(...cold.dist)}`],
+    [
+      '`node -e "fetch(…)"` (spawn → first request)',
+      median(cold.fetch),
+      `${Math.min(...cold.fetch)}–${Math.max(...cold.fetch)}`,
+    ],
+    [
+      '`node dist/index.js`, no inputs (spawn → exit: load the bundle, fail validation)',
+      median(cold.load),
+      `${Math.min(...cold.load)}–${Math.max(...cold.load)}`,
+    ],
+    [
+      '`node dist/index.js` start (spawn → first request)',
+      median(cold.dist),
+      `${Math.min(...cold.dist)}–${Math.max(...cold.dist)}`,
+    ],
   ],
 );
 const bundleLine = `dist/index.js: ${(bundleBytes / 1e6).toFixed(2)} MB (${bundleBytes} bytes; ${(bundleGzip / 1e6).toFixed(2)} MB gzipped)`;
 
 const readinessTable = table(
-  ['bundle', 'simulated boot', 'N', 'runs', 'overhead median (s)', 'min–max (s)', '≤ 1 s', 'GitHub requests per start', '≤ N + 3', 'EC2 reads per start', 'EC2 reads/s (whole start)', 'EC2 reads/s (wait)', '≤ 1.5/s', 'secondary-limit hits'],
-  readiness.filter((x) => x.runs.length).map((x) => {
-    const m = (k) => median(x.runs.map((r) => r[k]));
-    const xs = x.runs.map((r) => r.overheadMs);
-    return [x.which, `${x.bootMs / 1000} s`, x.n, x.runs.length, sec(m('overheadMs')), `${sec(Math.min(...xs))}–${sec(Math.max(...xs))}`, pass(m('overheadMs') <= 1000), m('ghTotal'), pass(Math.max(...x.runs.map((r) => r.ghTotal)) <= x.n + 3), m('ec2Read'), m('ec2ReadsPerS').toFixed(2), m('waitReadsPerS').toFixed(2), pass(m('ec2ReadsPerS') <= 1.5), x.runs.reduce((a, r) => a + r.secondaryHits, 0)];
-  }),
+  [
+    'bundle',
+    'simulated boot',
+    'N',
+    'runs',
+    'overhead median (s)',
+    'min–max (s)',
+    '≤ 1 s',
+    'GitHub requests per start',
+    '≤ N + 3',
+    'EC2 reads per start',
+    'EC2 reads/s (whole start)',
+    'EC2 reads/s (wait)',
+    '≤ 1.5/s',
+    'secondary-limit hits',
+  ],
+  readiness
+    .filter((x) => x.runs.length)
+    .map((x) => {
+      const m = (k) => median(x.runs.map((r) => r[k]));
+      const xs = x.runs.map((r) => r.overheadMs);
+      return [
+        x.which,
+        `${x.bootMs / 1000} s`,
+        x.n,
+        x.runs.length,
+        sec(m('overheadMs')),
+        `${sec(Math.min(...xs))}–${sec(Math.max(...xs))}`,
+        pass(m('overheadMs') <= 1000),
+        m('ghTotal'),
+        pass(Math.max(...x.runs.map((r) => r.ghTotal)) <= x.n + 3),
+        m('ec2Read'),
+        m('ec2ReadsPerS').toFixed(2),
+        m('waitReadsPerS').toFixed(2),
+        pass(m('ec2ReadsPerS') <= 1.5),
+        x.runs.reduce((a, r) => a + r.secondaryHits, 0),
+      ];
+    }),
 );
 const burstTable = table(
-  ['bundle', 'starts', 'succeeded', 'GitHub requests', 'GitHub by operation', 'secondary-limit hits', 'EC2 requests (reads)', 'EC2 by operation', 'SSM requests', 'median start (s)', 'last start done (s)'],
-  bursts.map((b) => [b.which, BURST_STARTS, `${b.ok}/${BURST_STARTS}`, b.ghTotal, fmtCalls(b.ghByOp), b.secondaryHits, `${b.ec2Total} (${b.ec2Reads})`, fmtCalls(b.ec2ByOp), b.ssmTotal, sec(b.startMedianMs), sec(b.wallMs)]),
+  [
+    'bundle',
+    'starts',
+    'succeeded',
+    'GitHub requests',
+    'GitHub by operation',
+    'secondary-limit hits',
+    'EC2 requests (reads)',
+    'EC2 by operation',
+    'SSM requests',
+    'median start (s)',
+    'last start done (s)',
+  ],
+  bursts.map((b) => [
+    b.which,
+    BURST_STARTS,
+    `${b.ok}/${BURST_STARTS}`,
+    b.ghTotal,
+    fmtCalls(b.ghByOp),
+    b.secondaryHits,
+    `${b.ec2Total} (${b.ec2Reads})`,
+    fmtCalls(b.ec2ByOp),
+    b.ssmTotal,
+    sec(b.startMedianMs),
+    sec(b.wallMs),
+  ]),
 );
 const mine = (bootMs) => readiness.filter((x) => x.which === 'this commit' && x.bootMs === bootMs && x.runs.length);
 const readinessHeadline = [
-  ...[3000, 30_000].flatMap((b) => mine(b).map((x) => [`readiness: overhead, boot ${b / 1000} s, N=${x.n} (median of ${x.runs.length})`, `${sec(median(x.runs.map((r) => r.overheadMs)))} s`, '≤ 1 s', pass(median(x.runs.map((r) => r.overheadMs)) <= 1000)])),
-  ...[3000, 30_000].flatMap((b) => mine(b).map((x) => [`readiness: GitHub requests per start, boot ${b / 1000} s, N=${x.n} (max)`, String(Math.max(...x.runs.map((r) => r.ghTotal))), `≤ ${x.n + 3}`, pass(Math.max(...x.runs.map((r) => r.ghTotal)) <= x.n + 3)])),
-  ...[3000, 30_000].flatMap((b) => mine(b).map((x) => [`readiness: EC2 reads a second per start, boot ${b / 1000} s, N=${x.n} (median)`, median(x.runs.map((r) => r.ec2ReadsPerS)).toFixed(2), '≤ 1.5', pass(median(x.runs.map((r) => r.ec2ReadsPerS)) <= 1.5)])),
-  ...bursts.filter((b) => b.which === 'this commit').flatMap((b) => [
-    [`burst: ${BURST_STARTS} starts at once, succeeded`, `${b.ok}/${BURST_STARTS}`, `${BURST_STARTS}/${BURST_STARTS}`, pass(b.ok === BURST_STARTS)],
-    ['burst: secondary-limit hits', String(b.secondaryHits), '0', pass(b.secondaryHits === 0)],
-  ]),
+  ...[3000, 30_000].flatMap((b) =>
+    mine(b).map((x) => [
+      `readiness: overhead, boot ${b / 1000} s, N=${x.n} (median of ${x.runs.length})`,
+      `${sec(median(x.runs.map((r) => r.overheadMs)))} s`,
+      '≤ 1 s',
+      pass(median(x.runs.map((r) => r.overheadMs)) <= 1000),
+    ]),
+  ),
+  ...[3000, 30_000].flatMap((b) =>
+    mine(b).map((x) => [
+      `readiness: GitHub requests per start, boot ${b / 1000} s, N=${x.n} (max)`,
+      String(Math.max(...x.runs.map((r) => r.ghTotal))),
+      `≤ ${x.n + 3}`,
+      pass(Math.max(...x.runs.map((r) => r.ghTotal)) <= x.n + 3),
+    ]),
+  ),
+  ...[3000, 30_000].flatMap((b) =>
+    mine(b).map((x) => [
+      `readiness: EC2 reads a second per start, boot ${b / 1000} s, N=${x.n} (median)`,
+      median(x.runs.map((r) => r.ec2ReadsPerS)).toFixed(2),
+      '≤ 1.5',
+      pass(median(x.runs.map((r) => r.ec2ReadsPerS)) <= 1.5),
+    ]),
+  ),
+  ...bursts
+    .filter((b) => b.which === 'this commit')
+    .flatMap((b) => [
+      [
+        `burst: ${BURST_STARTS} starts at once, succeeded`,
+        `${b.ok}/${BURST_STARTS}`,
+        `${BURST_STARTS}/${BURST_STARTS}`,
+        pass(b.ok === BURST_STARTS),
+      ],
+      ['burst: secondary-limit hits', String(b.secondaryHits), '0', pass(b.secondaryHits === 0)],
+    ]),
 ];
 const headline = table(
   ['figure', 'result', 'target', 'met'],
   [
-    ...sizes.map((n) => [`provisioning overhead, N=${n} (median of ${results[n].length})`, `${sec(med(n, 'overheadMs'))} s`, '≤ 2 s', pass(med(n, 'overheadMs') <= 2000)]),
-    ['EC2 mutating calls per start, N=' + sizes.join('/'), sizes.map((n) => constant(n, (r) => r.ec2Mutating)).join(' / '), 'same small constant', pass(new Set(sizes.flatMap((n) => results[n].map((r) => r.ec2Mutating))).size === 1)],
-    ['GitHub requests per runner, N=' + sizes.join('/'), sizes.map((n) => (median(results[n].map((r) => r.ghTotal)) / n).toFixed(2)).join(' / '), '—', '—'],
+    ...sizes.map((n) => [
+      `provisioning overhead, N=${n} (median of ${results[n].length})`,
+      `${sec(med(n, 'overheadMs'))} s`,
+      '≤ 2 s',
+      pass(med(n, 'overheadMs') <= 2000),
+    ]),
+    [
+      'EC2 mutating calls per start, N=' + sizes.join('/'),
+      sizes.map((n) => constant(n, (r) => r.ec2Mutating)).join(' / '),
+      'same small constant',
+      pass(new Set(sizes.flatMap((n) => results[n].map((r) => r.ec2Mutating))).size === 1),
+    ],
+    [
+      'GitHub requests per runner, N=' + sizes.join('/'),
+      sizes.map((n) => (median(results[n].map((r) => r.ghTotal)) / n).toFixed(2)).join(' / '),
+      '—',
+      '—',
+    ],
     ['scale: start time N=100 / N=1', Number.isFinite(scale) ? `${scale.toFixed(1)}×` : 'n/a', '—', '—'],
-    ['cold start: dist → first request / `node -e \'\'`', `${median(cold.dist)} ms / ${median(cold.bare)} ms = ${coldRatio.toFixed(1)}×`, '—', '—'],
+    [
+      "cold start: dist → first request / `node -e ''`",
+      `${median(cold.dist)} ms / ${median(cold.bare)} ms = ${coldRatio.toFixed(1)}×`,
+      '—',
+      '—',
+    ],
     ['bundle size', `${(bundleBytes / 1e6).toFixed(2)} MB`, '—', '—'],
-    ['bootstrap: script start → runner exec', `${bootstrap.medianMs} ms`, '< 1000 ms', Number.isFinite(bootstrap.medianMs) ? pass(bootstrap.medianMs < 1000) : 'n/a'],
+    [
+      'bootstrap: script start → runner exec',
+      `${bootstrap.medianMs} ms`,
+      '< 1000 ms',
+      Number.isFinite(bootstrap.medianMs) ? pass(bootstrap.medianMs < 1000) : 'n/a',
+    ],
     ...readinessHeadline,
   ],
 );
 
 console.log('\n== spot-runner bench ==');
-console.log(`boot ${BOOT_DELAY_MS} ms + 0..${BOOT_JITTER_MS} ms jitter (simulated), GitHub write gap ${WRITE_GAP_MS} ms, bench took ${benchSeconds} s${distStale ? '\nWARNING: dist/index.js is older than src/: figures are for the bundle as built' : ''}`);
+console.log(
+  `boot ${BOOT_DELAY_MS} ms + 0..${BOOT_JITTER_MS} ms jitter (simulated), GitHub write gap ${WRITE_GAP_MS} ms, bench took ${benchSeconds} s${distStale ? '\nWARNING: dist/index.js is older than src/: figures are for the bundle as built' : ''}`,
+);
 console.log('\n-- summary --\n' + headline);
 console.log('\n-- 1. provisioning overhead: last runner online → start exited --\n' + overheadTable);
 console.log('\n-- where start spends its time (median s after spawn) --\n' + phaseTable);
-console.log('\n-- 2. API economy (the action\'s own calls, per start) --\n' + economyTable);
+console.log("\n-- 2. API economy (the action's own calls, per start) --\n" + economyTable);
 console.log('\n-- 3. scale --\n' + scaleLine.replace(/\*\*/g, ''));
-console.log('\n-- 4. cold start --\n' + coldTable + `\nratio dist / node -e '': ${coldRatio.toFixed(1)}×; ${bundleLine}`);
+console.log(
+  '\n-- 4. cold start --\n' + coldTable + `\nratio dist / node -e '': ${coldRatio.toFixed(1)}×; ${bundleLine}`,
+);
 console.log('\n-- 5. bootstrap --\n' + bootstrap.line);
 console.log('\n-- 6. AWS behaviours --\n' + aws.table);
 console.log('\n-- 7. readiness (issue 15) --\n' + readinessTable + '\n\n-- 7. burst --\n' + burstTable);
 if (failures.length) console.log('\n-- FAILURES --\n' + failures.join('\n\n'));
 
 if (WRITE) {
-  const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? cpus()[0]?.model ?? 'unknown').trim();
-  const motoVersion = spawnSync(process.env.MOTO_PYTHON ?? 'python3', ['-c', 'import moto; print(moto.__version__)'], { encoding: 'utf8' }).stdout.trim();
+  const cpuModel = (
+    readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ??
+    cpus()[0]?.model ??
+    'unknown'
+  ).trim();
+  const motoVersion = spawnSync(process.env.MOTO_PYTHON ?? 'python3', ['-c', 'import moto; print(moto.__version__)'], {
+    encoding: 'utf8',
+  }).stdout.trim();
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
   const runsLine = sizes.map((n) => `N=${n}: ${results[n].length}`).join(', ');
   const md = `# Benchmarks

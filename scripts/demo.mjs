@@ -15,14 +15,19 @@ process.removeAllListeners('warning');
 process.on('warning', (w) => {
   if (w.name === 'ExperimentalWarning') return;
   const first = String(w.message).split('\n')[0];
-  if (/^NodeVersionSupportWarning\b/.test(w.message)) console.warn(`note: the AWS SDK's releases from January 2027 need Node.js >= 22 (this is ${process.version})`);
+  if (/^NodeVersionSupportWarning\b/.test(w.message))
+    console.warn(`note: the AWS SDK's releases from January 2027 need Node.js >= 22 (this is ${process.version})`);
   else console.warn(`warning: ${w.name}: ${first}`);
 });
 
 const COUNT = 3;
 const t0 = Date.now();
 const say = (line) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${line}`);
-const fromLog = (stdout, re) => stdout.split('\n').filter((l) => re.test(l)).map((l) => l.trim());
+const fromLog = (stdout, re) =>
+  stdout
+    .split('\n')
+    .filter((l) => re.test(l))
+    .map((l) => l.trim());
 
 if (!existsSync(join(ROOT, 'dist', 'index.js'))) {
   console.error("dist/index.js is missing: run 'npm run bundle' first");
@@ -36,7 +41,9 @@ let failed = false;
 try {
   say(`Lab up. AWS_ENDPOINT_URL=${lab.proxy.url} (moto behind it), GITHUB_API_URL=${lab.gh.url}`);
 
-  say(`start: count=${COUNT}, image ssm:/spot-runner/ami/base/{arch}, types c7i.large + c6i.large, ${lab.subnets.length} subnets`);
+  say(
+    `start: count=${COUNT}, image ssm:/spot-runner/ami/base/{arch}, types c7i.large + c6i.large, ${lab.subnets.length} subnets`,
+  );
   const { main } = await lab.start({ count: String(COUNT) });
   for (const l of fromLog(main.stdout, /^Validated:/)) say(`  validated   ${l.replace(/^Validated: /, '')}`);
   const fleets = lab.proxy.calls.filter((c) => c.action === 'CreateFleet');
@@ -51,7 +58,10 @@ try {
   const jobs = Array.from({ length: COUNT }, (_, k) => lab.gh.queueJob({ labels: [label], id: `demo-job-${k + 1}` }));
   await lab.sim.waitAllTerminated(60_000);
   for (const j of jobs) say(`  ${j.id} ran on runner ${j.runnerId}: ${j.result}`);
-  for (const i of lab.sim.instances.values()) say(`  ${i.instanceId} powered itself off (${i.powerOffReason}) after ${((i.lifetimeMs() ?? 0) / 1000).toFixed(1)} s; EC2 terminated it`);
+  for (const i of lab.sim.instances.values())
+    say(
+      `  ${i.instanceId} powered itself off (${i.powerOffReason}) after ${((i.lifetimeMs() ?? 0) / 1000).toFixed(1)} s; EC2 terminated it`,
+    );
 
   say(`stop: label ${label}`);
   const stop = await lab.stop(label);
@@ -60,7 +70,9 @@ try {
   say(`  interrupted=${stop.outputs.interrupted} cost=$${stop.outputs.cost || 'unknown'}`);
 
   const leaks = await lab.leaks();
-  say(`leak check: ${leaks.instances.length} live instances, ${leaks.parameters.length} SSM parameters, ${leaks.launchTemplates.length} launch templates, ${leaks.runners.length} registered runners`);
+  say(
+    `leak check: ${leaks.instances.length} live instances, ${leaks.parameters.length} SSM parameters, ${leaks.launchTemplates.length} launch templates, ${leaks.runners.length} registered runners`,
+  );
   await lab.assertNoLeaks();
   say('leak check: clean, and every GitHub request and response matched the OpenAPI description');
 

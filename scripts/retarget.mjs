@@ -10,7 +10,11 @@ const root = process.env.RETARGET_ROOT ?? ROOT;
 try {
   const from = identity(root);
   const changed = retarget(root, target);
-  console.log(changed.length ? `${from} → ${target} in ${changed.length} files:\n  ${changed.join('\n  ')}` : `already ${target}: nothing to change`);
+  console.log(
+    changed.length
+      ? `${from} → ${target} in ${changed.length} files:\n  ${changed.join('\n  ')}`
+      : `already ${target}: nothing to change`,
+  );
 } catch (e) {
   console.error(e instanceof Error ? e.message : String(e));
   process.exit(1);

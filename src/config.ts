@@ -165,7 +165,11 @@ function positiveNumber(get: InputGetter, name: string, dflt: number, max: numbe
   if (v === '') return dflt;
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new InputError(name, `'${v}' is not a positive ${integer ? 'whole ' : ''}number`, `give a ${integer ? 'whole ' : ''}number above 0, at most ${max}`);
+    throw new InputError(
+      name,
+      `'${v}' is not a positive ${integer ? 'whole ' : ''}number`,
+      `give a ${integer ? 'whole ' : ''}number above 0, at most ${max}`,
+    );
   }
   if (n > max) throw new InputError(name, `${v} is above the limit of ${max}`, `give at most ${max}`);
   return n;
@@ -174,7 +178,11 @@ function positiveNumber(get: InputGetter, name: string, dflt: number, max: numbe
 function oneOf<T extends string>(get: InputGetter, name: string, allowed: readonly T[], dflt: T): T {
   const v = get(name).trim() || dflt;
   if (!(allowed as readonly string[]).includes(v)) {
-    throw new InputError(name, `'${v}' is not one of ${allowed.join(', ')}`, `set it to ${allowed.map((a) => `'${a}'`).join(' or ')}`);
+    throw new InputError(
+      name,
+      `'${v}' is not one of ${allowed.join(', ')}`,
+      `set it to ${allowed.map((a) => `'${a}'`).join(' or ')}`,
+    );
   }
   return v as T;
 }
@@ -182,7 +190,8 @@ function oneOf<T extends string>(get: InputGetter, name: string, allowed: readon
 function matchingList(get: InputGetter, name: string, re: RegExp, what: string): string[] {
   const items = parseList(get(name));
   for (const item of items) {
-    if (!re.test(item)) throw new InputError(name, `'${item}' is not a valid ${what}`, `list ${what}s separated by commas or newlines`);
+    if (!re.test(item))
+      throw new InputError(name, `'${item}' is not a valid ${what}`, `list ${what}s separated by commas or newlines`);
   }
   return [...new Set(items)];
 }
@@ -191,7 +200,11 @@ export function parseLabels(get: InputGetter, name: string): string[] {
   const labels = parseList(get(name));
   for (const l of labels) {
     if (!SAFE_LABEL.test(l)) {
-      throw new InputError(name, `label '${l}' has characters outside [A-Za-z0-9._-] or is longer than 64`, 'use only letters, digits, dot, underscore and hyphen');
+      throw new InputError(
+        name,
+        `label '${l}' has characters outside [A-Za-z0-9._-] or is longer than 64`,
+        'use only letters, digits, dot, underscore and hyphen',
+      );
     }
   }
   return [...new Set(labels)];
@@ -199,39 +212,72 @@ export function parseLabels(get: InputGetter, name: string): string[] {
 
 function parseTags(raw: string): Record<string, string> {
   const tags: Record<string, string> = {};
-  for (const line of raw.split('\n').map((l) => l.trim()).filter(Boolean)) {
+  for (const line of raw
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const eq = line.indexOf('=');
     if (eq <= 0) throw new InputError('tags', `'${line}' is not key=value`, 'write one key=value per line');
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
     if (/^(aws:|spot-runner:)/i.test(key)) {
-      throw new InputError('tags', `key '${key}' uses a reserved prefix`, "pick a key that does not start with 'aws:' or 'spot-runner:'");
+      throw new InputError(
+        'tags',
+        `key '${key}' uses a reserved prefix`,
+        "pick a key that does not start with 'aws:' or 'spot-runner:'",
+      );
     }
     if (!TAG_KEY.test(key) || !TAG_VALUE.test(value)) {
-      throw new InputError('tags', `'${line}' has characters EC2 tags do not allow or is too long`, 'use letters, digits, spaces and _ . : / = + - @; keys ≤ 128, values ≤ 256');
+      throw new InputError(
+        'tags',
+        `'${line}' has characters EC2 tags do not allow or is too long`,
+        'use letters, digits, spaces and _ . : / = + - @; keys ≤ 128, values ≤ 256',
+      );
     }
     tags[key] = value;
   }
-  if (Object.keys(tags).length > 30) throw new InputError('tags', 'more than 30 tags', 'give at most 30 tags (EC2 allows 50 and spot-runner uses up to 12)');
+  if (Object.keys(tags).length > 30)
+    throw new InputError(
+      'tags',
+      'more than 30 tags',
+      'give at most 30 tags (EC2 allows 50 and spot-runner uses up to 12)',
+    );
   return tags;
 }
 
 export function parseImage(raw: string): ImageRef {
   const v = raw.trim();
-  if (v === '') throw new InputError('image', 'it is required for start', "give an AMI id (ami-…) or 'ssm:<parameter name>'");
+  if (v === '')
+    throw new InputError('image', 'it is required for start', "give an AMI id (ami-…) or 'ssm:<parameter name>'");
   if (v.startsWith('ssm:')) {
     const name = v.slice(4);
-    if (!SSM_NAME.test(name)) throw new InputError('image', `'${name}' is not a valid SSM parameter name`, "use 'ssm:/path/to/param', where the name may contain {arch}");
+    if (!SSM_NAME.test(name))
+      throw new InputError(
+        'image',
+        `'${name}' is not a valid SSM parameter name`,
+        "use 'ssm:/path/to/param', where the name may contain {arch}",
+      );
     return { kind: 'ssm', name };
   }
-  if (!AMI.test(v)) throw new InputError('image', `'${v}' is neither an AMI id nor ssm:<name>`, "give 'ami-0123456789abcdef0' or 'ssm:/spot-runner/ami/base/{arch}'");
+  if (!AMI.test(v))
+    throw new InputError(
+      'image',
+      `'${v}' is neither an AMI id nor ssm:<name>`,
+      "give 'ami-0123456789abcdef0' or 'ssm:/spot-runner/ami/base/{arch}'",
+    );
   return { kind: 'ami', id: v };
 }
 
 function region(get: InputGetter, env: NodeJS.ProcessEnv): string {
   const v = get('aws-region').trim() || env.AWS_REGION || env.AWS_DEFAULT_REGION || '';
-  if (v === '') throw new InputError('aws-region', 'no region given and neither AWS_REGION nor AWS_DEFAULT_REGION is set', "set 'aws-region', e.g. us-east-1");
-  if (!REGION.test(v)) throw new InputError('aws-region', `'${v}' is not a region name`, 'use a name such as us-east-1');
+  if (v === '')
+    throw new InputError(
+      'aws-region',
+      'no region given and neither AWS_REGION nor AWS_DEFAULT_REGION is set',
+      "set 'aws-region', e.g. us-east-1",
+    );
+  if (!REGION.test(v))
+    throw new InputError('aws-region', `'${v}' is not a region name`, 'use a name such as us-east-1');
   return v;
 }
 
@@ -249,25 +295,42 @@ export function forkOrigin(eventName: string, event: unknown): Origin | undefine
   const selfId = ev.repository?.id;
   const compare = (route: string, head: RepoRef, baseId: number | undefined): Origin => {
     if (!head) return { route, foreign: true, head: 'a deleted repository (head.repo is null)' };
-    return { route, foreign: head.id === undefined || baseId === undefined || head.id !== baseId, head: head.full_name ?? `repository id ${String(head.id)}` };
+    return {
+      route,
+      foreign: head.id === undefined || baseId === undefined || head.id !== baseId,
+      head: head.full_name ?? `repository id ${String(head.id)}`,
+    };
   };
   if (ev.pull_request && (eventName.startsWith('pull_request') || eventName === 'pull_request_target')) {
     return compare(eventName, ev.pull_request.head?.repo ?? null, selfId);
   }
   if (eventName === 'workflow_run' && ev.workflow_run && (ev.workflow_run.event ?? '').startsWith('pull_request')) {
     // A run triggered by a pull request: its head_repository is the fork, when it is one.
-    return compare(`workflow_run of a ${ev.workflow_run.event ?? 'pull_request'} run`, ev.workflow_run.head_repository ?? null, ev.workflow_run.repository?.id ?? selfId);
+    return compare(
+      `workflow_run of a ${ev.workflow_run.event ?? 'pull_request'} run`,
+      ev.workflow_run.head_repository ?? null,
+      ev.workflow_run.repository?.id ?? selfId,
+    );
   }
   if (eventName === 'issue_comment' && ev.issue?.pull_request) {
     // The payload does not say where the pull request's head lives: treat it as foreign.
-    return { route: 'issue_comment on a pull request', foreign: true, head: `pull request #${String(ev.issue.number ?? '?')} (the comment payload does not name its head repository)` };
+    return {
+      route: 'issue_comment on a pull request',
+      foreign: true,
+      head: `pull request #${String(ev.issue.number ?? '?')} (the comment payload does not name its head repository)`,
+    };
   }
   return undefined;
 }
 
 export function runContext(env: NodeJS.ProcessEnv, event: unknown): RunContext {
   const [owner, repo] = (env.GITHUB_REPOSITORY ?? '').split('/');
-  if (!owner || !repo) throw new InputError('GITHUB_REPOSITORY', 'it is not set', 'run the action inside GitHub Actions, or set GITHUB_REPOSITORY=owner/name');
+  if (!owner || !repo)
+    throw new InputError(
+      'GITHUB_REPOSITORY',
+      'it is not set',
+      'run the action inside GitHub Actions, or set GITHUB_REPOSITORY=owner/name',
+    );
   const eventName = env.GITHUB_EVENT_NAME || '';
   return {
     owner,
@@ -288,20 +351,42 @@ export function parseGitHubAuth(get: InputGetter): GitHubAuth {
   const inst = get('github-app-installation-id').trim();
   const app = appId !== '' || key !== '' || inst !== '';
   if (token !== '' && app) {
-    throw new InputError('github-token', 'both github-token and GitHub App inputs (github-app-id, github-app-private-key) are given', 'give either github-token or github-app-id with github-app-private-key, not both');
+    throw new InputError(
+      'github-token',
+      'both github-token and GitHub App inputs (github-app-id, github-app-private-key) are given',
+      'give either github-token or github-app-id with github-app-private-key, not both',
+    );
   }
   if (token === '' && !app) {
-    throw new InputError('github-token', 'neither github-token nor github-app-id with github-app-private-key is given', 'pass a token that may manage self-hosted runners (e.g. secrets.RUNNER_ADMIN_TOKEN), or a GitHub App: github-app-id and github-app-private-key');
+    throw new InputError(
+      'github-token',
+      'neither github-token nor github-app-id with github-app-private-key is given',
+      'pass a token that may manage self-hosted runners (e.g. secrets.RUNNER_ADMIN_TOKEN), or a GitHub App: github-app-id and github-app-private-key',
+    );
   }
   if (token !== '') return { kind: 'token', token };
   if (!/^\d{1,12}$/.test(appId) && !/^Iv[0-9A-Za-z.]{8,40}$/.test(appId)) {
-    throw new InputError('github-app-id', appId === '' ? 'it is empty but github-app-private-key is given' : `'${appId}' is neither an App id nor a client id`, "give the App's numeric id (or its client id, Iv…) from the App's settings page");
+    throw new InputError(
+      'github-app-id',
+      appId === ''
+        ? 'it is empty but github-app-private-key is given'
+        : `'${appId}' is neither an App id nor a client id`,
+      "give the App's numeric id (or its client id, Iv…) from the App's settings page",
+    );
   }
   if (!/^-----BEGIN (RSA )?PRIVATE KEY-----[\s\S]+-----END (RSA )?PRIVATE KEY-----$/.test(key)) {
-    throw new InputError('github-app-private-key', key === '' ? 'it is empty but github-app-id is given' : 'it is not a PEM private key', "paste the whole .pem file the App's settings page generated, BEGIN and END lines included");
+    throw new InputError(
+      'github-app-private-key',
+      key === '' ? 'it is empty but github-app-id is given' : 'it is not a PEM private key',
+      "paste the whole .pem file the App's settings page generated, BEGIN and END lines included",
+    );
   }
   if (inst !== '' && !/^\d{1,15}$/.test(inst)) {
-    throw new InputError('github-app-installation-id', `'${inst}' is not a number`, "give the installation's numeric id, or leave it empty to look it up for this repository or organisation");
+    throw new InputError(
+      'github-app-installation-id',
+      `'${inst}' is not a number`,
+      "give the installation's numeric id, or leave it empty to look it up for this repository or organisation",
+    );
   }
   return { kind: 'app', appId, privateKey: key, installationId: inst === '' ? undefined : Number(inst) };
 }
@@ -312,10 +397,18 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
   const scope = oneOf<Scope>(get, 'runner-scope', ['repo', 'org'], 'repo');
   const runnerGroup = get('runner-group').trim() || undefined;
   if (runnerGroup !== undefined && scope !== 'org') {
-    throw new InputError('runner-group', 'runner groups exist only for organisation runners', "set runner-scope: org, or remove runner-group");
+    throw new InputError(
+      'runner-group',
+      'runner groups exist only for organisation runners',
+      'set runner-scope: org, or remove runner-group',
+    );
   }
   if (runnerGroup !== undefined && !/^[A-Za-z0-9 ._-]{1,64}$/.test(runnerGroup)) {
-    throw new InputError('runner-group', `'${runnerGroup}' is not a valid group name or id`, 'use the group name or its numeric id');
+    throw new InputError(
+      'runner-group',
+      `'${runnerGroup}' is not a valid group name or id`,
+      'use the group name or its numeric id',
+    );
   }
   const common: Common = {
     githubAuth,
@@ -330,15 +423,28 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
   if (mode === 'stop') {
     const label = get('label').trim() || undefined;
     if (label !== undefined && !SAFE_LABEL.test(label)) {
-      throw new InputError('label', `'${label}' has characters outside [A-Za-z0-9._-]`, "pass the 'label' output of the start step unchanged");
+      throw new InputError(
+        'label',
+        `'${label}' has characters outside [A-Za-z0-9._-]`,
+        "pass the 'label' output of the start step unchanged",
+      );
     }
     const rawIds = get('instance-ids').trim();
     const ids = rawIds.startsWith('[') ? jsonIds(rawIds) : parseList(rawIds);
     for (const id of ids) {
-      if (!INSTANCE_ID.test(id)) throw new InputError('instance-ids', `'${id}' is not an instance id`, "pass the 'instance-ids' output of the start step (a JSON array) or ids separated by commas");
+      if (!INSTANCE_ID.test(id))
+        throw new InputError(
+          'instance-ids',
+          `'${id}' is not an instance id`,
+          "pass the 'instance-ids' output of the start step (a JSON array) or ids separated by commas",
+        );
     }
     if (!label && ids.length === 0) {
-      throw new InputError('label', 'stop needs something to stop', "pass 'label' (the start step's label output) and/or 'instance-ids'");
+      throw new InputError(
+        'label',
+        'stop needs something to stop',
+        "pass 'label' (the start step's label output) and/or 'instance-ids'",
+      );
     }
     return { ...common, mode, label, instanceIds: [...new Set(ids)] };
   }
@@ -349,12 +455,17 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
     let maxAgeMinutes = maxLifetime + 30;
     if (rawAge !== '') {
       const n = Number(rawAge);
-      if (!Number.isFinite(n) || n < 0) throw new InputError('max-age', `'${rawAge}' is not a number of minutes ≥ 0`, 'give minutes, e.g. 390');
+      if (!Number.isFinite(n) || n < 0)
+        throw new InputError('max-age', `'${rawAge}' is not a number of minutes ≥ 0`, 'give minutes, e.g. 390');
       maxAgeMinutes = n;
     }
     const confirm = get('confirm').trim();
     if (maxAgeMinutes === 0 && confirm !== 'everything') {
-      throw new InputError('confirm', "max-age 0 would remove every spot-runner resource in the region", "set confirm: everything if that is what you want, or raise max-age");
+      throw new InputError(
+        'confirm',
+        'max-age 0 would remove every spot-runner resource in the region',
+        'set confirm: everything if that is what you want, or raise max-age',
+      );
     }
     return { ...common, mode, maxAgeMinutes, confirm };
   }
@@ -364,46 +475,79 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
   // start
   const image = parseImage(get('image'));
   const instanceTypes = matchingList(get, 'instance-types', INSTANCE_TYPE, 'instance type');
-  if (instanceTypes.length === 0) throw new InputError('instance-types', 'it is required for start', 'list one or more types in order of preference, e.g. c7i.xlarge, c6i.xlarge');
-  if (instanceTypes.length > 20) throw new InputError('instance-types', `${instanceTypes.length} types given`, 'list at most 20');
+  if (instanceTypes.length === 0)
+    throw new InputError(
+      'instance-types',
+      'it is required for start',
+      'list one or more types in order of preference, e.g. c7i.xlarge, c6i.xlarge',
+    );
+  if (instanceTypes.length > 20)
+    throw new InputError('instance-types', `${instanceTypes.length} types given`, 'list at most 20');
   const subnetIds = matchingList(get, 'subnet-ids', SUBNET, 'subnet id');
   const securityGroupIds = matchingList(get, 'security-group-ids', SG, 'security group id');
   if (instanceTypes.length * Math.max(1, subnetIds.length) > 300) {
-    throw new InputError('subnet-ids', 'instance-types × subnet-ids exceeds the 300 overrides one fleet allows', 'list fewer types or subnets');
+    throw new InputError(
+      'subnet-ids',
+      'instance-types × subnet-ids exceeds the 300 overrides one fleet allows',
+      'list fewer types or subnets',
+    );
   }
   const maxSpotPriceRaw = get('max-spot-price').trim();
   if (maxSpotPriceRaw !== '' && !(/^\d+(\.\d+)?$/.test(maxSpotPriceRaw) && Number(maxSpotPriceRaw) > 0)) {
-    throw new InputError('max-spot-price', `'${maxSpotPriceRaw}' is not a price`, 'give USD per hour, e.g. 0.25, or leave it empty');
+    throw new InputError(
+      'max-spot-price',
+      `'${maxSpotPriceRaw}' is not a price`,
+      'give USD per hour, e.g. 0.25, or leave it empty',
+    );
   }
   const profileRaw = get('instance-profile').trim();
   let instanceProfile: StartConfig['instanceProfile'];
   if (profileRaw !== '') {
     if (PROFILE_ARN.test(profileRaw)) instanceProfile = { arn: profileRaw };
     else if (PROFILE_NAME.test(profileRaw)) instanceProfile = { name: profileRaw };
-    else throw new InputError('instance-profile', `'${profileRaw}' is neither a profile name nor its ARN`, 'give the instance profile name, or arn:aws:iam::<account>:instance-profile/<name>');
+    else
+      throw new InputError(
+        'instance-profile',
+        `'${profileRaw}' is neither a profile name nor its ARN`,
+        'give the instance profile name, or arn:aws:iam::<account>:instance-profile/<name>',
+      );
   }
   const volRaw = get('volume-size').trim();
   let volumeSize: number | undefined;
   if (volRaw !== '') {
     volumeSize = positiveNumber(get, 'volume-size', 0, 16384, true);
-    if (volumeSize < 8) throw new InputError('volume-size', `${volumeSize} GiB is too small for a runner`, 'give at least 8 (GiB)');
+    if (volumeSize < 8)
+      throw new InputError('volume-size', `${volumeSize} GiB is too small for a runner`, 'give at least 8 (GiB)');
   }
   const maxLifetimeMinutes = positiveNumber(get, 'max-lifetime', 360, 10080);
   const idleTimeoutMinutes = positiveNumber(get, 'idle-timeout', 10, 10080);
   const waitTimeoutMinutes = positiveNumber(get, 'wait-timeout', 5, 120);
   if (idleTimeoutMinutes > maxLifetimeMinutes) {
-    throw new InputError('idle-timeout', `${idleTimeoutMinutes} is longer than max-lifetime (${maxLifetimeMinutes})`, 'make idle-timeout shorter than max-lifetime');
+    throw new InputError(
+      'idle-timeout',
+      `${idleTimeoutMinutes} is longer than max-lifetime (${maxLifetimeMinutes})`,
+      'make idle-timeout shorter than max-lifetime',
+    );
   }
   const allowForks = bool(get, 'allow-forks', false);
   forkGuard(run, allowForks);
   const exactType = bool(get, 'exact-type', false);
   if (exactType && instanceTypes.length > 1) {
-    throw new InputError('exact-type', `it allows one instance type, but instance-types lists ${instanceTypes.length} (${instanceTypes.join(', ')})`, 'list exactly one type, or set exact-type: false to let EC2 fall back to the others');
+    throw new InputError(
+      'exact-type',
+      `it allows one instance type, but instance-types lists ${instanceTypes.length} (${instanceTypes.join(', ')})`,
+      'list exactly one type, or set exact-type: false to let EC2 fall back to the others',
+    );
   }
   const count = positiveNumber(get, 'count', 1, MAX_COUNT, true);
-  const maxRunning = get('max-running').trim() === '' ? undefined : positiveNumber(get, 'max-running', 0, 100_000, true);
+  const maxRunning =
+    get('max-running').trim() === '' ? undefined : positiveNumber(get, 'max-running', 0, 100_000, true);
   if (maxRunning !== undefined && maxRunning < count) {
-    throw new InputError('max-running', `${maxRunning} is below count (${count}): this start could never be admitted`, 'raise max-running to at least count, lower count, or leave max-running empty for no cap');
+    throw new InputError(
+      'max-running',
+      `${maxRunning} is below count (${count}): this start could never be admitted`,
+      'raise max-running to at least count, lower count, or leave max-running empty for no cap',
+    );
   }
   const startCfg: StartConfig = {
     ...common,
@@ -426,7 +570,12 @@ export function parseConfig(get: InputGetter, env: NodeJS.ProcessEnv, run: RunCo
     preRunnerScript: get('pre-runner-script'),
     jobImdsAccess: bool(get, 'job-imds-access', false),
     allowForks,
-    allocationStrategy: oneOf<AllocationStrategy>(get, 'allocation-strategy', ALLOCATION_STRATEGIES, 'price-capacity-optimized'),
+    allocationStrategy: oneOf<AllocationStrategy>(
+      get,
+      'allocation-strategy',
+      ALLOCATION_STRATEGIES,
+      'price-capacity-optimized',
+    ),
     exactType,
     maxRunning,
   };
@@ -440,10 +589,19 @@ export const MAX_POOL_SIZE = 100;
 function withPool(get: InputGetter, mode: Mode, cfg: StartConfig): StartConfig | PoolConfig {
   const pool = get('pool').trim();
   if (pool !== '' && !POOL_NAME.test(pool)) {
-    throw new InputError('pool', `'${pool}' is not a pool name`, 'use 1-32 lower-case letters, digits and hyphens, starting with a letter or digit');
+    throw new InputError(
+      'pool',
+      `'${pool}' is not a pool name`,
+      'use 1-32 lower-case letters, digits and hyphens, starting with a letter or digit',
+    );
   }
   if (mode !== 'pool') return pool === '' ? cfg : { ...cfg, pool };
-  if (pool === '') throw new InputError('pool', 'mode pool needs the name of the pool to fill', "set pool: NAME (and the same pool: NAME on the starts that should claim from it)");
+  if (pool === '')
+    throw new InputError(
+      'pool',
+      'mode pool needs the name of the pool to fill',
+      'set pool: NAME (and the same pool: NAME on the starts that should claim from it)',
+    );
   // Pool machines are always on-demand: they stop at their checkpoint, and EC2 refuses to stop a
   // one-time spot instance (docs/platform-behaviours.md). `market` still applies to the starts'
   // cold shortfall; action.yml's default 'spot' cannot be told from a choice, so it is not refused.
@@ -456,18 +614,41 @@ function withPool(get: InputGetter, mode: Mode, cfg: StartConfig): StartConfig |
 /** Watch reads start's inputs through the start parser, so the two can never disagree. */
 function parseWatch(get: InputGetter, env: NodeJS.ProcessEnv, run: RunContext, common: Common): WatchConfig {
   const label = get('label').trim();
-  if (label === '') throw new InputError('label', 'watch needs the label start returned', "pass the start step's 'label' output (needs.start.outputs.label)");
-  if (!SAFE_LABEL.test(label)) throw new InputError('label', `'${label}' has characters outside [A-Za-z0-9._-]`, "pass the 'label' output of the start step unchanged");
+  if (label === '')
+    throw new InputError(
+      'label',
+      'watch needs the label start returned',
+      "pass the start step's 'label' output (needs.start.outputs.label)",
+    );
+  if (!SAFE_LABEL.test(label))
+    throw new InputError(
+      'label',
+      `'${label}' has characters outside [A-Za-z0-9._-]`,
+      "pass the 'label' output of the start step unchanged",
+    );
   const rawMax = get('max-replacements').trim();
   const maxReplacements = rawMax === '' ? 2 : Number(rawMax);
   if (!Number.isInteger(maxReplacements) || maxReplacements < 0 || maxReplacements > MAX_REPLACEMENTS) {
-    throw new InputError('max-replacements', `'${rawMax}' is not a whole number from 0 to ${MAX_REPLACEMENTS}`, `give how many replacement machines watch may start in all, 0 to ${MAX_REPLACEMENTS} (0: cancel the run at the first loss)`);
+    throw new InputError(
+      'max-replacements',
+      `'${rawMax}' is not a whole number from 0 to ${MAX_REPLACEMENTS}`,
+      `give how many replacement machines watch may start in all, 0 to ${MAX_REPLACEMENTS} (0: cancel the run at the first loss)`,
+    );
   }
   const watchTimeoutMinutes = positiveNumber(get, 'watch-timeout', 60, 10080);
   const runners = watchedRunners(get('runners'));
   const start = parseConfig((n) => (n === 'mode' ? 'start' : get(n)), env, run) as StartConfig;
   const cancelToken = get('cancel-token').trim() || undefined;
-  return { ...common, mode: 'watch', label, start: { ...start, count: 1 }, maxReplacements, watchTimeoutMinutes, cancelToken, runners };
+  return {
+    ...common,
+    mode: 'watch',
+    label,
+    start: { ...start, count: 1 },
+    maxReplacements,
+    watchTimeoutMinutes,
+    cancelToken,
+    runners,
+  };
 }
 
 function watchedRunners(raw: string): WatchedRunner[] {
@@ -481,9 +662,18 @@ function watchedRunners(raw: string): WatchedRunner[] {
   }
   const ok = (x: unknown): x is WatchedRunner => {
     const r = x as Partial<WatchedRunner> | null;
-    return typeof r === 'object' && r !== null && typeof r.name === 'string' && SAFE_RUNNER_NAME.test(r.name) && Number.isInteger(r.id) && typeof r.instanceId === 'string' && INSTANCE_ID.test(r.instanceId);
+    return (
+      typeof r === 'object' &&
+      r !== null &&
+      typeof r.name === 'string' &&
+      SAFE_RUNNER_NAME.test(r.name) &&
+      Number.isInteger(r.id) &&
+      typeof r.instanceId === 'string' &&
+      INSTANCE_ID.test(r.instanceId)
+    );
   };
-  if (!Array.isArray(v) || v.length === 0 || !v.every(ok)) throw new InputError('runners', 'it is not a non-empty JSON array of {name, id, instanceId}', fix);
+  if (!Array.isArray(v) || v.length === 0 || !v.every(ok))
+    throw new InputError('runners', 'it is not a non-empty JSON array of {name, id, instanceId}', fix);
   return v.map(({ name, id, instanceId }) => ({ name, id, instanceId }));
 }
 
@@ -496,7 +686,11 @@ function jsonIds(raw: string): string[] {
   } catch {
     // fall through to the error below
   }
-  throw new InputError('instance-ids', 'it starts with [ but is not a JSON array of strings', "pass the start step's instance-ids output unchanged");
+  throw new InputError(
+    'instance-ids',
+    'it starts with [ but is not a JSON array of strings',
+    "pass the start step's instance-ids output unchanged",
+  );
 }
 
 /**
@@ -505,8 +699,13 @@ function jsonIds(raw: string): string[] {
  */
 export function forkGuard(run: RunContext, allowForks: boolean): void {
   if (allowForks || !run.origin?.foreign) return;
-  const why = 'a self-hosted runner would run code from outside the repository with access to your AWS network and instance role';
-  throw new InputError('allow-forks', `refusing to start runners for ${run.origin.route} from ${run.origin.head}: ${why}`, "run it from a branch of this repository, or set allow-forks: true only if the job never checks out or runs the pull request's code");
+  const why =
+    'a self-hosted runner would run code from outside the repository with access to your AWS network and instance role';
+  throw new InputError(
+    'allow-forks',
+    `refusing to start runners for ${run.origin.route} from ${run.origin.head}: ${why}`,
+    "run it from a branch of this repository, or set allow-forks: true only if the job never checks out or runs the pull request's code",
+  );
 }
 
 /** Tuning settings (environment, not inputs): read here, once, like the inputs. */
@@ -521,5 +720,8 @@ export function tuning(env: NodeJS.ProcessEnv = process.env): Tuning {
   const raw = env.SPOT_RUNNER_SSM_PUTS_PER_SECOND;
   const n = raw === undefined || raw === '' ? 2 : Number(raw);
   const w = Number(env.SPOT_RUNNER_WATCH_POLL_SECONDS);
-  return { ssmPutsPerSecond: Number.isFinite(n) && n >= 0 ? n : 2, watchPollSeconds: Number.isFinite(w) && w > 0 ? w : 5 };
+  return {
+    ssmPutsPerSecond: Number.isFinite(n) && n >= 0 ? n : 2,
+    watchPollSeconds: Number.isFinite(w) && w > 0 ? w : 5,
+  };
 }

@@ -24,7 +24,8 @@ export function makeLabel(run: RunContext, random: () => string = () => randomBy
 export function runnerLabels(label: string, arch: 'x86_64' | 'arm64', home: string, extra: string[]): string[] {
   const builtIn = ['self-hosted', 'Linux', arch === 'arm64' ? 'ARM64' : 'X64'];
   const out: string[] = [];
-  for (const l of [...builtIn, label, home, ...extra]) if (!out.some((o) => o.toLowerCase() === l.toLowerCase())) out.push(l);
+  for (const l of [...builtIn, label, home, ...extra])
+    if (!out.some((o) => o.toLowerCase() === l.toLowerCase())) out.push(l);
   return out;
 }
 

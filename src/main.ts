@@ -108,7 +108,20 @@ export async function runMain(): Promise<void> {
     const r = await start(cfg, { aws, gh, rate, state, log, signal: ac.signal });
     core.setOutput('label', r.label);
     core.setOutput('instance-ids', JSON.stringify(r.runners.map((x) => x.instanceId)));
-    core.setOutput('runners', JSON.stringify(r.runners.map(({ name, id, instanceId, instanceType, availabilityZone, market, fromPool }) => ({ name, id, instanceId, instanceType, availabilityZone, market, ...(fromPool ? { pool: fromPool } : {}) }))));
+    core.setOutput(
+      'runners',
+      JSON.stringify(
+        r.runners.map(({ name, id, instanceId, instanceType, availabilityZone, market, fromPool }) => ({
+          name,
+          id,
+          instanceId,
+          instanceType,
+          availabilityZone,
+          market,
+          ...(fromPool ? { pool: fromPool } : {}),
+        })),
+      ),
+    );
     core.setOutput('from-pool', JSON.stringify(r.runners.filter((x) => x.fromPool).map((x) => x.instanceId)));
     if (r.dryRun) {
       core.info('Dry run: nothing was created. The plan:');
@@ -139,8 +152,27 @@ async function runWatch(cfg: WatchConfig, aws: AwsClients, gh: GitHub, rate: Rat
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await watch(cfg, { aws, gh, rate, state, log: (l) => core.info(l), debug: (l) => core.debug(l), signal: ac.signal });
-    core.setOutput('replacements', JSON.stringify(r.replacements.map((x) => ({ replaced: x.replaced, lastPhase: x.lastPhase, instanceId: x.row?.instanceId ?? '', name: x.row?.name ?? '', error: x.error ?? '' }))));
+    const r = await watch(cfg, {
+      aws,
+      gh,
+      rate,
+      state,
+      log: (l) => core.info(l),
+      debug: (l) => core.debug(l),
+      signal: ac.signal,
+    });
+    core.setOutput(
+      'replacements',
+      JSON.stringify(
+        r.replacements.map((x) => ({
+          replaced: x.replaced,
+          lastPhase: x.lastPhase,
+          instanceId: x.row?.instanceId ?? '',
+          name: x.row?.name ?? '',
+          error: x.error ?? '',
+        })),
+      ),
+    );
     // Summary and error first: cancelling the run also cancels this job.
     await watchSummary(r);
     if (r.failure) {
@@ -186,7 +218,9 @@ export async function runPost(make: PostClients = { aws: makeAwsClients }): Prom
   if (cfg && cfg.mode !== 'start' && cfg.mode !== 'watch') return;
   const region = res.region ?? cfg?.region ?? process.env.AWS_REGION ?? '';
   if (!region) {
-    core.warning(`spot-runner post: no region was recorded or given, so nothing could be removed. Resources tagged spot-runner:label=${res.label} may remain; reap mode will remove them.`);
+    core.warning(
+      `spot-runner post: no region was recorded or given, so nothing could be removed. Resources tagged spot-runner:label=${res.label} may remain; reap mode will remove them.`,
+    );
     return;
   }
   const aws = make.aws(region);
@@ -198,7 +232,9 @@ export async function runPost(make: PostClients = { aws: makeAwsClients }): Prom
     const auth = cfg?.githubAuth ?? parseGitHubAuth((n) => core.getInput(n));
     gh = auth ? await connectGitHub(auth, target) : undefined;
   } catch (e) {
-    core.warning(`spot-runner post: cannot reach GitHub (${errorMessage(e)}); runners of ${res.label} stay registered until reap removes them`);
+    core.warning(
+      `spot-runner post: cannot reach GitHub (${errorMessage(e)}); runners of ${res.label} stay registered until reap removes them`,
+    );
   }
   try {
     // A watch's record holds only its replacements; the label's other machines are stop's.
@@ -207,6 +243,8 @@ export async function runPost(make: PostClients = { aws: makeAwsClients }): Prom
     for (const p of report.problems) core.warning(`spot-runner post: ${p}`);
   } catch (e) {
     // Post never fails the job over cleanup; it says loudly what may remain.
-    core.warning(`spot-runner post: rollback failed: ${errorMessage(e)}. Resources tagged spot-runner:label=${res.label} may remain; reap mode will remove them.`);
+    core.warning(
+      `spot-runner post: rollback failed: ${errorMessage(e)}. Resources tagged spot-runner:label=${res.label} may remain; reap mode will remove them.`,
+    );
   }
 }

@@ -28,7 +28,19 @@ export interface PoolSettings {
   bootstrap: BootstrapOptions;
 }
 
-type LaunchSettings = Pick<StartConfig, 'region' | 'instanceTypes' | 'subnetIds' | 'securityGroupIds' | 'instanceProfile' | 'volumeSize' | 'maxLifetimeMinutes' | 'idleTimeoutMinutes' | 'preRunnerScript' | 'jobImdsAccess'>;
+type LaunchSettings = Pick<
+  StartConfig,
+  | 'region'
+  | 'instanceTypes'
+  | 'subnetIds'
+  | 'securityGroupIds'
+  | 'instanceProfile'
+  | 'volumeSize'
+  | 'maxLifetimeMinutes'
+  | 'idleTimeoutMinutes'
+  | 'preRunnerScript'
+  | 'jobImdsAccess'
+>;
 
 /**
  * The pool's user-data and the hash of everything a machine keeps from its first boot: the image,
@@ -69,7 +81,8 @@ export function poolMachineState(i: InstanceInfo, hash: string | undefined): Poo
   const phase = i.tags[TAGS.phase] ?? '';
   if (hash !== undefined && i.tags[TAGS.poolHash] !== hash) return 'stale';
   if (i.state === 'stopped') return phase === 'pooled' ? 'ready' : 'failed';
-  if (i.state === 'pending' || i.state === 'running' || i.state === 'stopping') return phase.startsWith('failed') ? 'failed' : 'filling';
+  if (i.state === 'pending' || i.state === 'running' || i.state === 'stopping')
+    return phase.startsWith('failed') ? 'failed' : 'filling';
   return 'failed';
 }
 
@@ -85,11 +98,26 @@ export type ClaimOutcome = 'won' | 'lost';
  * ParameterAlreadyExists. A lost answer makes the SDK's retry meet our own claim, so on
  * ParameterAlreadyExists the value is read back: ours (each claimer's value is unique) is a win.
  */
-export async function claim(aws: AwsClients, instanceId: string, owner: string, tags: Record<string, string>, signal?: AbortSignal, pacer?: Pacer): Promise<ClaimOutcome> {
+export async function claim(
+  aws: AwsClients,
+  instanceId: string,
+  owner: string,
+  tags: Record<string, string>,
+  signal?: AbortSignal,
+  pacer?: Pacer,
+): Promise<ClaimOutcome> {
   const name = poolClaimName(instanceId);
   await pacer?.take();
   try {
-    await aws.ssm.send(new PutParameterCommand({ Name: name, Value: owner, Type: 'String', Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }), { abortSignal: signal });
+    await aws.ssm.send(
+      new PutParameterCommand({
+        Name: name,
+        Value: owner,
+        Type: 'String',
+        Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+      }),
+      { abortSignal: signal },
+    );
     return 'won';
   } catch (e) {
     if (errorCode(e) !== 'ParameterAlreadyExists') throw e;
@@ -142,12 +170,21 @@ const shuffled = <T>(xs: T[]): T[] => {
  * A won machine is retagged to the start (label, expiry, `claimed:<pool>`), and its shutdown
  * behaviour set to terminate: after its one job its power-off ends it, exactly as a cold machine.
  */
-export async function claimFromPool(pool: string, hash: string, want: number, label: string, tags: Record<string, string>, d: ClaimDeps): Promise<Claimed[]> {
+export async function claimFromPool(
+  pool: string,
+  hash: string,
+  want: number,
+  label: string,
+  tags: Record<string, string>,
+  d: ClaimDeps,
+): Promise<Claimed[]> {
   if (want <= 0) return [];
   const listed = await poolMachines(d.aws, pool, d.signal);
   const ready = listed.filter((i) => poolMachineState(i, hash) === 'ready');
   const stale = listed.filter((i) => poolMachineState(i, hash) === 'stale').length;
-  d.log(`Pool ${pool}: ${ready.length} ready of ${listed.length} listed${stale ? ` (${stale} built from other settings: a fill or reap removes them)` : ''}`);
+  d.log(
+    `Pool ${pool}: ${ready.length} ready of ${listed.length} listed${stale ? ` (${stale} built from other settings: a fill or reap removes them)` : ''}`,
+  );
   const owner = claimOwner(label);
   const out: Claimed[] = [];
   const queue = (d.shuffle ?? shuffled)(ready);
@@ -159,22 +196,48 @@ export async function claimFromPool(pool: string, hash: string, want: number, la
       wave.map(async (i) => {
         const claimName = poolClaimName(i.instanceId);
         d.onClaimParameter(claimName);
-        const ptags = { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: i.instanceId, ...(tags[TAGS.expiresAt] ? { [TAGS.expiresAt]: tags[TAGS.expiresAt] as string } : {}) };
+        const ptags = {
+          [TAGS.managed]: 'true',
+          [TAGS.label]: label,
+          [TAGS.instanceId]: i.instanceId,
+          ...(tags[TAGS.expiresAt] ? { [TAGS.expiresAt]: tags[TAGS.expiresAt] as string } : {}),
+        };
         if ((await claim(d.aws, i.instanceId, owner, ptags, d.signal, d.pacer)) === 'lost') return undefined;
         d.onInstance(i.instanceId);
-        return { instanceId: i.instanceId, instanceType: i.instanceType, availabilityZone: i.availabilityZone, claimName } satisfies Claimed;
+        return {
+          instanceId: i.instanceId,
+          instanceType: i.instanceType,
+          availabilityZone: i.availabilityZone,
+          claimName,
+        } satisfies Claimed;
       }),
     );
     for (const c of won) if (c) out.push(c);
   }
   if (out.length === 0) return out;
   // Retagged before anything else: from here stop, post and reap know it as this start's.
-  await d.aws.ec2.send(new CreateTagsCommand({ Resources: out.map((c) => c.instanceId), Tags: Object.entries({ ...tags, [TAGS.pool]: `${CLAIMED_POOL_PREFIX}${pool}` }).map(([Key, Value]) => ({ Key, Value })) }), { abortSignal: d.signal });
+  await d.aws.ec2.send(
+    new CreateTagsCommand({
+      Resources: out.map((c) => c.instanceId),
+      Tags: Object.entries({ ...tags, [TAGS.pool]: `${CLAIMED_POOL_PREFIX}${pool}` }).map(([Key, Value]) => ({
+        Key,
+        Value,
+      })),
+    }),
+    { abortSignal: d.signal },
+  );
   const kept: Claimed[] = [];
   await Promise.all(
     out.map(async (c) => {
       try {
-        await d.aws.ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: c.instanceId, Attribute: 'instanceInitiatedShutdownBehavior', Value: 'terminate' }), { abortSignal: d.signal });
+        await d.aws.ec2.send(
+          new ModifyInstanceAttributeCommand({
+            InstanceId: c.instanceId,
+            Attribute: 'instanceInitiatedShutdownBehavior',
+            Value: 'terminate',
+          }),
+          { abortSignal: d.signal },
+        );
         kept.push(c);
       } catch (e) {
         // Terminated since it was listed (a fill or reap removing it won its claim first and has
@@ -188,10 +251,16 @@ export async function claimFromPool(pool: string, hash: string, want: number, la
 }
 
 /** StartInstances for the claimed machines; returns the ones EC2 refused (with why) so the caller can launch cold ones instead. */
-export async function resume(aws: AwsClients, claimed: Claimed[], signal?: AbortSignal): Promise<{ started: Claimed[]; refused: { c: Claimed; why: string }[] }> {
+export async function resume(
+  aws: AwsClients,
+  claimed: Claimed[],
+  signal?: AbortSignal,
+): Promise<{ started: Claimed[]; refused: { c: Claimed; why: string }[] }> {
   if (claimed.length === 0) return { started: [], refused: [] };
   try {
-    await aws.ec2.send(new StartInstancesCommand({ InstanceIds: claimed.map((c) => c.instanceId) }), { abortSignal: signal });
+    await aws.ec2.send(new StartInstancesCommand({ InstanceIds: claimed.map((c) => c.instanceId) }), {
+      abortSignal: signal,
+    });
     return { started: claimed, refused: [] };
   } catch (e) {
     if (claimed.length === 1) return { started: [], refused: [{ c: claimed[0] as Claimed, why: errorMessage(e) }] };

@@ -43,12 +43,14 @@ export class StateRecorder {
     this.save();
   }
 
-  add<K extends 'launchTemplateIds' | 'instanceIds' | 'parameterNames' | 'runnerIds'>(key: K, ...items: Resources[K]): void {
+  add<K extends 'launchTemplateIds' | 'instanceIds' | 'parameterNames' | 'runnerIds'>(
+    key: K,
+    ...items: Resources[K]
+  ): void {
     const list = this.resources[key] as unknown[];
     for (const it of items) if (!list.includes(it)) list.push(it);
     this.save();
   }
-
 }
 
 export function loadResources(): Resources | undefined {

@@ -24,11 +24,15 @@ export interface RunnerRow {
  * updates itself before its job, and the version that runs is not the one whose SHA-256 the
  * image pinned. One warning per differing version; nothing when the pin or the report is missing.
  */
-export function runnerVersionWarnings(pinned: string | undefined, rows: { instanceId: string; runnerVersion?: string }[]): string[] {
+export function runnerVersionWarnings(
+  pinned: string | undefined,
+  rows: { instanceId: string; runnerVersion?: string }[],
+): string[] {
   if (!pinned) return [];
   const byVersion = new Map<string, string[]>();
   for (const r of rows) {
-    if (r.runnerVersion && r.runnerVersion !== pinned) byVersion.set(r.runnerVersion, [...(byVersion.get(r.runnerVersion) ?? []), r.instanceId]);
+    if (r.runnerVersion && r.runnerVersion !== pinned)
+      byVersion.set(r.runnerVersion, [...(byVersion.get(r.runnerVersion) ?? []), r.instanceId]);
   }
   return [...byVersion].map(
     ([v, ids]) =>
@@ -63,24 +67,51 @@ export async function startSummary(label: string, rows: RunnerRow[], notes: stri
           { data: 'runner version', header: true },
           { data: 'fingerprint', header: true },
         ],
-        ...rows.map((r) => [cell(r.name), r.instanceId, r.instanceType, r.availabilityZone, r.fromPool ? `${r.market}, from pool ${cell(r.fromPool)}` : r.market, r.spotPrice ?? '—', cell(r.runnerVersion ?? 'not reported yet'), cell(r.fingerprint ?? 'not reported yet')]),
+        ...rows.map((r) => [
+          cell(r.name),
+          r.instanceId,
+          r.instanceType,
+          r.availabilityZone,
+          r.fromPool ? `${r.market}, from pool ${cell(r.fromPool)}` : r.market,
+          r.spotPrice ?? '—',
+          cell(r.runnerVersion ?? 'not reported yet'),
+          cell(r.fingerprint ?? 'not reported yet'),
+        ]),
       ]);
     const pooled = rows.filter((r) => r.fromPool).length;
-    if (pooled > 0) s.addRaw(`${pooled} of ${rows.length} runner(s) resumed from the warm pool, ${rows.length - pooled} launched cold.`, true);
+    if (pooled > 0)
+      s.addRaw(
+        `${pooled} of ${rows.length} runner(s) resumed from the warm pool, ${rows.length - pooled} launched cold.`,
+        true,
+      );
     if (notes.length > 0) s.addList(notes.map(cell));
   });
 }
 
 export async function poolSummary(r: FillResult): Promise<void> {
   await write((s) => {
-    s.addHeading(`spot-runner: pool ${cell(r.pool)}`, 3)
-      .addRaw(`Settings hash <code>${cell(r.hash)}</code>: ${r.ready.length} machine(s) stopped and ready, ${r.launched.length} launched by this fill, ${r.failed.length} failed, ${r.stale.length} stale terminated.`, true);
+    s.addHeading(`spot-runner: pool ${cell(r.pool)}`, 3).addRaw(
+      `Settings hash <code>${cell(r.hash)}</code>: ${r.ready.length} machine(s) stopped and ready, ${r.launched.length} launched by this fill, ${r.failed.length} failed, ${r.stale.length} stale terminated.`,
+      true,
+    );
     if (r.failed.length > 0) s.addList(r.failed.map((f) => cell(`${f.instanceId}: ${f.why}`)));
   });
 }
 
 export async function stopSummary(
-  rows: { instanceId: string; instanceType: string; market: string; state: string; interrupted: boolean; hours: number; cost?: number; priceSource?: string; githubHosted?: string; runnerVersion?: string; fingerprint?: string }[],
+  rows: {
+    instanceId: string;
+    instanceType: string;
+    market: string;
+    state: string;
+    interrupted: boolean;
+    hours: number;
+    cost?: number;
+    priceSource?: string;
+    githubHosted?: string;
+    runnerVersion?: string;
+    fingerprint?: string;
+  }[],
   total: number | undefined,
   notes: string[],
   githubHostedTotal?: number,
@@ -115,7 +146,10 @@ export async function stopSummary(
         cell(r.fingerprint ?? 'not reported'),
       ]),
     ]);
-    s.addRaw(`Estimated cost: ${total === undefined ? 'unknown (a price was not available)' : `$${total.toFixed(4)}`}${githubHostedTotal === undefined ? '' : `; on GitHub-hosted larger runners with the same cores: $${githubHostedTotal.toFixed(3)}`}`, true);
+    s.addRaw(
+      `Estimated cost: ${total === undefined ? 'unknown (a price was not available)' : `$${total.toFixed(4)}`}${githubHostedTotal === undefined ? '' : `; on GitHub-hosted larger runners with the same cores: $${githubHostedTotal.toFixed(3)}`}`,
+      true,
+    );
     if (costNotes.length > 0) s.addList(costNotes.map(cell));
     if (notes.length > 0) s.addList(notes.map(cell));
   });
@@ -123,7 +157,9 @@ export async function stopSummary(
 
 export async function rollbackSummary(reason: string, lines: string[]): Promise<void> {
   await write((s) => {
-    s.addHeading('spot-runner: start failed and was rolled back', 3).addRaw(cell(reason), true).addList(lines.map(cell));
+    s.addHeading('spot-runner: start failed and was rolled back', 3)
+      .addRaw(cell(reason), true)
+      .addList(lines.map(cell));
   });
 }
 
@@ -150,7 +186,15 @@ export async function reapSummary(r: ReapResult): Promise<void> {
           { data: 'reason', header: true },
           { data: 'outcome', header: true },
         ],
-        ...rows.slice(0, REAP_ROWS).map((f) => [f.kind, cell(f.name ? `${f.id} (${f.name})` : f.id), cell(f.label ?? ''), cell(f.reason), f.outcome ?? '']),
+        ...rows
+          .slice(0, REAP_ROWS)
+          .map((f) => [
+            f.kind,
+            cell(f.name ? `${f.id} (${f.name})` : f.id),
+            cell(f.label ?? ''),
+            cell(f.reason),
+            f.outcome ?? '',
+          ]),
       ]);
       if (rows.length > REAP_ROWS) s.addRaw(`… and ${rows.length - REAP_ROWS} more (see the reaped output).`, true);
     }
@@ -162,7 +206,12 @@ export async function reapSummary(r: ReapResult): Promise<void> {
 export async function watchSummary(r: WatchResult): Promise<void> {
   await write((s) => {
     s.addHeading('spot-runner: watch', 3).addRaw(`Label: <code>${cell(r.label)}</code>`, true);
-    s.addRaw(r.failure ? `<p><strong>Gave up; the run is cancelled:</strong> ${cell(r.failure)}</p>` : `<p>Every runner took its job; ${r.replacements.length} replacement(s).</p>`, true);
+    s.addRaw(
+      r.failure
+        ? `<p><strong>Gave up; the run is cancelled:</strong> ${cell(r.failure)}</p>`
+        : `<p>Every runner took its job; ${r.replacements.length} replacement(s).</p>`,
+      true,
+    );
     if (r.replacements.length > 0) {
       s.addTable([
         [
@@ -175,7 +224,16 @@ export async function watchSummary(r: WatchResult): Promise<void> {
           { data: 'type', header: true },
           { data: 'market', header: true },
         ],
-        ...r.replacements.map((x) => [x.replaced, cell(x.runnerName), cell(x.lastPhase || 'none written'), cell(x.lastState || 'not listed'), x.row?.instanceId ?? cell(`failed: ${x.error ?? 'unknown'}`), cell(x.row?.name ?? '—'), x.row?.instanceType ?? '—', x.row?.market ?? '—']),
+        ...r.replacements.map((x) => [
+          x.replaced,
+          cell(x.runnerName),
+          cell(x.lastPhase || 'none written'),
+          cell(x.lastState || 'not listed'),
+          x.row?.instanceId ?? cell(`failed: ${x.error ?? 'unknown'}`),
+          cell(x.row?.name ?? '—'),
+          x.row?.instanceType ?? '—',
+          x.row?.market ?? '—',
+        ]),
       ]);
     }
   });

@@ -26,7 +26,15 @@ export const TAGS = {
  * `listening`: the listener printed "Listening for Jobs" (its session with GitHub exists), which
  * is what start waits for instead of polling GitHub.
  */
-export const PHASES = ['booting', 'pooled', 'runner-started', 'listening', 'job-started', 'interrupted', 'shutting-down'] as const;
+export const PHASES = [
+  'booting',
+  'pooled',
+  'runner-started',
+  'listening',
+  'job-started',
+  'interrupted',
+  'shutting-down',
+] as const;
 export type Phase = (typeof PHASES)[number];
 export const FAILED_PHASE_PREFIX = 'failed:';
 export const INTERRUPTED_PHASE_PREFIX = 'interrupted:';

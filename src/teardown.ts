@@ -1,5 +1,12 @@
 import type { AwsClients } from './aws/clients.js';
-import { DEFAULT_TERMINATE, describeByIds, describeByTag, terminate, type InstanceInfo, type TerminateOptions } from './aws/instances.js';
+import {
+  DEFAULT_TERMINATE,
+  describeByIds,
+  describeByTag,
+  terminate,
+  type InstanceInfo,
+  type TerminateOptions,
+} from './aws/instances.js';
 import { deleteParameters, describeUnder } from './aws/params.js';
 import { deleteTemplate, describeTemplatesByTag } from './aws/templates.js';
 import { errorMessage } from './errors.js';
@@ -33,7 +40,15 @@ export async function teardown(
   labels: string[] = res.label ? [res.label] : [],
   terminateOptions: TerminateOptions = DEFAULT_TERMINATE,
 ): Promise<TeardownReport> {
-  const report: TeardownReport = { instances: [], terminated: [], runnersDeleted: [], runnersBusy: [], parametersDeleted: [], templatesDeleted: [], problems: [] };
+  const report: TeardownReport = {
+    instances: [],
+    terminated: [],
+    runnersDeleted: [],
+    runnersBusy: [],
+    parametersDeleted: [],
+    templatesDeleted: [],
+    problems: [],
+  };
   const attempt = async (what: string, fn: () => Promise<void>) => {
     try {
       await fn();
@@ -50,24 +65,33 @@ export async function teardown(
     for (const i of await describeByIds(aws, res.instanceIds)) seen.set(i.instanceId, i);
     if (labels.length > 0) for (const i of await describeByTag(aws, TAGS.label, labels)) seen.set(i.instanceId, i);
     report.instances = [...seen.values()];
-    const gone = new Set(report.instances.filter((i) => i.state === 'terminated' || i.state === 'shutting-down').map((i) => i.instanceId));
+    const gone = new Set(
+      report.instances.filter((i) => i.state === 'terminated' || i.state === 'shutting-down').map((i) => i.instanceId),
+    );
     const ids = [...new Set([...res.instanceIds, ...seen.keys()])].filter((id) => !gone.has(id));
     const out = await terminate(aws, ids, terminateOptions);
     report.terminated = out.terminated;
-    if (out.unknown.length > 0) report.problems.push(`terminating instances: EC2 still does not know ${out.unknown.join(', ')} after ${Math.round(terminateOptions.notFoundBudgetMs / 1000)} s; check them in the console`);
+    if (out.unknown.length > 0)
+      report.problems.push(
+        `terminating instances: EC2 still does not know ${out.unknown.join(', ')} after ${Math.round(terminateOptions.notFoundBudgetMs / 1000)} s; check them in the console`,
+      );
   });
 
   await Promise.all([
     attempt('deleting runners', async () => {
       if (!gh) return;
       const ids = new Set(res.runnerIds);
-      if (labels.length > 0) for (const r of await listRunners(gh, target)) if (r.labels.some((l) => labels.includes(l))) ids.add(r.id);
+      if (labels.length > 0)
+        for (const r of await listRunners(gh, target)) if (r.labels.some((l) => labels.includes(l))) ids.add(r.id);
       for (const id of ids) {
         const outcome = await deleteRunner(gh, target, id);
         if (outcome === 'deleted') report.runnersDeleted.push(id);
         if (outcome === 'busy') report.runnersBusy.push(id);
       }
-      if (report.runnersBusy.length > 0) report.problems.push(`runners ${report.runnersBusy.join(', ')} are busy and were left registered; their instances are terminated, so GitHub will drop them when the job ends`);
+      if (report.runnersBusy.length > 0)
+        report.problems.push(
+          `runners ${report.runnersBusy.join(', ')} are busy and were left registered; their instances are terminated, so GitHub will drop them when the job ends`,
+        );
     }),
     attempt('deleting parameters', async () => {
       const names = new Set(res.parameterNames);

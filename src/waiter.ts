@@ -52,7 +52,11 @@ export interface WaitResult {
 }
 
 /** EC2 every second from the launch; GitHub only once every machine says it is listening. */
-export const defaultWaitOptions = (timeoutMs: number, launchedAt: number, now = Date.now): Omit<WaitOptions, 'sleep' | 'log'> => ({
+export const defaultWaitOptions = (
+  timeoutMs: number,
+  launchedAt: number,
+  now = Date.now,
+): Omit<WaitOptions, 'sleep' | 'log'> => ({
   timeoutMs,
   intervalMs: 1000,
   fastIntervalMs: 500,
@@ -78,7 +82,15 @@ function describeInstance(i: InstanceInfo | undefined, id: string): string {
  * and a dead or failed machine ends the wait at once with what it said. Only when every machine
  * is listening does one GitHub call confirm the runners are online.
  */
-export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target, label: string, pending: Pending[], rate: RateLimit, o: WaitOptions): Promise<WaitResult> {
+export async function waitForRunners(
+  gh: GitHub,
+  aws: AwsClients,
+  target: Target,
+  label: string,
+  pending: Pending[],
+  rate: RateLimit,
+  o: WaitOptions,
+): Promise<WaitResult> {
   const start = o.now();
   const waiting = new Map(pending.map((p) => [p.instanceId, p]));
   const listening = new Set<string>();
@@ -93,7 +105,9 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
 
   const look = async () => {
     ec2Polls++;
-    const byId = new Map((await describeByTag(aws, TAGS.label, [label], undefined, o.signal)).map((i) => [i.instanceId, i]));
+    const byId = new Map(
+      (await describeByTag(aws, TAGS.label, [label], undefined, o.signal)).map((i) => [i.instanceId, i]),
+    );
     // A filtered Describe may not list a new instance for a while (eventual consistency):
     // past the grace, ask by id before calling it gone.
     const missing = [...waiting.keys()].filter((id) => !byId.has(id));
@@ -110,7 +124,10 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
       if (!i && o.now() - o.launchedAt < o.notFoundGraceMs) continue;
       const phase = i?.tags[TAGS.phase] ?? '';
       // A resumed pool machine may still be listed as stopped for a moment after StartInstances.
-      const resuming = p.resumedAt !== undefined && o.now() - p.resumedAt < o.notFoundGraceMs && (i?.state === 'stopped' || i?.state === 'stopping');
+      const resuming =
+        p.resumedAt !== undefined &&
+        o.now() - p.resumedAt < o.notFoundGraceMs &&
+        (i?.state === 'stopped' || i?.state === 'stopping');
       const gone = !i || (!resuming && GONE_STATES.includes(i.state));
       if (phase === 'job-started' || (gone && phase === 'shutting-down')) {
         // A quick job can start and end between two polls: the instance saw it, so it counts.
@@ -119,12 +136,16 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
         continue;
       }
       if (phase.startsWith('failed') || gone) {
-        throw new SpotRunnerError(`Runner ${p.runnerName} will not come online: instance ${describeInstance(i, p.instanceId)}`);
+        throw new SpotRunnerError(
+          `Runner ${p.runnerName} will not come online: instance ${describeInstance(i, p.instanceId)}`,
+        );
       }
       // Sticky: a later `interrupted` does not undo it (the machine's death will end the wait).
       if (phase === 'listening' && !listening.has(p.instanceId)) {
         listening.add(p.instanceId);
-        o.log(`Runner ${p.runnerName} is listening (${p.instanceId}, ${Math.round((o.now() - o.launchedAt) / 100) / 10} s after the launch)`);
+        o.log(
+          `Runner ${p.runnerName} is listening (${p.instanceId}, ${Math.round((o.now() - o.launchedAt) / 100) / 10} s after the launch)`,
+        );
       }
       if (phase === 'runner-started' && !runnerStartedAt.has(p.instanceId)) runnerStartedAt.set(p.instanceId, o.now());
     }
@@ -144,14 +165,23 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
       const r = found[k];
       if (r?.status === 'online') {
         o.log(`Runner ${r.name} is online (${p.instanceId})`);
-        if (!listening.has(p.instanceId)) o.log(`Note: ${p.instanceId} never tagged phase listening; GitHub shows its runner online`);
+        if (!listening.has(p.instanceId))
+          o.log(`Note: ${p.instanceId} never tagged phase listening; GitHub shows its runner online`);
         waiting.delete(p.instanceId);
       } else if (r === undefined) vanished.push(p);
     });
     if (vanished.length === 0) return;
     // A runner GitHub no longer knows either finished a job already or was removed: the
     // instance's phase tag tells which.
-    const infos = new Map((await describeByIds(aws, vanished.map((p) => p.instanceId), o.signal)).map((i) => [i.instanceId, i]));
+    const infos = new Map(
+      (
+        await describeByIds(
+          aws,
+          vanished.map((p) => p.instanceId),
+          o.signal,
+        )
+      ).map((i) => [i.instanceId, i]),
+    );
     for (const p of vanished) {
       const i = infos.get(p.instanceId);
       if (i) seen.set(p.instanceId, i);
@@ -160,7 +190,9 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
         o.log(`Runner ${p.runnerName} already took its job and left`);
         waiting.delete(p.instanceId);
       } else {
-        throw new SpotRunnerError(`Runner ${p.runnerName} (id ${p.runnerId}) was removed from GitHub before it came online; instance ${describeInstance(i, p.instanceId)}`);
+        throw new SpotRunnerError(
+          `Runner ${p.runnerName} (id ${p.runnerId}) was removed from GitHub before it came online; instance ${describeInstance(i, p.instanceId)}`,
+        );
       }
     }
   };
@@ -172,7 +204,9 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
       if (resetAt > now) {
         if (pausedFor !== resetAt) {
           pausedFor = resetAt;
-          o.log(`GitHub rate limit nearly spent (${rate.remaining} left); pausing GitHub calls ${Math.ceil((resetAt - now) / 1000)} s until it resets`);
+          o.log(
+            `GitHub rate limit nearly spent (${rate.remaining} left); pausing GitHub calls ${Math.ceil((resetAt - now) / 1000)} s until it resets`,
+          );
         }
         return false;
       }
@@ -185,14 +219,20 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
     const pollAt = o.now();
     if (pollAt - start > o.timeoutMs) {
       const byId = await look();
-      const where = [...waiting.values()].map((p) => describeInstance(byId.get(p.instanceId) ?? seen.get(p.instanceId), p.instanceId));
-      throw new SpotRunnerError(`Timed out after ${Math.round(o.timeoutMs / 1000)} s waiting for ${waiting.size} runner(s) to come online: ${where.join('; ')}. Raise wait-timeout if the image is slow to boot, or read the instance console output.`);
+      const where = [...waiting.values()].map((p) =>
+        describeInstance(byId.get(p.instanceId) ?? seen.get(p.instanceId), p.instanceId),
+      );
+      throw new SpotRunnerError(
+        `Timed out after ${Math.round(o.timeoutMs / 1000)} s waiting for ${waiting.size} runner(s) to come online: ${where.join('; ')}. Raise wait-timeout if the image is slow to boot, or read the instance console output.`,
+      );
     }
     judge(await look());
     if (waiting.size === 0) return { polls, ec2Polls, instances: seen };
     const now = o.now();
     const allListening = [...waiting.keys()].every((id) => listening.has(id));
-    const stuck = [...waiting.keys()].some((id) => !listening.has(id) && now - (runnerStartedAt.get(id) ?? Infinity) >= o.githubFallbackMs);
+    const stuck = [...waiting.keys()].some(
+      (id) => !listening.has(id) && now - (runnerStartedAt.get(id) ?? Infinity) >= o.githubFallbackMs,
+    );
     if (allListening && githubAllowed(now)) {
       await confirm([...waiting.values()]);
       if (waiting.size === 0) return { polls, ec2Polls, instances: seen };
@@ -205,7 +245,9 @@ export async function waitForRunners(gh: GitHub, aws: AwsClients, target: Target
       if (waiting.size === 0) return { polls, ec2Polls, instances: seen };
     }
     const t = o.now();
-    const soon = [...waiting.keys()].some((id) => !listening.has(id) && t - (runnerStartedAt.get(id) ?? -Infinity) < o.fastWindowMs);
+    const soon = [...waiting.keys()].some(
+      (id) => !listening.has(id) && t - (runnerStartedAt.get(id) ?? -Infinity) < o.fastWindowMs,
+    );
     const interval = soon ? o.fastIntervalMs : o.intervalMs;
     await o.sleep(Math.max(0, Math.min(interval - (t - pollAt), o.timeoutMs - (t - start) + 1)), o.signal);
   }

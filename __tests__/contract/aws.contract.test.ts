@@ -20,7 +20,13 @@ import {
   TerminateInstancesCommand,
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
-import { DeleteParametersCommand, DescribeParametersCommand, GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import {
+  DeleteParametersCommand,
+  DescribeParametersCommand,
+  GetParameterCommand,
+  PutParameterCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
 import { AwsFaultProxy } from '../../test/lab/aws-proxy.js';
 import { startMoto, type Moto } from '../../test/lab/moto.js';
 import { FakeWorld } from '../../test/fakes/world.js';
@@ -49,7 +55,13 @@ interface World {
   close(): Promise<void>;
 }
 
-const IDEAL: Knobs = { consistency: false, template: false, shuttingDown: false, putPerSecond: Infinity, losePut: false };
+const IDEAL: Knobs = {
+  consistency: false,
+  template: false,
+  shuttingDown: false,
+  putPerSecond: Infinity,
+  losePut: false,
+};
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function fakeWorld(): Promise<World> {
@@ -68,7 +80,13 @@ async function fakeWorld(): Promise<World> {
     ssm: w.clients().ssm,
     retrying: { ssm: w.clients().ssm },
     ami: 'ami-0123456789abcdef0',
-    subnets: { a1: 'subnet-0000000000000000a', a2: 'subnet-0000000000000000b', b: 'subnet-0000000000000000c', azA: 'us-east-1a', azB: 'us-east-1b' },
+    subnets: {
+      a1: 'subnet-0000000000000000a',
+      a2: 'subnet-0000000000000000b',
+      b: 'subnet-0000000000000000c',
+      azA: 'us-east-1a',
+      azB: 'us-east-1b',
+    },
     set(k) {
       knobs = { ...knobs, ...k };
       apply();
@@ -79,7 +97,10 @@ async function fakeWorld(): Promise<World> {
     pause: async () => undefined,
     async reset() {
       w = new FakeWorld();
-      w.subnets.set(world.subnets.a1, 'us-east-1a').set(world.subnets.a2, 'us-east-1a').set(world.subnets.b, 'us-east-1b');
+      w.subnets
+        .set(world.subnets.a1, 'us-east-1a')
+        .set(world.subnets.a2, 'us-east-1a')
+        .set(world.subnets.b, 'us-east-1b');
       const c = w.clients();
       Object.assign(world, { ec2: c.ec2, ssm: c.ssm, retrying: { ssm: c.ssm } });
       knobs = { ...IDEAL };
@@ -118,13 +139,24 @@ async function labWorld(): Promise<World> {
     async reset() {
       await moto.reset();
       proxy.reset();
-      world.ami = (await direct.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images?.find((i) => i.Architecture === 'x86_64')?.ImageId ?? '';
+      world.ami =
+        (await direct.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images?.find(
+          (i) => i.Architecture === 'x86_64',
+        )?.ImageId ?? '';
       const subnets = (await direct.send(new DescribeSubnetsCommand({}))).Subnets ?? [];
       const a = subnets.find((s) => s.AvailabilityZone === 'us-east-1a');
       const b = subnets.find((s) => s.AvailabilityZone === 'us-east-1b');
       const vpc = (await direct.send(new DescribeVpcsCommand({}))).Vpcs?.[0]?.VpcId ?? '';
-      const extra = await direct.send(new CreateSubnetCommand({ VpcId: vpc, CidrBlock: '172.31.200.0/24', AvailabilityZone: 'us-east-1a' }));
-      world.subnets = { a1: a?.SubnetId ?? '', a2: extra.Subnet?.SubnetId ?? '', b: b?.SubnetId ?? '', azA: 'us-east-1a', azB: 'us-east-1b' };
+      const extra = await direct.send(
+        new CreateSubnetCommand({ VpcId: vpc, CidrBlock: '172.31.200.0/24', AvailabilityZone: 'us-east-1a' }),
+      );
+      world.subnets = {
+        a1: a?.SubnetId ?? '',
+        a2: extra.Subnet?.SubnetId ?? '',
+        b: b?.SubnetId ?? '',
+        azA: 'us-east-1a',
+        azB: 'us-east-1b',
+      };
       world.set(IDEAL);
     },
     async close() {
@@ -140,21 +172,52 @@ async function labWorld(): Promise<World> {
 }
 
 async function template(w: World, shutdown?: 'stop' | 'terminate'): Promise<string> {
-  const out = await w.ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: `c-${Math.random().toString(16).slice(2, 10)}`, LaunchTemplateData: { ImageId: w.ami, ...(shutdown ? { InstanceInitiatedShutdownBehavior: shutdown } : {}) } }));
+  const out = await w.ec2.send(
+    new CreateLaunchTemplateCommand({
+      LaunchTemplateName: `c-${Math.random().toString(16).slice(2, 10)}`,
+      LaunchTemplateData: { ImageId: w.ami, ...(shutdown ? { InstanceInitiatedShutdownBehavior: shutdown } : {}) },
+    }),
+  );
   return out.LaunchTemplate?.LaunchTemplateId ?? '';
 }
 
-function fleet(lt: string, count: number, overrides: { InstanceType: string; SubnetId?: string }[], token?: string, market: 'on-demand' | 'spot' = 'on-demand') {
+function fleet(
+  lt: string,
+  count: number,
+  overrides: { InstanceType: string; SubnetId?: string }[],
+  token?: string,
+  market: 'on-demand' | 'spot' = 'on-demand',
+) {
   return new CreateFleetCommand({
     Type: 'instant',
     ...(token ? { ClientToken: token } : {}),
-    TargetCapacitySpecification: market === 'spot' ? { TotalTargetCapacity: count, DefaultTargetCapacityType: 'spot', SpotTargetCapacity: count } : { TotalTargetCapacity: count, DefaultTargetCapacityType: 'on-demand', OnDemandTargetCapacity: count },
-    LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: lt, Version: '$Latest' }, Overrides: overrides.map((o, i) => ({ ...o, InstanceType: o.InstanceType as _InstanceType, Priority: i })) }],
+    TargetCapacitySpecification:
+      market === 'spot'
+        ? { TotalTargetCapacity: count, DefaultTargetCapacityType: 'spot', SpotTargetCapacity: count }
+        : { TotalTargetCapacity: count, DefaultTargetCapacityType: 'on-demand', OnDemandTargetCapacity: count },
+    LaunchTemplateConfigs: [
+      {
+        LaunchTemplateSpecification: { LaunchTemplateId: lt, Version: '$Latest' },
+        Overrides: overrides.map((o, i) => ({ ...o, InstanceType: o.InstanceType as _InstanceType, Priority: i })),
+      },
+    ],
   });
 }
 
-async function launch(w: World, count: number, o: { market?: 'on-demand' | 'spot'; shutdown?: 'stop' | 'terminate' } = {}): Promise<string[]> {
-  const out = await w.ec2.send(fleet(await template(w, o.shutdown), count, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }], undefined, o.market));
+async function launch(
+  w: World,
+  count: number,
+  o: { market?: 'on-demand' | 'spot'; shutdown?: 'stop' | 'terminate' } = {},
+): Promise<string[]> {
+  const out = await w.ec2.send(
+    fleet(
+      await template(w, o.shutdown),
+      count,
+      [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }],
+      undefined,
+      o.market,
+    ),
+  );
   return (out.Instances ?? []).flatMap((i) => i.InstanceIds ?? []);
 }
 
@@ -167,8 +230,15 @@ async function until<T>(w: World, fn: () => Promise<T | undefined>, polls = 100)
   throw new Error(`not reached after ${polls} polls`);
 }
 
-const codeOf = async (p: Promise<unknown>) => p.then(() => 'ok', (e: unknown) => (e as { name?: string }).name ?? 'error');
-const states = async (w: World, ids: string[]) => ((await w.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }))).Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.State?.Name);
+const codeOf = async (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: unknown) => (e as { name?: string }).name ?? 'error',
+  );
+const states = async (w: World, ids: string[]) =>
+  ((await w.ec2.send(new DescribeInstancesCommand({ InstanceIds: ids }))).Reservations ?? [])
+    .flatMap((r) => r.Instances ?? [])
+    .map((i) => i.State?.Name);
 
 describe.each([
   ['in-memory fake', fakeWorld],
@@ -186,17 +256,27 @@ describe.each([
   });
 
   it('NotFound on unknown instance ids, for Describe and Terminate', async () => {
-    expect(await codeOf(w.ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })))).toBe('InvalidInstanceID.NotFound');
-    expect(await codeOf(w.ec2.send(new TerminateInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })))).toBe('InvalidInstanceID.NotFound');
+    expect(await codeOf(w.ec2.send(new DescribeInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })))).toBe(
+      'InvalidInstanceID.NotFound',
+    );
+    expect(await codeOf(w.ec2.send(new TerminateInstancesCommand({ InstanceIds: ['i-0123456789abcdef0'] })))).toBe(
+      'InvalidInstanceID.NotFound',
+    );
   });
 
   it('eventual consistency: a launched instance is NotFound by id and absent under filters at first, then listed', async () => {
     w.set({ consistency: true });
     const [id] = await launch(w, 1);
-    expect(await codeOf(w.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id as string] })))).toBe('InvalidInstanceID.NotFound');
-    const filtered = await w.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [id as string] }] }));
+    expect(await codeOf(w.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id as string] })))).toBe(
+      'InvalidInstanceID.NotFound',
+    );
+    const filtered = await w.ec2.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [id as string] }] }),
+    );
     expect(filtered.Reservations ?? []).toEqual([]);
-    expect(await codeOf(w.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id as string] })))).toBe('InvalidInstanceID.NotFound');
+    expect(await codeOf(w.ec2.send(new TerminateInstancesCommand({ InstanceIds: [id as string] })))).toBe(
+      'InvalidInstanceID.NotFound',
+    );
     const seen = await until(w, async () => ((await states(w, [id as string]).catch(() => []))[0] ? true : undefined));
     expect(seen.polls).toBeGreaterThan(0);
   });
@@ -204,8 +284,15 @@ describe.each([
   it('eventual consistency: CreateFleet may not know a launch template just created', async () => {
     w.set({ template: true });
     const lt = await template(w);
-    expect(await codeOf(w.ec2.send(fleet(lt, 1, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }])))).toBe('InvalidLaunchTemplateId.NotFound');
-    const ok = await until(w, async () => (await codeOf(w.ec2.send(fleet(lt, 1, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }])))) === 'ok' || undefined);
+    expect(await codeOf(w.ec2.send(fleet(lt, 1, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }])))).toBe(
+      'InvalidLaunchTemplateId.NotFound',
+    );
+    const ok = await until(
+      w,
+      async () =>
+        (await codeOf(w.ec2.send(fleet(lt, 1, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }])))) === 'ok' ||
+        undefined,
+    );
     expect(ok.value).toBe(true);
   });
 
@@ -230,11 +317,18 @@ describe.each([
     } while (token);
     expect(pages).toEqual([5, 2]);
 
-    for (let k = 0; k < 5; k++) await w.ssm.send(new PutParameterCommand({ Name: `/spot-runner/jit/c/p${k}`, Value: 'v', Type: 'String' }));
+    for (let k = 0; k < 5; k++)
+      await w.ssm.send(new PutParameterCommand({ Name: `/spot-runner/jit/c/p${k}`, Value: 'v', Type: 'String' }));
     const names: number[] = [];
     token = undefined;
     do {
-      const out: { Parameters?: unknown[]; NextToken?: string } = await w.ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: ['/spot-runner/jit/c'] }], MaxResults: 2, NextToken: token }));
+      const out: { Parameters?: unknown[]; NextToken?: string } = await w.ssm.send(
+        new DescribeParametersCommand({
+          ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: ['/spot-runner/jit/c'] }],
+          MaxResults: 2,
+          NextToken: token,
+        }),
+      );
       names.push(out.Parameters?.length ?? 0);
       token = out.NextToken;
     } while (token);
@@ -244,23 +338,49 @@ describe.each([
 
   it('capacity pools: two subnets of one AZ for one type is a whole-call InvalidFleetConfig', async () => {
     const lt = await template(w);
-    const code = await codeOf(w.ec2.send(fleet(lt, 1, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }, { InstanceType: 'c6i.large', SubnetId: w.subnets.a2 }])));
+    const code = await codeOf(
+      w.ec2.send(
+        fleet(lt, 1, [
+          { InstanceType: 'c6i.large', SubnetId: w.subnets.a1 },
+          { InstanceType: 'c6i.large', SubnetId: w.subnets.a2 },
+        ]),
+      ),
+    );
     expect(code).toBe('InvalidFleetConfig');
   });
 
   it('capacity pools: a type not offered in an AZ is a per-override Unsupported, and offerings leave it out', async () => {
     w.notOffered('c7i.large', w.subnets.azB);
     const lt = await template(w);
-    const out = await w.ec2.send(fleet(lt, 1, [{ InstanceType: 'c7i.large', SubnetId: w.subnets.b }, { InstanceType: 'c6i.large', SubnetId: w.subnets.b }]));
-    expect(out.Errors?.map((e) => `${e.ErrorCode} ${e.LaunchTemplateAndOverrides?.Overrides?.InstanceType}`)).toEqual(['Unsupported c7i.large']);
+    const out = await w.ec2.send(
+      fleet(lt, 1, [
+        { InstanceType: 'c7i.large', SubnetId: w.subnets.b },
+        { InstanceType: 'c6i.large', SubnetId: w.subnets.b },
+      ]),
+    );
+    expect(out.Errors?.map((e) => `${e.ErrorCode} ${e.LaunchTemplateAndOverrides?.Overrides?.InstanceType}`)).toEqual([
+      'Unsupported c7i.large',
+    ]);
     expect(out.Instances?.map((i) => i.InstanceType)).toEqual(['c6i.large']);
-    const offers = await w.ec2.send(new DescribeInstanceTypeOfferingsCommand({ LocationType: 'availability-zone', Filters: [{ Name: 'instance-type', Values: ['c7i.large'] }, { Name: 'location', Values: [w.subnets.azA, w.subnets.azB] }] }));
+    const offers = await w.ec2.send(
+      new DescribeInstanceTypeOfferingsCommand({
+        LocationType: 'availability-zone',
+        Filters: [
+          { Name: 'instance-type', Values: ['c7i.large'] },
+          { Name: 'location', Values: [w.subnets.azA, w.subnets.azB] },
+        ],
+      }),
+    );
     expect((offers.InstanceTypeOfferings ?? []).map((o) => o.Location).sort()).toEqual([w.subnets.azA]);
   });
 
   it('SSM throttles a burst of PutParameter beyond the account rate with ThrottlingException', async () => {
     w.set({ putPerSecond: 3 });
-    const codes = await Promise.all(Array.from({ length: 10 }, (_, k) => codeOf(w.ssm.send(new PutParameterCommand({ Name: `/spot-runner/jit/t/p${k}`, Value: 'v', Type: 'String' })))));
+    const codes = await Promise.all(
+      Array.from({ length: 10 }, (_, k) =>
+        codeOf(w.ssm.send(new PutParameterCommand({ Name: `/spot-runner/jit/t/p${k}`, Value: 'v', Type: 'String' }))),
+      ),
+    );
     expect(codes.filter((c) => c === 'ok').length).toBeGreaterThanOrEqual(3);
     expect(codes.filter((c) => c === 'ThrottlingException').length).toBeGreaterThanOrEqual(5);
     expect(codes.every((c) => c === 'ok' || c === 'ThrottlingException')).toBe(true);
@@ -268,7 +388,9 @@ describe.each([
 
   it('a lost PutParameter answer: the write happened, and the retry meets ParameterAlreadyExists', async () => {
     w.set({ losePut: true });
-    const code = await codeOf(w.retrying.ssm.send(new PutParameterCommand({ Name: '/spot-runner/jit/l/p', Value: 'mine', Type: 'String' })));
+    const code = await codeOf(
+      w.retrying.ssm.send(new PutParameterCommand({ Name: '/spot-runner/jit/l/p', Value: 'mine', Type: 'String' })),
+    );
     expect(code).toBe('ParameterAlreadyExists');
     w.set({ losePut: false });
     expect((await w.ssm.send(new GetParameterCommand({ Name: '/spot-runner/jit/l/p' }))).Parameter?.Value).toBe('mine');
@@ -276,10 +398,15 @@ describe.each([
 
   // ---- the warm pool (issue 16) ----
 
-  it('a fleet instance takes its launch template\'s InstanceInitiatedShutdownBehavior', async () => {
+  it("a fleet instance takes its launch template's InstanceInitiatedShutdownBehavior", async () => {
     const [stopper] = await launch(w, 1, { shutdown: 'stop' });
     const [ender] = await launch(w, 1, { shutdown: 'terminate' });
-    const behaviour = async (id: string) => (await w.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: id, Attribute: 'instanceInitiatedShutdownBehavior' }))).InstanceInitiatedShutdownBehavior?.Value;
+    const behaviour = async (id: string) =>
+      (
+        await w.ec2.send(
+          new DescribeInstanceAttributeCommand({ InstanceId: id, Attribute: 'instanceInitiatedShutdownBehavior' }),
+        )
+      ).InstanceInitiatedShutdownBehavior?.Value;
     expect(await behaviour(stopper as string)).toBe('stop');
     expect(await behaviour(ender as string)).toBe('terminate');
   });
@@ -287,7 +414,9 @@ describe.each([
   it('StopInstances: a one-time spot instance refuses with UnsupportedOperation; an on-demand one stops', async () => {
     const [spot] = await launch(w, 1, { market: 'spot' });
     const [od] = await launch(w, 1);
-    expect(await codeOf(w.ec2.send(new StopInstancesCommand({ InstanceIds: [spot as string] })))).toBe('UnsupportedOperation');
+    expect(await codeOf(w.ec2.send(new StopInstancesCommand({ InstanceIds: [spot as string] })))).toBe(
+      'UnsupportedOperation',
+    );
     await w.ec2.send(new StopInstancesCommand({ InstanceIds: [od as string] }));
     await until(w, async () => ((await states(w, [od as string]))[0] === 'stopped' ? true : undefined));
   });
@@ -300,15 +429,23 @@ describe.each([
     const started = await w.ec2.send(new StartInstancesCommand({ InstanceIds: [a as string] }));
     expect(started.StartingInstances?.[0]?.CurrentState?.Name).toBe('pending');
     await w.ec2.send(new TerminateInstancesCommand({ InstanceIds: [b as string] }));
-    expect(await codeOf(w.ec2.send(new StartInstancesCommand({ InstanceIds: [b as string] })))).toBe('IncorrectInstanceState');
+    expect(await codeOf(w.ec2.send(new StartInstancesCommand({ InstanceIds: [b as string] })))).toBe(
+      'IncorrectInstanceState',
+    );
     await until(w, async () => ((await states(w, [b as string]))[0] === 'terminated' ? true : undefined));
-    expect(await codeOf(w.ec2.send(new StartInstancesCommand({ InstanceIds: [b as string] })))).toBe('IncorrectInstanceState');
+    expect(await codeOf(w.ec2.send(new StartInstancesCommand({ InstanceIds: [b as string] })))).toBe(
+      'IncorrectInstanceState',
+    );
     expect(await states(w, [b as string])).toEqual(['terminated']);
   });
 
-  it('the claim: PutParameter without Overwrite is a compare-and-set; the loser gets ParameterAlreadyExists and the winner\'s value stays', async () => {
+  it("the claim: PutParameter without Overwrite is a compare-and-set; the loser gets ParameterAlreadyExists and the winner's value stays", async () => {
     const name = '/spot-runner/jit/pool-claims/i-0123456789abcdef0';
-    const codes = await Promise.all(['first', 'second', 'third'].map((v) => codeOf(w.ssm.send(new PutParameterCommand({ Name: name, Value: v, Type: 'String' })))));
+    const codes = await Promise.all(
+      ['first', 'second', 'third'].map((v) =>
+        codeOf(w.ssm.send(new PutParameterCommand({ Name: name, Value: v, Type: 'String' }))),
+      ),
+    );
     expect(codes.filter((c) => c === 'ok')).toHaveLength(1);
     expect(codes.filter((c) => c === 'ParameterAlreadyExists')).toHaveLength(2);
     const winner = ['first', 'second', 'third'][codes.indexOf('ok')];

@@ -58,7 +58,13 @@ class NockWorld implements GitHubWorld {
   }
   seed(name: string, o: { busy?: boolean; status?: 'online' | 'offline' } = {}) {
     const id = this.seq++;
-    this.g.runners.set(id, { id, name, status: o.status ?? 'offline', busy: o.busy ?? false, labels: [{ id: 1, name: 'self-hosted', type: 'read-only' }] });
+    this.g.runners.set(id, {
+      id,
+      name,
+      status: o.status ?? 'offline',
+      busy: o.busy ?? false,
+      labels: [{ id: 1, name: 'self-hosted', type: 'read-only' }],
+    });
     return id;
   }
   async connect(encoded: string) {
@@ -68,7 +74,9 @@ class NockWorld implements GitHubWorld {
     this.g.faults.jit = [{ status: 502, lose: true }];
   }
   spamNextDelete() {
-    this.g.faults.delete = [{ status: 422, body: { message: 'Validation Failed: the endpoint has been spammed.', errors: [] } }];
+    this.g.faults.delete = [
+      { status: 422, body: { message: 'Validation Failed: the endpoint has been spammed.', errors: [] } },
+    ];
   }
   registerApp(app: TestApp) {
     this.g.apps.register(app);
@@ -142,7 +150,11 @@ class StandInWorld implements GitHubWorld {
   }
   runState(id: number) {
     const r = this.g.runs.get(id);
-    return { status: r?.status ?? 'unknown', conclusion: r?.conclusion, queuedJobCancelled: this.queued.get(id)?.result === 'cancelled' };
+    return {
+      status: r?.status ?? 'unknown',
+      conclusion: r?.conclusion,
+      queuedJobCancelled: this.queued.get(id)?.result === 'cancelled',
+    };
   }
   jobToken(actions: 'read' | 'write') {
     this.g.setJobTokenPermissions({ actions });
@@ -182,37 +194,71 @@ describe.each([
 
   it('cancels a workflow run: 202 with an empty object, the run ends cancelled (its queued job too), a second cancel gets 409', async () => {
     w.startRun(777);
-    const r = await gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', { owner: 'acme', repo: 'widgets', run_id: 777 });
+    const r = await gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
+      owner: 'acme',
+      repo: 'widgets',
+      run_id: 777,
+    });
     expect(r.status).toBe(202);
     expect(r.data).toEqual({});
     expect(w.runState(777)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
     if (w instanceof StandInWorld) expect(w.runState(777).queuedJobCancelled).toBe(true);
-    await expect(gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', { owner: 'acme', repo: 'widgets', run_id: 777 })).rejects.toMatchObject({ status: 409 });
+    await expect(
+      gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
+        owner: 'acme',
+        repo: 'widgets',
+        run_id: 777,
+      }),
+    ).rejects.toMatchObject({ status: 409 });
     expect(await cancelRun(gh, { owner: 'acme', repo: 'widgets', runId: '777' })).toMatch(/already completed/);
-    await expect(gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', { owner: 'acme', repo: 'widgets', run_id: 778 })).rejects.toMatchObject({ status: 404 });
+    await expect(
+      gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
+        owner: 'acme',
+        repo: 'widgets',
+        run_id: 778,
+      }),
+    ).rejects.toMatchObject({ status: 404 });
   });
 
   it("refuses the cancel to a job's GITHUB_TOKEN without actions: write (403), and lets it through with it", async () => {
     w.startRun(779);
     const readOnly = makeGitHub(w.jobToken('read'));
-    await expect(readOnly.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', { owner: 'acme', repo: 'widgets', run_id: 779, request: { retries: 0 } })).rejects.toMatchObject({ status: 403 });
-    await expect(cancelRun(readOnly, { owner: 'acme', repo: 'widgets', runId: '779' })).rejects.toThrow(/permissions: actions: write/);
+    await expect(
+      readOnly.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
+        owner: 'acme',
+        repo: 'widgets',
+        run_id: 779,
+        request: { retries: 0 },
+      }),
+    ).rejects.toMatchObject({ status: 403 });
+    await expect(cancelRun(readOnly, { owner: 'acme', repo: 'widgets', runId: '779' })).rejects.toThrow(
+      /permissions: actions: write/,
+    );
     expect(w.runState(779).status).toBe('in_progress');
     const writer = makeGitHub(w.jobToken('write'));
-    expect(await cancelRun(writer, { owner: 'acme', repo: 'widgets', runId: '779' })).toBe('cancelled workflow run 779');
+    expect(await cancelRun(writer, { owner: 'acme', repo: 'widgets', runId: '779' })).toBe(
+      'cancelled workflow run 779',
+    );
     expect(w.runState(779)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
   });
 
   it('secondary limit: over the points a minute of one endpoint (GET 1, POST 5) is a 403 with retry-after; another endpoint has its own', async () => {
     w.setSecondaryLimit(5);
-    const list = () => fetch(`${w.baseUrl}/repos/acme/widgets/actions/runners?per_page=1`, { headers: { authorization: `Bearer ${w.token}` } });
+    const list = () =>
+      fetch(`${w.baseUrl}/repos/acme/widgets/actions/runners?per_page=1`, {
+        headers: { authorization: `Bearer ${w.token}` },
+      });
     for (let i = 0; i < 5; i++) expect((await list()).status).toBe(200);
     const over = await list();
     expect(over.status).toBe(403);
     expect(over.headers.get('retry-after')).toBe('60');
     expect(((await over.json()) as { message: string }).message).toMatch(/secondary rate limit/);
     const jit = (name: string) =>
-      fetch(`${w.baseUrl}/repos/acme/widgets/actions/runners/generate-jitconfig`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name, runner_group_id: 1, labels: ['spot-x'] }) });
+      fetch(`${w.baseUrl}/repos/acme/widgets/actions/runners/generate-jitconfig`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${w.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name, runner_group_id: 1, labels: ['spot-x'] }),
+      });
     expect((await jit('spot-secondary-1')).status).toBe(201);
     expect((await jit('spot-secondary-2')).status).toBe(403);
     expect(w.secondaryLimitHits()).toBe(2);
@@ -220,13 +266,25 @@ describe.each([
 
   it('answers 404 for an unknown runner, on GET and DELETE', async () => {
     expect(await getRunner(gh, T, 987654)).toBeUndefined();
-    await expect(gh.request('GET /repos/{owner}/{repo}/actions/runners/{runner_id}', { owner: 'acme', repo: 'widgets', runner_id: 987654 })).rejects.toMatchObject({ status: 404 });
+    await expect(
+      gh.request('GET /repos/{owner}/{repo}/actions/runners/{runner_id}', {
+        owner: 'acme',
+        repo: 'widgets',
+        runner_id: 987654,
+      }),
+    ).rejects.toMatchObject({ status: 404 });
     expect(await deleteRunner(gh, T, 987654)).toBe('gone');
   });
 
   it('answers 422 "still running a job" to DELETE of a busy runner', async () => {
     const id = w.seed('spot-runner-1-1-aaaaaa-00000001-1', { busy: true, status: 'online' });
-    const e = await gh.request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', { owner: 'acme', repo: 'widgets', runner_id: id }).catch((x: unknown) => x);
+    const e = await gh
+      .request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', {
+        owner: 'acme',
+        repo: 'widgets',
+        runner_id: id,
+      })
+      .catch((x: unknown) => x);
     expect(e).toMatchObject({ status: 422 });
     expect(isBusyRefusal(e)).toBe(true);
     expect(await deleteRunner(gh, T, id)).toBe('busy');
@@ -235,7 +293,13 @@ describe.each([
   it('answers the other 422, "the endpoint has been spammed", which is not busy and passes after a pause', async () => {
     const id = w.seed('spot-runner-1-1-aaaaaa-00000001-2');
     w.spamNextDelete();
-    const e = await gh.request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', { owner: 'acme', repo: 'widgets', runner_id: id }).catch((x: unknown) => x);
+    const e = await gh
+      .request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', {
+        owner: 'acme',
+        repo: 'widgets',
+        runner_id: id,
+      })
+      .catch((x: unknown) => x);
     expect(e).toMatchObject({ status: 422 });
     expect(isBusyRefusal(e)).toBe(false);
     w.spamNextDelete();
@@ -244,7 +308,13 @@ describe.each([
   });
 
   it('keeps a JIT runner offline until its machine connects', async () => {
-    const jit = await createJitRunner(gh, T, 'spot-runner-1-1-aaaaaa-00000002-1', ['spot-runner-1-1-aaaaaa-00000002'], 1);
+    const jit = await createJitRunner(
+      gh,
+      T,
+      'spot-runner-1-1-aaaaaa-00000002-1',
+      ['spot-runner-1-1-aaaaaa-00000002'],
+      1,
+    );
     expect((await getRunner(gh, T, jit.runner.id))?.status).toBe('offline');
     expect(jit.runner.status).toBe('offline');
     await w.connect(jit.encodedJitConfig);
@@ -252,32 +322,67 @@ describe.each([
   });
 
   it('gives a JIT runner exactly the labels of the request: no self-hosted, OS or architecture added', async () => {
-    const jit = await createJitRunner(gh, T, 'spot-runner-1-1-aaaaaa-00000003-1', ['spot-runner-1-1-aaaaaa-00000003', 'kani'], 1);
+    const jit = await createJitRunner(
+      gh,
+      T,
+      'spot-runner-1-1-aaaaaa-00000003-1',
+      ['spot-runner-1-1-aaaaaa-00000003', 'kani'],
+      1,
+    );
     expect((await getRunner(gh, T, jit.runner.id))?.labels).toEqual(['spot-runner-1-1-aaaaaa-00000003', 'kani']);
-    const full = await createJitRunner(gh, T, 'spot-runner-1-1-aaaaaa-00000003-2', ['self-hosted', 'Linux', 'X64', 'kani'], 1);
+    const full = await createJitRunner(
+      gh,
+      T,
+      'spot-runner-1-1-aaaaaa-00000003-2',
+      ['self-hosted', 'Linux', 'X64', 'kani'],
+      1,
+    );
     expect((await getRunner(gh, T, full.runner.id))?.labels).toEqual(['self-hosted', 'Linux', 'X64', 'kani']);
   });
 
   it('pages the runner list (per_page, Link rel="next") and filters it by name', async () => {
     for (let k = 1; k <= 130; k++) w.seed(`spot-runner-9-1-cccccc-0000000${k % 10}-${k}`);
-    const page = await gh.request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'acme', repo: 'widgets', per_page: 50 });
+    const page = await gh.request('GET /repos/{owner}/{repo}/actions/runners', {
+      owner: 'acme',
+      repo: 'widgets',
+      per_page: 50,
+    });
     expect(page.data.runners).toHaveLength(50);
     expect(page.data.total_count).toBe(130);
     expect(page.headers.link).toMatch(/rel="next"/);
     expect(await listRunners(gh, T)).toHaveLength(130);
-    expect((await listRunners(gh, T, 'spot-runner-9-1-cccccc-00000007-17')).map((r) => r.name)).toEqual(['spot-runner-9-1-cccccc-00000007-17']);
+    expect((await listRunners(gh, T, 'spot-runner-9-1-cccccc-00000007-17')).map((r) => r.name)).toEqual([
+      'spot-runner-9-1-cccccc-00000007-17',
+    ]);
   });
 
   it('answers 409 Already exists to a second runner of the same name', async () => {
     await createJitRunner(gh, T, 'spot-runner-1-1-aaaaaa-00000004-1', ['x'], 1);
-    const body = { owner: 'acme', repo: 'widgets', name: 'spot-runner-1-1-aaaaaa-00000004-1', runner_group_id: 1, labels: ['x'] };
-    await expect(gh.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', body)).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/Already exists/) });
+    const body = {
+      owner: 'acme',
+      repo: 'widgets',
+      name: 'spot-runner-1-1-aaaaaa-00000004-1',
+      runner_group_id: 1,
+      labels: ['x'],
+    };
+    await expect(
+      gh.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', body),
+    ).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/Already exists/) });
   });
 
   it('can lose the answer of a request it carried out; the resend then gets 409, and createJitRunner recovers', async () => {
     w.loseNextAnswer();
-    const body = { owner: 'acme', repo: 'widgets', name: 'spot-runner-1-1-aaaaaa-00000005-1', runner_group_id: 1, labels: ['x'], request: { retries: 0 } };
-    await expect(gh.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', body)).rejects.toMatchObject({ status: 502 });
+    const body = {
+      owner: 'acme',
+      repo: 'widgets',
+      name: 'spot-runner-1-1-aaaaaa-00000005-1',
+      runner_group_id: 1,
+      labels: ['x'],
+      request: { retries: 0 },
+    };
+    await expect(
+      gh.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', body),
+    ).rejects.toMatchObject({ status: 502 });
     expect(w.runnerNames()).toEqual(['spot-runner-1-1-aaaaaa-00000005-1']);
 
     w.loseNextAnswer();
@@ -287,9 +392,17 @@ describe.each([
   });
 
   it('names the rate-limit bucket of each answer: generate-jitconfig draws on actions_runner_registration, the rest on core', async () => {
-    const jit = await gh.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', { owner: 'acme', repo: 'widgets', name: 'spot-runner-1-1-aaaaaa-00000008-1', runner_group_id: 1, labels: ['x'] });
+    const jit = await gh.request('POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig', {
+      owner: 'acme',
+      repo: 'widgets',
+      name: 'spot-runner-1-1-aaaaaa-00000008-1',
+      runner_group_id: 1,
+      labels: ['x'],
+    });
     const list = await gh.request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'acme', repo: 'widgets' });
-    for (const h of [jit.headers, list.headers]) for (const k of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) expect(h[k]).toMatch(/^\d+$/);
+    for (const h of [jit.headers, list.headers])
+      for (const k of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'])
+        expect(h[k]).toMatch(/^\d+$/);
     expect(jit.headers['x-ratelimit-resource']).toBe('actions_runner_registration');
     expect(list.headers['x-ratelimit-resource']).toBe('core');
     const rate: RateLimit = {};
@@ -309,8 +422,15 @@ describe.each([
     expect(hours).toBeGreaterThan(0.95);
     expect(hours).toBeLessThanOrEqual(1.0);
     expect((await listRunners(appGh, T)).length).toBe(0);
-    await expect(makeGitHub('ghs_unknown').request('GET /repos/{owner}/{repo}/actions/runners', { owner: 'acme', repo: 'widgets' })).rejects.toMatchObject({ status: 401 });
+    await expect(
+      makeGitHub('ghs_unknown').request('GET /repos/{owner}/{repo}/actions/runners', {
+        owner: 'acme',
+        repo: 'widgets',
+      }),
+    ).rejects.toMatchObject({ status: 401 });
     const stranger = makeTestApp();
-    await expect(connectGitHub({ kind: 'app', appId: String(app.appId), privateKey: stranger.privateKey }, T)).rejects.toThrow(/github-app-private-key/);
+    await expect(
+      connectGitHub({ kind: 'app', appId: String(app.appId), privateKey: stranger.privateKey }, T),
+    ).rejects.toThrow(/github-app-private-key/);
   });
 });

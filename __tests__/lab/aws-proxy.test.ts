@@ -2,7 +2,13 @@
 // SSM's (throttling is retried, a capacity error is not), and CreateFleet's ClientToken is
 // idempotent the way EC2's is.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { CreateFleetCommand, CreateLaunchTemplateCommand, DescribeImagesCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  CreateFleetCommand,
+  CreateLaunchTemplateCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AwsFaultProxy } from '../../test/lab/aws-proxy.js';
 import { startMoto, type Moto } from '../../test/lab/moto.js';
@@ -16,7 +22,13 @@ const creds = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 beforeAll(async () => {
   moto = await startMoto();
   proxy = await AwsFaultProxy.start(moto.endpoint);
-  const common = { region: 'us-east-1', endpoint: proxy.url, credentials: creds, maxAttempts: 4, retryMode: 'standard' } as const;
+  const common = {
+    region: 'us-east-1',
+    endpoint: proxy.url,
+    credentials: creds,
+    maxAttempts: 4,
+    retryMode: 'standard',
+  } as const;
   ec2 = new EC2Client(common);
   ssm = new SSMClient(common);
 }, 60_000);
@@ -37,13 +49,32 @@ afterAll(async () => {
 });
 
 async function fleetRequest(token: string, count = 2) {
-  const ami = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images?.find((i) => i.Architecture === 'x86_64')?.ImageId;
-  const lt = await ec2.send(new CreateLaunchTemplateCommand({ LaunchTemplateName: `t-${token}-${count}`, LaunchTemplateData: { ImageId: ami } }));
+  const ami = (await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }))).Images?.find(
+    (i) => i.Architecture === 'x86_64',
+  )?.ImageId;
+  const lt = await ec2.send(
+    new CreateLaunchTemplateCommand({
+      LaunchTemplateName: `t-${token}-${count}`,
+      LaunchTemplateData: { ImageId: ami },
+    }),
+  );
   return new CreateFleetCommand({
     Type: 'instant',
     ClientToken: token,
-    TargetCapacitySpecification: { TotalTargetCapacity: count, DefaultTargetCapacityType: 'spot', SpotTargetCapacity: count },
-    LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: lt.LaunchTemplate?.LaunchTemplateId, Version: '$Latest' }, Overrides: [{ InstanceType: 'c7i.large', Priority: 0 }, { InstanceType: 'c6i.large', Priority: 1 }] }],
+    TargetCapacitySpecification: {
+      TotalTargetCapacity: count,
+      DefaultTargetCapacityType: 'spot',
+      SpotTargetCapacity: count,
+    },
+    LaunchTemplateConfigs: [
+      {
+        LaunchTemplateSpecification: { LaunchTemplateId: lt.LaunchTemplate?.LaunchTemplateId, Version: '$Latest' },
+        Overrides: [
+          { InstanceType: 'c7i.large', Priority: 0 },
+          { InstanceType: 'c6i.large', Priority: 1 },
+        ],
+      },
+    ],
   });
 }
 
@@ -67,7 +98,9 @@ describe('AWS fault proxy', () => {
     proxy.inject({ action: 'DescribeInstances', fault: { kind: 'capacity' }, times: 1 });
     expect((await ec2.send(new DescribeInstancesCommand({}))).$metadata.attempts).toBe(2);
     proxy.inject({ action: 'DescribeInstances', fault: { kind: 'capacity' }, times: Infinity });
-    await expect(ec2.send(new DescribeInstancesCommand({}))).rejects.toMatchObject({ name: 'InsufficientInstanceCapacity' });
+    await expect(ec2.send(new DescribeInstancesCommand({}))).rejects.toMatchObject({
+      name: 'InsufficientInstanceCapacity',
+    });
   });
 
   it('CreateFleet ClientToken: a lost answer retried replays the first launch; a different request with the token is refused', async () => {
@@ -76,10 +109,13 @@ describe('AWS fault proxy', () => {
     const out = await ec2.send(req);
     expect(out.$metadata.attempts).toBe(2);
     expect(proxy.fleets).toHaveLength(1);
-    expect(out.Instances?.flatMap((i) => i.InstanceIds ?? []).sort()).toEqual([...(proxy.fleets[0]?.instanceIds ?? [])].sort());
+    expect(out.Instances?.flatMap((i) => i.InstanceIds ?? []).sort()).toEqual(
+      [...(proxy.fleets[0]?.instanceIds ?? [])].sort(),
+    );
     const again = await ec2.send(req);
     expect(again.FleetId).toBe(out.FleetId);
-    const running = (await ec2.send(new DescribeInstancesCommand({}))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
+    const running =
+      (await ec2.send(new DescribeInstancesCommand({}))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
     expect(running).toHaveLength(2);
     const other = await fleetRequest('tok-a', 3);
     await expect(ec2.send(other)).rejects.toMatchObject({ name: 'IdempotentParameterMismatch' });
@@ -89,10 +125,9 @@ describe('AWS fault proxy', () => {
     proxy.setCapacity({ noSpotTypes: ['c7i.large'], spotAvailable: 1 });
     const out = await ec2.send(await fleetRequest('tok-b', 2));
     expect(out.Instances?.map((i) => `${i.InstanceType} ${i.Lifecycle}`)).toEqual(['c6i.large spot']);
-    expect(out.Errors?.map((e) => `${e.ErrorCode} ${e.Lifecycle} ${e.LaunchTemplateAndOverrides?.Overrides?.InstanceType}`)).toEqual([
-      'InsufficientInstanceCapacity spot c7i.large',
-      'InsufficientInstanceCapacity spot c6i.large',
-    ]);
+    expect(
+      out.Errors?.map((e) => `${e.ErrorCode} ${e.Lifecycle} ${e.LaunchTemplateAndOverrides?.Overrides?.InstanceType}`),
+    ).toEqual(['InsufficientInstanceCapacity spot c7i.large', 'InsufficientInstanceCapacity spot c6i.large']);
     const none = await ec2.send(await fleetRequest('tok-c', 1));
     expect(none.Instances ?? []).toEqual([]);
     expect(none.Errors?.[0]?.ErrorCode).toBe('InsufficientInstanceCapacity');

@@ -29,7 +29,9 @@ describe('fault matrix: EC2 eventual consistency', () => {
     lab.proxy.setRealism({ instanceMs: 8_000 });
     // A real machine takes far longer than 2 s to bring its runner online: the start is still waiting.
     lab.sim.behaviour = { boot: 'never' };
-    const launched = new Promise<void>((resolve) => lab.proxy.onFleet(() => resolve())).then(() => new Promise((r) => setTimeout(r, 2_000)));
+    const launched = new Promise<void>((resolve) => lab.proxy.onFleet(() => resolve())).then(
+      () => new Promise((r) => setTimeout(r, 2_000)),
+    );
     const { main, post } = await lab.start({ count: '3', 'wait-timeout': '1' }, { cancelWhen: launched });
     expect(main.stdout).toMatch(/Received SIGINT: cancelling start/);
     // Describe listed none of them at the cancel: the recorded ids went to TerminateInstances,
@@ -44,11 +46,18 @@ describe('fault matrix: EC2 eventual consistency', () => {
 describe('fault matrix: capacity pools', () => {
   it('two subnets in one AZ: start keeps one, says which it left out, and launches', async () => {
     const vpc = (await lab.ec2.send(new DescribeVpcsCommand({}))).Vpcs?.[0]?.VpcId ?? '';
-    const extra = (await lab.ec2.send(new CreateSubnetCommand({ VpcId: vpc, CidrBlock: '172.31.201.0/24', AvailabilityZone: 'us-east-1a' }))).Subnet?.SubnetId ?? '';
+    const extra =
+      (
+        await lab.ec2.send(
+          new CreateSubnetCommand({ VpcId: vpc, CidrBlock: '172.31.201.0/24', AvailabilityZone: 'us-east-1a' }),
+        )
+      ).Subnet?.SubnetId ?? '';
     const { main } = await lab.start({ count: '2', 'subnet-ids': [...lab.subnets, extra].join(',') });
     expect(main.errors).toEqual([]);
     expect(main.stdout).toMatch(new RegExp(`subnets ${extra} left out: us-east-1a already has`));
-    expect(lab.proxy.calls.filter((c) => c.action === 'CreateFleet' && c.status === 400 && c.fault === undefined).length).toBeLessThanOrEqual(2);
+    expect(
+      lab.proxy.calls.filter((c) => c.action === 'CreateFleet' && c.status === 400 && c.fault === undefined).length,
+    ).toBeLessThanOrEqual(2);
     await stopClean(main.outputs.label ?? '');
   }, 90_000);
 
@@ -59,7 +68,9 @@ describe('fault matrix: capacity pools', () => {
     expect(main.stdout).toMatch(/pools left out because EC2 does not offer them: c7i.large in us-east-1b/);
     await stopClean(main.outputs.label ?? '');
 
-    lab.proxy.setRealism({ notOffered: ['c7i.large@us-east-1a', 'c7i.large@us-east-1b', 'c6i.large@us-east-1a', 'c6i.large@us-east-1b'] });
+    lab.proxy.setRealism({
+      notOffered: ['c7i.large@us-east-1a', 'c7i.large@us-east-1b', 'c6i.large@us-east-1a', 'c6i.large@us-east-1b'],
+    });
     const calls = lab.proxy.calls.length;
     const none = await lab.start({ count: '1' });
     expect(none.main.exitCode).not.toBe(0);

@@ -35,8 +35,17 @@ describe('fault matrix: GitHub faults', () => {
     const { main } = await lab.start({ count: '1' }, { env: fastRetries });
     expect(main.errors).toEqual([]);
     expect(main.exitCode).toBe(0);
-    const failed = lab.gh.requests.filter((r) => r.status >= 500 || r.status === 403).map((r) => `${r.operation ?? ''} ${r.status}`);
-    expect(failed.sort()).toEqual(['generate-jitconfig 403', 'generate-jitconfig 502', 'generate-jitconfig 502', 'get-runner 403', 'get-runner 503', 'get-runner 503']);
+    const failed = lab.gh.requests
+      .filter((r) => r.status >= 500 || r.status === 403)
+      .map((r) => `${r.operation ?? ''} ${r.status}`);
+    expect(failed.sort()).toEqual([
+      'generate-jitconfig 403',
+      'generate-jitconfig 502',
+      'generate-jitconfig 502',
+      'get-runner 403',
+      'get-runner 503',
+      'get-runner 503',
+    ]);
     // one runner registered, no more: a retried JIT request never registers a duplicate
     expect(lab.gh.runners.size).toBe(1);
     const stop = await lab.stop(main.outputs.label ?? '');
@@ -64,7 +73,9 @@ describe('fault matrix: the runner never comes online', () => {
     const { main, post } = await lab.start({ count: '1', 'wait-timeout': '0.5' });
     expect(main.exitCode).toBe(1);
     // the instance's own phase tag names the reason, well before wait-timeout (30 s)
-    expect(main.errors.join('\n')).toMatch(/will not come online: instance i-[0-9a-f]+ \(c7i\.large, \w[\w-]*, phase failed:runner-exited-without-job:exit-1/);
+    expect(main.errors.join('\n')).toMatch(
+      /will not come online: instance i-[0-9a-f]+ \(c7i\.large, \w[\w-]*, phase failed:runner-exited-without-job:exit-1/,
+    );
     expect(post?.exitCode).toBe(0);
     await lab.sim.waitAllTerminated(10_000);
     for (const i of lab.sim.instances.values()) {
@@ -92,8 +103,14 @@ describe('fault matrix: cancel', () => {
   it('6. start cancelled mid-wait (SIGINT, then SIGTERM): it rolls back, post runs, nothing left', async () => {
     lab.sim.behaviour = { boot: 'never' };
     let cancelAt = 0;
-    const launched = lab.sim.waitFor('the fleet to launch', () => lab.sim.instances.size === 2, 30_000).then(() => new Promise((r) => setTimeout(r, 1500))).then(() => (cancelAt = Date.now()));
-    const { main, post } = await lab.start({ count: '2', 'wait-timeout': '1' }, { cancelWhen: launched, cancelGraceMs: 7500 });
+    const launched = lab.sim
+      .waitFor('the fleet to launch', () => lab.sim.instances.size === 2, 30_000)
+      .then(() => new Promise((r) => setTimeout(r, 1500)))
+      .then(() => (cancelAt = Date.now()));
+    const { main, post } = await lab.start(
+      { count: '2', 'wait-timeout': '1' },
+      { cancelWhen: launched, cancelGraceMs: 7500 },
+    );
     expect(cancelAt).toBeGreaterThan(0);
     expect(main.stdout).toMatch(/Received SIGINT: cancelling start/);
     expect(main.errors.join('\n')).toMatch(/cancelled \(received SIGINT\) — rolled back: terminated 2 instance/);

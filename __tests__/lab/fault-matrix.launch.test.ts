@@ -16,7 +16,9 @@ interface Row {
 const rows = (json: string | undefined) => JSON.parse(json ?? '[]') as Row[];
 
 async function instancesOf(label: string) {
-  const out = await lab.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:spot-runner:label', Values: [label] }] }));
+  const out = await lab.ec2.send(
+    new DescribeInstancesCommand({ Filters: [{ Name: 'tag:spot-runner:label', Values: [label] }] }),
+  );
   return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
 }
 
@@ -41,7 +43,10 @@ describe('fault matrix: capacity', () => {
     const r = rows(main.outputs.runners);
     expect(r.map((x) => `${x.instanceType} ${x.market}`)).toEqual(['c6i.large spot', 'c6i.large spot']);
     expect(lab.proxy.accepted('CreateFleet', 'action')).toBe(1);
-    expect((await instancesOf(main.outputs.label ?? '')).map((i) => i.InstanceType)).toEqual(['c6i.large', 'c6i.large']);
+    expect((await instancesOf(main.outputs.label ?? '')).map((i) => i.InstanceType)).toEqual([
+      'c6i.large',
+      'c6i.large',
+    ]);
     await stopAndCheck(main.outputs.label ?? '');
   }, 60_000);
 
@@ -50,10 +55,16 @@ describe('fault matrix: capacity', () => {
     const { main } = await lab.start({ count: '3' });
     expect(main.errors).toEqual([]);
     expect(main.exitCode).toBe(0);
-    expect(rows(main.outputs.runners).map((x) => x.market).sort()).toEqual(['on-demand', 'on-demand', 'spot']);
+    expect(
+      rows(main.outputs.runners)
+        .map((x) => x.market)
+        .sort(),
+    ).toEqual(['on-demand', 'on-demand', 'spot']);
     expect(lab.proxy.fleets.map((f) => `${f.market}:${f.instanceIds.length}`)).toEqual(['spot:1', 'on-demand:2']);
     expect(main.stdout).toMatch(/Spot capacity short by 2 .*InsufficientInstanceCapacity.*launching 2 on-demand/);
-    const lifecycles = (await instancesOf(main.outputs.label ?? '')).map((i) => i.InstanceLifecycle ?? 'on-demand').sort();
+    const lifecycles = (await instancesOf(main.outputs.label ?? ''))
+      .map((i) => i.InstanceLifecycle ?? 'on-demand')
+      .sort();
     expect(lifecycles).toEqual(['on-demand', 'on-demand', 'spot']);
     await stopAndCheck(main.outputs.label ?? '');
   }, 60_000);
@@ -62,7 +73,9 @@ describe('fault matrix: capacity', () => {
     lab.proxy.setCapacity({ spotAvailable: 0 });
     const { main, post } = await lab.start({ count: '2', 'on-demand-fallback': 'false' });
     expect(main.exitCode).toBe(1);
-    expect(main.errors.join('\n')).toMatch(/Not enough spot capacity: launched 0 of 2: InsufficientInstanceCapacity.*on-demand-fallback: true/);
+    expect(main.errors.join('\n')).toMatch(
+      /Not enough spot capacity: launched 0 of 2: InsufficientInstanceCapacity.*on-demand-fallback: true/,
+    );
     expect(post?.exitCode).toBe(0);
     expect(lab.proxy.accepted('CreateFleet', 'action')).toBe(1);
     expect(lab.sim.instances.size).toBe(0);

@@ -34,8 +34,15 @@ describe('fault matrix: normal and spot paths', () => {
       expect(i.powerOffReason).toBe('job-done');
       expect(i.end).toBe('power-off');
     }
-    const tagged = (await lab.ec2.send(new DescribeInstancesCommand({ InstanceIds: instanceIds }))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
-    expect(tagged.map((i) => i.Tags?.find((t) => t.Key === 'spot-runner:phase')?.Value)).toEqual(['shutting-down', 'shutting-down', 'shutting-down']);
+    const tagged =
+      (await lab.ec2.send(new DescribeInstancesCommand({ InstanceIds: instanceIds }))).Reservations?.flatMap(
+        (r) => r.Instances ?? [],
+      ) ?? [];
+    expect(tagged.map((i) => i.Tags?.find((t) => t.Key === 'spot-runner:phase')?.Value)).toEqual([
+      'shutting-down',
+      'shutting-down',
+      'shutting-down',
+    ]);
     // No secret reached a file in any sandbox (user-data, logs, runner dir, console).
     expect(lab.sim.filesContaining([...lab.gh.issuedSecrets, lab.gh.token])).toEqual([]);
     // Each instance read its own parameter and deleted it.
@@ -53,7 +60,10 @@ describe('fault matrix: normal and spot paths', () => {
     const noticeMs = 3000;
     lab.sim.behaviour = {
       jobMs: 'hang',
-      interruptionHooks: { '10-checkpoint': 'printf "%s\\n" "$SPOT_RUNNER_INTERRUPTION_NOTICE" >"$(dirname "$0")/../../../../out/checkpoint-hook-ran"' },
+      interruptionHooks: {
+        '10-checkpoint':
+          'printf "%s\\n" "$SPOT_RUNNER_INTERRUPTION_NOTICE" >"$(dirname "$0")/../../../../out/checkpoint-hook-ran"',
+      },
     };
     const { main } = await lab.start({ count: '1', 'max-lifetime': '1', 'idle-timeout': '0.5' });
     expect(main.errors).toEqual([]);
@@ -67,7 +77,9 @@ describe('fault matrix: normal and spot paths', () => {
     await lab.sim.spotNotice(id, noticeMs);
     // The bootstrap saw the notice through IMDSv2, ran the hook, wrote the marker; the job saw it.
     expect(existsSync(join(inst.paths.out, 'checkpoint-hook-ran'))).toBe(true);
-    expect(readFileSync(join(inst.paths.root, 'run', 'spot-runner', 'interrupted'), 'utf8')).toContain('"action":"terminate"');
+    expect(readFileSync(join(inst.paths.root, 'run', 'spot-runner', 'interrupted'), 'utf8')).toContain(
+      '"action":"terminate"',
+    );
     expect(inst.jobSawInterruption).toBeDefined();
     expect(inst.console()).toContain('spot interruption notice');
     expect(inst.end).toBe('spot-interruption');
@@ -76,7 +88,9 @@ describe('fault matrix: normal and spot paths', () => {
     expect(inst.terminatedAt ?? 0).toBeGreaterThan(inst.spotNoticeAt ?? Infinity);
     expect(job.result).toMatch(/^failed/);
     // moto cannot set StateReason: `interrupted` comes from the phase tag the instance wrote.
-    const tags = (await lab.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]?.Tags ?? [];
+    const tags =
+      (await lab.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]
+        ?.Tags ?? [];
     expect(tags.find((t) => t.Key === 'spot-runner:phase')?.Value).toMatch(/^interrupted/);
 
     const stop = await lab.stop(label);

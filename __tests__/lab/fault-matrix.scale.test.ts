@@ -24,7 +24,12 @@ describe('fault matrix: scale', () => {
     const t0 = Date.now();
     // Matrix legs share the run, the attempt and the job name: only the label's random part differs.
     const legs = await Promise.all(
-      Array.from({ length: WIDTH }, (_, k) => lab.start({ count: '1', 'wait-timeout': '2', 'idle-timeout': '1.5', 'max-lifetime': '3' }, { env: { MATRIX_LEG: String(k) }, timeoutMs: 240_000 })),
+      Array.from({ length: WIDTH }, (_, k) =>
+        lab.start(
+          { count: '1', 'wait-timeout': '2', 'idle-timeout': '1.5', 'max-lifetime': '3' },
+          { env: { MATRIX_LEG: String(k) }, timeoutMs: 240_000 },
+        ),
+      ),
     );
     const startMs = Date.now() - t0;
     const failed = legs.filter((l) => l.main.exitCode !== 0).map((l) => l.main.errors.join(' | '));
@@ -33,7 +38,8 @@ describe('fault matrix: scale', () => {
     expect(new Set(labels).size).toBe(WIDTH);
     expect(lab.proxy.fleets).toHaveLength(WIDTH);
     expect(lab.proxy.fleets.every((f) => f.instanceIds.length === 1)).toBe(true);
-    const all = (await lab.ec2.send(new DescribeInstancesCommand({}))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
+    const all =
+      (await lab.ec2.send(new DescribeInstancesCommand({}))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
     expect(all).toHaveLength(WIDTH);
     expect(lab.proxy.calls.filter((c) => c.fault === 'throttle').length).toBe(20);
 

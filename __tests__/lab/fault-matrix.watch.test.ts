@@ -27,7 +27,11 @@ describe('fault matrix: watch', () => {
     const watching = lab.watch(label, main.outputs.runners ?? '');
     await lab.sim.spotNotice(lostId);
     expect(lab.sim.get(lostId).jobStartedAt).toBeUndefined();
-    await lab.sim.waitFor('the replacement runner to be online', () => lab.gh.runnerByName(`${label}-r1`)?.status === 'online', 60_000);
+    await lab.sim.waitFor(
+      'the replacement runner to be online',
+      () => lab.gh.runnerByName(`${label}-r1`)?.status === 'online',
+      60_000,
+    );
     lab.gh.release(job);
     const { main: w, post } = await watching;
     expect(w.errors).toEqual([]);
@@ -38,7 +42,12 @@ describe('fault matrix: watch', () => {
     await lab.sim.waitFor('the job to finish', () => job.finishedAt !== undefined, 30_000);
     expect(job.result).toBe('succeeded');
     expect(job.runnerName).toBe(`${label}-r1`);
-    const replacements = JSON.parse(w.outputs.replacements ?? '[]') as { replaced: string; instanceId: string; name: string; lastPhase: string }[];
+    const replacements = JSON.parse(w.outputs.replacements ?? '[]') as {
+      replaced: string;
+      instanceId: string;
+      name: string;
+      lastPhase: string;
+    }[];
     expect(replacements).toHaveLength(1);
     const [rep] = replacements;
     expect(rep).toMatchObject({ replaced: lostId, name: `${label}-r1` });
@@ -48,8 +57,15 @@ describe('fault matrix: watch', () => {
 
     // Order of events: the lost runner was deregistered before the replacement's JIT config was asked for.
     const reqs = lab.gh.requests;
-    const deleted = reqs.findIndex((q) => q.method === 'DELETE' && q.path.endsWith(`/actions/runners/${lostRunner?.id}`) && q.status === 204);
-    const registered = reqs.findIndex((q, k) => k > 0 && q.operation === 'generate-jitconfig' && reqs.slice(0, k).some((p) => p.operation === 'generate-jitconfig'));
+    const deleted = reqs.findIndex(
+      (q) => q.method === 'DELETE' && q.path.endsWith(`/actions/runners/${lostRunner?.id}`) && q.status === 204,
+    );
+    const registered = reqs.findIndex(
+      (q, k) =>
+        k > 0 &&
+        q.operation === 'generate-jitconfig' &&
+        reqs.slice(0, k).some((p) => p.operation === 'generate-jitconfig'),
+    );
     expect(deleted).toBeGreaterThanOrEqual(0);
     expect(registered).toBeGreaterThan(deleted);
     // One launch template for both machines: the replacement reused start's.
@@ -83,7 +99,11 @@ describe('fault matrix: watch', () => {
     const { main: w } = await watching;
     expect(w.exitCode).toBe(1);
     // The failure names the machine and its last phase.
-    expect(w.errors.join('\n')).toMatch(new RegExp(`machine ${lostId} \\(runner ${label}-1, last phase [a-z:-]+, state [a-z-]+\\) is gone before its runner took a job, and max-replacements is 0`));
+    expect(w.errors.join('\n')).toMatch(
+      new RegExp(
+        `machine ${lostId} \\(runner ${label}-1, last phase [a-z:-]+, state [a-z-]+\\) is gone before its runner took a job, and max-replacements is 0`,
+      ),
+    );
     // The run is cancelled, and the job that waited on it never reaches a runner.
     expect(lab.gh.calls['cancel-run']).toBe(1);
     expect(lab.gh.runs.get(LAB_RUN_ID)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
@@ -96,7 +116,9 @@ describe('fault matrix: watch', () => {
     // "Within a minute", by order of events: the look that first saw the loss is the last look
     // before the cancel (one poll interval: 5 s by default, 1 s here), not a later one.
     const lines = w.stdout.split('\n');
-    const sawLoss = lines.findIndex((l) => l.startsWith(`${lostId} (runner ${label}-1): phase`) && !/phase runner-started, state running/.test(l));
+    const sawLoss = lines.findIndex(
+      (l) => l.startsWith(`${lostId} (runner ${label}-1): phase`) && !/phase runner-started, state running/.test(l),
+    );
     const cancelled = lines.findIndex((l) => l === 'cancelled workflow run 4242');
     expect(sawLoss).toBeGreaterThanOrEqual(0);
     expect(cancelled).toBeGreaterThan(sawLoss);
@@ -122,7 +144,9 @@ describe('fault matrix: watch', () => {
     await lab.sim.spotNotice(lostId);
     const { main: w } = await watching;
     expect(w.exitCode).toBe(1);
-    expect(w.stdout).toMatch(/::warning::cancelling workflow run 4242: GitHub answered 403\. Fix: give the watch job 'permissions: actions: write'/);
+    expect(w.stdout).toMatch(
+      /::warning::cancelling workflow run 4242: GitHub answered 403\. Fix: give the watch job 'permissions: actions: write'/,
+    );
     expect(lab.gh.requests.filter((q) => q.operation === 'cancel-run').map((q) => q.status)).toEqual([403, 202]);
     expect(lab.gh.runs.get(LAB_RUN_ID)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
     expect(job.result).toBe('cancelled');
@@ -142,7 +166,11 @@ describe('fault matrix: watch killed while it starts a replacement', () => {
     const known = new Set(lab.sim.instances.keys());
     // Killed outright (SIGKILL: the runner's kill, an OOM) as soon as the replacement's machine
     // exists, so only the post step can remove it.
-    const replacementLaunched = lab.sim.waitFor('the replacement to launch', () => [...lab.sim.instances.keys()].some((id) => !known.has(id)), 60_000);
+    const replacementLaunched = lab.sim.waitFor(
+      'the replacement to launch',
+      () => [...lab.sim.instances.keys()].some((id) => !known.has(id)),
+      60_000,
+    );
     const watching = lab.watch(label, main.outputs.runners ?? '', {}, { killWhen: replacementLaunched });
     await lab.sim.spotNotice(lostId);
     const { main: w, post } = await watching;

@@ -23,7 +23,15 @@ describe('GitHub, faithfully', () => {
     const { main } = await lab.start({ count: '1', labels: 'spot, kani' });
     expect(main.errors).toEqual([]);
     const runner = [...lab.gh.runners.values()][0];
-    expect(runner?.labels.map((l) => l.name)).toEqual(['self-hosted', 'Linux', 'X64', main.outputs.label, HOME, 'spot', 'kani']);
+    expect(runner?.labels.map((l) => l.name)).toEqual([
+      'self-hosted',
+      'Linux',
+      'X64',
+      main.outputs.label,
+      HOME,
+      'spot',
+      'kani',
+    ]);
     const job = lab.gh.queueJob({ labels: ['self-hosted', 'Linux', 'X64', 'spot', 'kani'] });
     await lab.sim.waitFor('the seed job to be taken', () => job.startedAt !== undefined, 30_000);
     await lab.sim.waitAllTerminated(30_000);
@@ -56,10 +64,18 @@ describe('GitHub, faithfully', () => {
     expect(lab.gh.calls['create-installation-token']).toBeGreaterThanOrEqual(2);
     const minted = lab.gh.issuedSecrets.filter((s) => s.startsWith('ghs_'));
     expect(minted.length).toBeGreaterThanOrEqual(2);
-    const masks = [main.stdout, stop.stdout].join('\n').split('\n').filter((l) => l.startsWith('::add-mask::'));
+    const masks = [main.stdout, stop.stdout]
+      .join('\n')
+      .split('\n')
+      .filter((l) => l.startsWith('::add-mask::'));
     for (const m of minted) expect(masks).toContain(`::add-mask::${m}`);
     // Only the ::add-mask:: commands, which tell the runner what to hide, may carry them.
-    for (const out of [main.stdout, main.stderr, stop.stdout, stop.stderr].map((o) => o.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n'))) {
+    for (const out of [main.stdout, main.stderr, stop.stdout, stop.stderr].map((o) =>
+      o
+        .split('\n')
+        .filter((l) => !l.startsWith('::add-mask::'))
+        .join('\n'),
+    )) {
       for (const m of minted) expect(out).not.toContain(m);
       expect(out).not.toContain(creds['github-app-private-key']?.split('\n')[1] ?? '-');
     }
@@ -79,8 +95,16 @@ describe('GitHub, faithfully', () => {
 
   it('reap with App credentials removes its own ghosts and never a runner of another account or region', async () => {
     const creds = appInputs();
-    const mine = lab.gh.seedRunner({ scope: 'repos/acme/widgets', name: 'spot-runner-1-1-aaaaaa-00000001-1', labels: ['self-hosted', 'spot-runner-1-1-aaaaaa-00000001', HOME] });
-    const theirs = lab.gh.seedRunner({ scope: 'repos/acme/widgets', name: 'spot-runner-2-1-bbbbbb-00000002-1', labels: ['self-hosted', 'spot-runner-2-1-bbbbbb-00000002', 'sr-home-0badc0de'] });
+    const mine = lab.gh.seedRunner({
+      scope: 'repos/acme/widgets',
+      name: 'spot-runner-1-1-aaaaaa-00000001-1',
+      labels: ['self-hosted', 'spot-runner-1-1-aaaaaa-00000001', HOME],
+    });
+    const theirs = lab.gh.seedRunner({
+      scope: 'repos/acme/widgets',
+      name: 'spot-runner-2-1-bbbbbb-00000002-1',
+      labels: ['self-hosted', 'spot-runner-2-1-bbbbbb-00000002', 'sr-home-0badc0de'],
+    });
     const r = await lab.reap({ ...creds, 'max-age': '0', confirm: 'everything' });
     expect(r.errors).toEqual([]);
     expect(r.exitCode).toBe(0);

@@ -27,15 +27,28 @@ const api = (path: string, init: RequestInit & { auth?: string | null } = {}) =>
     },
   });
 const lab = (endpoint: string, body: string) => fetch(`${gh.url}/_lab/${endpoint}`, { method: 'POST', body });
-const statusOf = async (p: Promise<unknown>) => p.then(() => 200, (e: { status?: number }) => e.status ?? -1);
+const statusOf = async (p: Promise<unknown>) =>
+  p.then(
+    () => 200,
+    (e: { status?: number }) => e.status ?? -1,
+  );
 
 async function jitRunner(name: string, labels = ['self-hosted', 'Linux', 'X64', 'spot-1']) {
-  const { data } = await octokit().rest.actions.generateRunnerJitconfigForRepo({ owner: OWNER, repo: REPO, name, runner_group_id: 1, labels });
+  const { data } = await octokit().rest.actions.generateRunnerJitconfigForRepo({
+    owner: OWNER,
+    repo: REPO,
+    name,
+    runner_group_id: 1,
+    labels,
+  });
   return data;
 }
 
 beforeAll(async () => {
-  gh = await GitHubStandIn.start({ token: 'ghs_labtoken', runnerGroups: [{ id: 2, name: 'gpu', visibility: 'selected' }] });
+  gh = await GitHubStandIn.start({
+    token: 'ghs_labtoken',
+    runnerGroups: [{ id: 2, name: 'gpu', visibility: 'selected' }],
+  });
 });
 afterAll(async () => {
   await gh.close();
@@ -52,16 +65,26 @@ describe('the OpenAPI description', () => {
   });
 
   it('translates OpenAPI 3.0 nullable and drops documentation keys', () => {
-    expect(toJsonSchema({ type: 'string', nullable: true, example: '2.3', 'x-github': {} })).toEqual({ type: ['string', 'null'] });
+    expect(toJsonSchema({ type: 'string', nullable: true, example: '2.3', 'x-github': {} })).toEqual({
+      type: ['string', 'null'],
+    });
     expect(toJsonSchema({ enum: ['a'], nullable: true })).toEqual({ enum: ['a', null] });
-    expect(toJsonSchema({ properties: { example: { type: 'integer' } } })).toEqual({ properties: { example: { type: 'integer' } } });
+    expect(toJsonSchema({ properties: { example: { type: 'integer' } } })).toEqual({
+      properties: { example: { type: 'integer' } },
+    });
   });
 });
 
 describe('runner REST API', () => {
   it('creates a repo JIT runner whose config decodes to a secret', async () => {
     const data = await jitRunner('spot-a');
-    expect(data.runner).toMatchObject({ name: 'spot-a', status: 'offline', busy: false, os: 'unknown', ephemeral: true });
+    expect(data.runner).toMatchObject({
+      name: 'spot-a',
+      status: 'offline',
+      busy: false,
+      os: 'unknown',
+      ephemeral: true,
+    });
     expect(data.runner.labels.map((l) => [l.name, l.type])).toEqual([
       ['self-hosted', 'read-only'],
       ['Linux', 'read-only'],
@@ -84,11 +107,29 @@ describe('runner REST API', () => {
       [1, 'Default', true],
       [2, 'gpu', false],
     ]);
-    const made = await ok.rest.actions.generateRunnerJitconfigForOrg({ org: OWNER, name: 'org-1', runner_group_id: 2, labels: ['gpu'] });
+    const made = await ok.rest.actions.generateRunnerJitconfigForOrg({
+      org: OWNER,
+      name: 'org-1',
+      runner_group_id: 2,
+      labels: ['gpu'],
+    });
     expect(made.status).toBe(201);
     expect(made.data.runner.runner_group_id).toBe(2);
-    expect(await statusOf(ok.rest.actions.generateRunnerJitconfigForOrg({ org: OWNER, name: 'org-2', runner_group_id: 99, labels: ['x'] }))).toBe(404);
-    expect(await statusOf(ok.rest.actions.generateRunnerJitconfigForOrg({ org: OWNER, name: 'org-1', runner_group_id: 1, labels: ['x'] }))).toBe(409);
+    expect(
+      await statusOf(
+        ok.rest.actions.generateRunnerJitconfigForOrg({
+          org: OWNER,
+          name: 'org-2',
+          runner_group_id: 99,
+          labels: ['x'],
+        }),
+      ),
+    ).toBe(404);
+    expect(
+      await statusOf(
+        ok.rest.actions.generateRunnerJitconfigForOrg({ org: OWNER, name: 'org-1', runner_group_id: 1, labels: ['x'] }),
+      ),
+    ).toBe(409);
     // the repo collection is separate from the org's
     const repoList = await ok.rest.actions.listSelfHostedRunnersForRepo({ owner: OWNER, repo: REPO });
     expect(repoList.data.total_count).toBe(0);
@@ -111,7 +152,11 @@ describe('runner REST API', () => {
     expect(middle.headers.get('link')).toContain('rel="prev"');
     expect(middle.headers.get('link')).toContain('rel="first"');
 
-    const all = await octokit().paginate(octokit().rest.actions.listSelfHostedRunnersForRepo, { owner: OWNER, repo: REPO, per_page: 3 });
+    const all = await octokit().paginate(octokit().rest.actions.listSelfHostedRunnersForRepo, {
+      owner: OWNER,
+      repo: REPO,
+      per_page: 3,
+    });
     expect(all.map((r) => r.name)).toEqual(['r-1', 'r-2', 'r-3', 'r-4', 'r-5', 'r-6', 'r-7']);
     expect(gh.calls['list-runners']).toBe(2 + 3);
 
@@ -125,27 +170,49 @@ describe('runner REST API', () => {
     const { runner } = await jitRunner('spot-b');
     const got = await ok.rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id });
     expect(got.data).toEqual(runner);
-    const labels = await ok.rest.actions.listLabelsForSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id });
+    const labels = await ok.rest.actions.listLabelsForSelfHostedRunnerForRepo({
+      owner: OWNER,
+      repo: REPO,
+      runner_id: runner.id,
+    });
     expect(labels.data.labels.map((l) => l.name)).toContain('spot-1');
 
     const busy = gh.seedRunner({ scope: `repos/${OWNER}/${REPO}`, name: 'busy', status: 'online', busy: true });
-    const refused = await ok.rest.actions.deleteSelfHostedRunnerFromRepo({ owner: OWNER, repo: REPO, runner_id: busy.id }).catch((e: unknown) => e);
+    const refused = await ok.rest.actions
+      .deleteSelfHostedRunnerFromRepo({ owner: OWNER, repo: REPO, runner_id: busy.id })
+      .catch((e: unknown) => e);
     expect(refused).toMatchObject({ status: 422, message: expect.stringContaining('is still running a job') });
 
-    const del = await ok.rest.actions.deleteSelfHostedRunnerFromRepo({ owner: OWNER, repo: REPO, runner_id: runner.id });
+    const del = await ok.rest.actions.deleteSelfHostedRunnerFromRepo({
+      owner: OWNER,
+      repo: REPO,
+      runner_id: runner.id,
+    });
     expect(del.status).toBe(204);
-    expect(await statusOf(ok.rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }))).toBe(404);
-    expect(await statusOf(ok.rest.actions.deleteSelfHostedRunnerFromRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }))).toBe(404);
+    expect(
+      await statusOf(ok.rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id })),
+    ).toBe(404);
+    expect(
+      await statusOf(
+        ok.rest.actions.deleteSelfHostedRunnerFromRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }),
+      ),
+    ).toBe(404);
     expect(gh.calls['delete-runner']).toBe(3);
   });
 });
 
 describe('OpenAPI enforcement', () => {
   it('flags a request body without name, and labels that are not an array', async () => {
-    const noName = await api(`${REPO_RUNNERS}/generate-jitconfig`, { method: 'POST', body: JSON.stringify({ runner_group_id: 1, labels: ['a'] }) });
+    const noName = await api(`${REPO_RUNNERS}/generate-jitconfig`, {
+      method: 'POST',
+      body: JSON.stringify({ runner_group_id: 1, labels: ['a'] }),
+    });
     expect(noName.status).toBe(500);
     expect(((await noName.json()) as { message: string }).message).toContain("must have required property 'name'");
-    const notArray = await api(`${REPO_RUNNERS}/generate-jitconfig`, { method: 'POST', body: JSON.stringify({ name: 'x', runner_group_id: 1, labels: 'a,b' }) });
+    const notArray = await api(`${REPO_RUNNERS}/generate-jitconfig`, {
+      method: 'POST',
+      body: JSON.stringify({ name: 'x', runner_group_id: 1, labels: 'a,b' }),
+    });
     expect(notArray.status).toBe(500);
     expect(gh.violations.map((v) => [v.kind, v.errors.join()])).toEqual([
       ['request', expect.stringContaining("required property 'name'")],
@@ -159,7 +226,9 @@ describe('OpenAPI enforcement', () => {
   it('flags bad path and query parameters and routes GitHub does not have', async () => {
     expect((await api(`${REPO_RUNNERS}/abc`)).status).toBe(500); // runner_id must be an integer
     expect((await api(`${REPO_RUNNERS}?labels=gpu`)).status).toBe(500); // no such filter in the API
-    expect((await api(`/repos/${OWNER}/${REPO}/actions/runners/registration-token`, { method: 'POST' })).status).toBe(404);
+    expect((await api(`/repos/${OWNER}/${REPO}/actions/runners/registration-token`, { method: 'POST' })).status).toBe(
+      404,
+    );
     expect((await api('/nope')).status).toBe(404);
     expect(gh.violations.map((v) => v.kind)).toEqual(['request', 'request', 'route', 'route']);
     expect(gh.violations[2]?.errors[0]).toContain('does not implement');
@@ -169,7 +238,9 @@ describe('OpenAPI enforcement', () => {
   it('flags a broken response and answers 500 instead', async () => {
     const { runner } = await jitRunner('spot-c');
     gh.corruptNextResponse('get-runner', (b) => ({ ...(b as object), busy: 'no', labels: undefined }));
-    const failed = await octokit().rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }).catch((e: unknown) => e);
+    const failed = await octokit()
+      .rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id })
+      .catch((e: unknown) => e);
     expect(failed).toMatchObject({ status: 500 });
     expect(gh.violations).toHaveLength(1);
     expect(gh.violations[0]).toMatchObject({ kind: 'response', operation: 'actions/get-self-hosted-runner-for-repo' });
@@ -177,16 +248,27 @@ describe('OpenAPI enforcement', () => {
     expect(gh.violations[0]?.errors.join()).toMatch(/required property 'labels'/);
     gh.violations.splice(0);
     // only one response was corrupted
-    expect((await octokit().rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id })).status).toBe(200);
+    expect(
+      (await octokit().rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }))
+        .status,
+    ).toBe(200);
   });
 
   it('flags an injected 422 where the operation does not document one', async () => {
     const { runner } = await jitRunner('spot-d');
     gh.inject({ operation: 'delete-runner', status: 422 });
-    expect(await statusOf(octokit().rest.actions.deleteSelfHostedRunnerFromRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }))).toBe(422);
+    expect(
+      await statusOf(
+        octokit().rest.actions.deleteSelfHostedRunnerFromRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }),
+      ),
+    ).toBe(422);
     expect(gh.violations).toHaveLength(0);
     gh.inject({ operation: 'get-runner', status: 422 });
-    expect(await statusOf(octokit().rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }))).toBe(500);
+    expect(
+      await statusOf(
+        octokit().rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }),
+      ),
+    ).toBe(500);
     expect(gh.violations[0]?.errors[0]).toMatch(/status 422 is not a documented response/);
     gh.violations.splice(0);
   });
@@ -200,7 +282,9 @@ describe('authorization and rate limits', () => {
     const wrong = await api(REPO_RUNNERS, { auth: 'Bearer nope' });
     expect(wrong.status).toBe(401);
     expect(await wrong.json()).toMatchObject({ message: 'Bad credentials' });
-    expect(await statusOf(octokit('ghs_wrong').rest.actions.listSelfHostedRunnersForRepo({ owner: OWNER, repo: REPO }))).toBe(401);
+    expect(
+      await statusOf(octokit('ghs_wrong').rest.actions.listSelfHostedRunnersForRepo({ owner: OWNER, repo: REPO })),
+    ).toBe(401);
     expect((await api(REPO_RUNNERS, { auth: `token ${gh.token}` })).status).toBe(200);
     expect((await api(REPO_RUNNERS, { auth: `Bearer ${gh.token}` })).status).toBe(200);
   });
@@ -208,7 +292,13 @@ describe('authorization and rate limits', () => {
   it('sends decreasing rate-limit headers and answers 403 with remaining 0 when the budget is spent', async () => {
     const a = await api(REPO_RUNNERS);
     const b = await api(REPO_RUNNERS);
-    for (const h of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-used', 'x-ratelimit-reset', 'x-ratelimit-resource']) {
+    for (const h of [
+      'x-ratelimit-limit',
+      'x-ratelimit-remaining',
+      'x-ratelimit-used',
+      'x-ratelimit-reset',
+      'x-ratelimit-resource',
+    ]) {
       expect(a.headers.get(h)).not.toBeNull();
     }
     expect(a.headers.get('x-ratelimit-resource')).toBe('core');
@@ -243,7 +333,11 @@ describe('authorization and rate limits', () => {
   it('refills at x-ratelimit-reset, which the throttling plugin waits for', async () => {
     gh.setRateLimit({ remaining: 0, resetInSeconds: 1 });
     const onRateLimit = jest.fn(() => true);
-    const client = getOctokit(gh.token, { baseUrl: gh.url, throttle: { onRateLimit, onSecondaryRateLimit: () => false } }, throttling);
+    const client = getOctokit(
+      gh.token,
+      { baseUrl: gh.url, throttle: { onRateLimit, onSecondaryRateLimit: () => false } },
+      throttling,
+    );
     const res = await client.rest.actions.listSelfHostedRunnersForRepo({ owner: OWNER, repo: REPO });
     expect(res.status).toBe(200);
     expect(onRateLimit).toHaveBeenCalledTimes(1);
@@ -255,8 +349,16 @@ describe('fault injection', () => {
     const { runner } = await jitRunner('spot-e');
     gh.inject({ operation: 'get-runner', status: 503, times: 2 });
     // plugin-retry overwrites request.retryAfter with (n+1)^2; retryAfterBaseValue scales it down to ms
-    const client = getOctokit(gh.token, { baseUrl: gh.url, request: { retries: 3 }, retry: { retryAfterBaseValue: 5 } }, retry);
-    const res = await client.rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id });
+    const client = getOctokit(
+      gh.token,
+      { baseUrl: gh.url, request: { retries: 3 }, retry: { retryAfterBaseValue: 5 } },
+      retry,
+    );
+    const res = await client.rest.actions.getSelfHostedRunnerForRepo({
+      owner: OWNER,
+      repo: REPO,
+      runner_id: runner.id,
+    });
     expect(res.data.id).toBe(runner.id);
     expect(gh.calls['get-runner']).toBe(3);
     expect(gh.requests.filter((r) => r.operation === 'get-runner').map((r) => r.status)).toEqual([503, 503, 200]);
@@ -264,8 +366,19 @@ describe('fault injection', () => {
 
   it('keeps an outage up until cleared', async () => {
     gh.injectOutage('generate-jitconfig', 502);
-    const client = getOctokit(gh.token, { baseUrl: gh.url, request: { retries: 2 }, retry: { retryAfterBaseValue: 5 } }, retry);
-    const make = () => client.rest.actions.generateRunnerJitconfigForRepo({ owner: OWNER, repo: REPO, name: 'x', runner_group_id: 1, labels: ['a'] });
+    const client = getOctokit(
+      gh.token,
+      { baseUrl: gh.url, request: { retries: 2 }, retry: { retryAfterBaseValue: 5 } },
+      retry,
+    );
+    const make = () =>
+      client.rest.actions.generateRunnerJitconfigForRepo({
+        owner: OWNER,
+        repo: REPO,
+        name: 'x',
+        runner_group_id: 1,
+        labels: ['a'],
+      });
     expect(await statusOf(make())).toBe(502);
     expect(gh.calls['generate-jitconfig']).toBe(3);
     gh.clearFaults();
@@ -280,10 +393,22 @@ describe('fault injection', () => {
     expect(((await raw.json()) as { message: string }).message).toMatch(/^You have exceeded a secondary rate limit/);
 
     gh.inject({ operation: 'generate-jitconfig', status: 'secondary-rate-limit', retryAfter: 1 });
-    const onSecondaryRateLimit = jest.fn((_after: number, _opts: unknown, _o: unknown, retryCount: number) => retryCount === 0);
-    const client = getOctokit(gh.token, { baseUrl: gh.url, throttle: { onSecondaryRateLimit, onRateLimit: () => false } }, throttling);
+    const onSecondaryRateLimit = jest.fn(
+      (_after: number, _opts: unknown, _o: unknown, retryCount: number) => retryCount === 0,
+    );
+    const client = getOctokit(
+      gh.token,
+      { baseUrl: gh.url, throttle: { onSecondaryRateLimit, onRateLimit: () => false } },
+      throttling,
+    );
     const started = Date.now();
-    const made = await client.rest.actions.generateRunnerJitconfigForRepo({ owner: OWNER, repo: REPO, name: 'y', runner_group_id: 1, labels: ['a'] });
+    const made = await client.rest.actions.generateRunnerJitconfigForRepo({
+      owner: OWNER,
+      repo: REPO,
+      name: 'y',
+      runner_group_id: 1,
+      labels: ['a'],
+    });
     expect(made.status).toBe(201);
     expect(onSecondaryRateLimit).toHaveBeenCalledTimes(1);
     expect(onSecondaryRateLimit.mock.calls[0]?.[0]).toBe(1);
@@ -295,7 +420,8 @@ describe('fault injection', () => {
 describe('/_lab: the fake runner', () => {
   it('connects, takes a job, finishes it, disconnects, and is deleted as an ephemeral runner', async () => {
     const { runner, encoded_jit_config: jit } = await jitRunner('spot-f', ['self-hosted', 'Linux', 'X64', 'spot-f']);
-    const get = () => octokit().rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id });
+    const get = () =>
+      octokit().rest.actions.getSelfHostedRunnerForRepo({ owner: OWNER, repo: REPO, runner_id: runner.id });
 
     expect((await lab('connect', jit)).status).toBe(200);
     expect((await get()).data).toMatchObject({ status: 'online', busy: false, os: 'Linux' });
@@ -307,13 +433,21 @@ describe('/_lab: the fake runner', () => {
     expect(take.status).toBe(200);
     expect(await take.json()).toEqual({ job: { id: 42, labels: ['self-hosted', 'spot-f'] } });
     expect((await get()).data.busy).toBe(true);
-    expect(await statusOf(octokit().rest.actions.deleteSelfHostedRunnerFromRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }))).toBe(422);
+    expect(
+      await statusOf(
+        octokit().rest.actions.deleteSelfHostedRunnerFromRepo({ owner: OWNER, repo: REPO, runner_id: runner.id }),
+      ),
+    ).toBe(422);
 
     expect((await lab('job-done', JSON.stringify({ jit_config: jit, result: 'succeeded' }))).status).toBe(200);
     expect((await get()).data.busy).toBe(false);
     expect(await (await lab('disconnect', jit)).json()).toEqual({ deleted: true });
     expect(await statusOf(get())).toBe(404);
-    expect(gh.jobs.find((j) => j.id === 42)).toMatchObject({ runnerId: runner.id, runnerName: 'spot-f', result: 'succeeded' });
+    expect(gh.jobs.find((j) => j.id === 42)).toMatchObject({
+      runnerId: runner.id,
+      runnerName: 'spot-f',
+      result: 'succeeded',
+    });
     expect(gh.jobs.find((j) => j.id === 'other')?.runnerId).toBeUndefined();
     // a removed runner's config no longer works
     expect((await lab('connect', jit)).status).toBe(404);
@@ -354,7 +488,9 @@ describe('/_lab: the fake runner', () => {
         'post job-done',
         'post disconnect',
       ].join('\n');
-      const { stdout } = await promisify(execFile)('bash', ['-c', script], { env: { ...process.env, DIR: dir, URL: gh.url } });
+      const { stdout } = await promisify(execFile)('bash', ['-c', script], {
+        env: { ...process.env, DIR: dir, URL: gh.url },
+      });
       expect(stdout.trim().split('\n')).toEqual(['200', '200', '200', '200']);
     } finally {
       rmSync(dir, { recursive: true, force: true });

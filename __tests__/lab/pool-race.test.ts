@@ -19,7 +19,14 @@ describe('warm pool: 20 concurrent starts, a pool of 10', () => {
     const pool = ids(fill.outputs['pool-ready']);
     expect(pool).toHaveLength(10);
 
-    const runs = await Promise.all(Array.from({ length: 20 }, (_, k) => lab.start({ count: '1', pool: 'race', 'wait-timeout': '3', ...slow }, { env: { GITHUB_RUN_ID: String(5000 + k) }, timeoutMs: 300_000 })));
+    const runs = await Promise.all(
+      Array.from({ length: 20 }, (_, k) =>
+        lab.start(
+          { count: '1', pool: 'race', 'wait-timeout': '3', ...slow },
+          { env: { GITHUB_RUN_ID: String(5000 + k) }, timeoutMs: 300_000 },
+        ),
+      ),
+    );
     for (const { main } of runs) expect({ exit: main.exitCode, errors: main.errors }).toEqual({ exit: 0, errors: [] });
     const fromPool = runs.flatMap(({ main }) => ids(main.outputs['from-pool']));
     const all = runs.flatMap(({ main }) => ids(main.outputs['instance-ids']));
@@ -30,7 +37,10 @@ describe('warm pool: 20 concurrent starts, a pool of 10', () => {
     // Every start that saw a machine ready tried it until it won one, so all ten went out.
     expect([...fromPool].sort()).toEqual([...pool].sort());
     // EC2 agrees: each pool machine carries the label of the one start that reported it.
-    const tagged = (await lab.ec2.send(new DescribeInstancesCommand({ InstanceIds: fromPool }))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
+    const tagged =
+      (await lab.ec2.send(new DescribeInstancesCommand({ InstanceIds: fromPool }))).Reservations?.flatMap(
+        (r) => r.Instances ?? [],
+      ) ?? [];
     for (const i of tagged) {
       const owners = runs.filter(({ main }) => ids(main.outputs['from-pool']).includes(i.InstanceId ?? ''));
       expect(owners).toHaveLength(1);

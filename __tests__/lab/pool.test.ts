@@ -18,11 +18,19 @@ const tag = (i: Instance | undefined, k: string) => i?.Tags?.find((t) => t.Key =
 
 async function instances(idList: string[]): Promise<Instance[]> {
   if (idList.length === 0) return [];
-  return (await lab.ec2.send(new DescribeInstancesCommand({ InstanceIds: idList }))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
+  return (
+    (await lab.ec2.send(new DescribeInstancesCommand({ InstanceIds: idList }))).Reservations?.flatMap(
+      (r) => r.Instances ?? [],
+    ) ?? []
+  );
 }
 
 async function claimParams(): Promise<string[]> {
-  const out = await lab.ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: ['/spot-runner/jit/pool-claims'] }] }));
+  const out = await lab.ssm.send(
+    new DescribeParametersCommand({
+      ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: ['/spot-runner/jit/pool-claims'] }],
+    }),
+  );
   return (out.Parameters ?? []).map((p) => p.Name ?? '');
 }
 
@@ -32,7 +40,10 @@ describe('warm pool', () => {
     expect(fill.errors).toEqual([]);
     expect(fill.exitCode).toBe(0);
     const ready = ids(fill.outputs['pool-ready']);
-    if (ready.length !== 2) throw new Error(fill.stdout + lab.sim.describe() + [...lab.sim.instances.values()].map((i) => i.console()).join('\n----\n'));
+    if (ready.length !== 2)
+      throw new Error(
+        fill.stdout + lab.sim.describe() + [...lab.sim.instances.values()].map((i) => i.console()).join('\n----\n'),
+      );
     expect(ready).toHaveLength(2);
     // Each booted once, stopped itself at the checkpoint (not terminated), never saw a JIT config.
     for (const i of await instances(ready)) {
@@ -63,7 +74,12 @@ describe('warm pool', () => {
     for (const i of await instances(ready)) {
       expect(tag(i, 'spot-runner:label')).toBe(label);
       expect(tag(i, 'spot-runner:pool')).toBe('claimed:lab');
-      const attr = await lab.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: i.InstanceId, Attribute: 'instanceInitiatedShutdownBehavior' }));
+      const attr = await lab.ec2.send(
+        new DescribeInstanceAttributeCommand({
+          InstanceId: i.InstanceId,
+          Attribute: 'instanceInitiatedShutdownBehavior',
+        }),
+      );
       expect(attr.InstanceInitiatedShutdownBehavior?.Value).toBe('terminate');
     }
     const jobs = ready.map((_, k) => lab.gh.queueJob({ labels: [label], id: `pool-job-${k}` }));
@@ -152,11 +168,16 @@ describe('warm pool', () => {
     expect(early.exitCode).toBe(0);
     expect((await instances(machines)).map((i) => i.State?.Name)).toEqual(['stopped', 'stopped']);
     // Later (the reap's clock moved past the TTL): both go, never having run anything.
-    const shift = { NODE_OPTIONS: `--import ${fileURLToPath(new URL('../../test/lab/clock-shift.mjs', import.meta.url))}`, SPOT_RUNNER_LAB_CLOCK_SHIFT_MS: String(2 * 60_000) };
+    const shift = {
+      NODE_OPTIONS: `--import ${fileURLToPath(new URL('../../test/lab/clock-shift.mjs', import.meta.url))}`,
+      SPOT_RUNNER_LAB_CLOCK_SHIFT_MS: String(2 * 60_000),
+    };
     const late = await lab.reap({}, { env: shift });
     expect(late.errors).toEqual([]);
     expect(late.exitCode).toBe(0);
-    const reaped = JSON.parse(late.outputs.reaped ?? '{}') as { instances: { id: string; reason: string; outcome: string }[] };
+    const reaped = JSON.parse(late.outputs.reaped ?? '{}') as {
+      instances: { id: string; reason: string; outcome: string }[];
+    };
     expect(reaped.instances.map((f) => f.id).sort()).toEqual([...machines].sort());
     expect(reaped.instances.every((f) => /TTL passed/.test(f.reason) && f.outcome === 'removed')).toBe(true);
     expect(await claimParams()).toEqual([]);
@@ -169,18 +190,53 @@ describe('warm pool', () => {
     const fill = await lab.pool('race', 10);
     expect(fill.exitCode).toBe(0);
     const machines = ids(fill.outputs['pool-ready']);
-    if (machines.length !== 10) throw new Error(`${fill.stdout}\n${[...lab.sim.instances.values()].filter((i) => !machines.includes(i.instanceId)).map((i) => i.console()).join('\n---\n')}`);
+    if (machines.length !== 10)
+      throw new Error(
+        `${fill.stdout}\n${[...lab.sim.instances.values()]
+          .filter((i) => !machines.includes(i.instanceId))
+          .map((i) => i.console())
+          .join('\n---\n')}`,
+      );
     const aws = makeAwsClients('us-east-1');
     const [ami] = [lab.ami];
     const cfg = lab.startInputs();
     // The same settings the fill used (the lab's start inputs): its hash.
-    const hash = poolSettings({ region: 'us-east-1', instanceTypes: ['c7i.large', 'c6i.large'], subnetIds: lab.subnets, securityGroupIds: [], maxLifetimeMinutes: Number(cfg['max-lifetime']), idleTimeoutMinutes: Number(cfg['idle-timeout']), preRunnerScript: '', jobImdsAccess: false }, { id: ami }, 'race').hash;
+    const hash = poolSettings(
+      {
+        region: 'us-east-1',
+        instanceTypes: ['c7i.large', 'c6i.large'],
+        subnetIds: lab.subnets,
+        securityGroupIds: [],
+        maxLifetimeMinutes: Number(cfg['max-lifetime']),
+        idleTimeoutMinutes: Number(cfg['idle-timeout']),
+        preRunnerScript: '',
+        jobImdsAccess: false,
+      },
+      { id: ami },
+      'race',
+    ).hash;
     const env = lab.env();
     const saved = { ...process.env };
-    Object.assign(process.env, { AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY });
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL,
+      AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
+    });
     try {
       const claimers = Array.from({ length: 20 }, (_, k) =>
-        claimFromPool('race', hash, 1, `spot-runner-race-${k}`, { 'spot-runner:label': `spot-runner-race-${k}` }, { aws: makeAwsClients('us-east-1'), log: () => undefined, onClaimParameter: () => undefined, onInstance: () => undefined }),
+        claimFromPool(
+          'race',
+          hash,
+          1,
+          `spot-runner-race-${k}`,
+          { 'spot-runner:label': `spot-runner-race-${k}` },
+          {
+            aws: makeAwsClients('us-east-1'),
+            log: () => undefined,
+            onClaimParameter: () => undefined,
+            onInstance: () => undefined,
+          },
+        ),
       );
       const got = await Promise.all(claimers);
       const taken = got.flat().map((c) => c.instanceId);
@@ -203,7 +259,15 @@ describe('warm pool', () => {
     // Clean up like stop would: terminate them, then the claims go with them.
     for (const id of machines) await lab.stop('spot-runner-race-none', { 'instance-ids': id });
     await lab.sim.waitAllTerminated(30_000, machines);
-    const reap = await lab.reap({}, { env: { NODE_OPTIONS: `--import ${fileURLToPath(new URL('../../test/lab/clock-shift.mjs', import.meta.url))}`, SPOT_RUNNER_LAB_CLOCK_SHIFT_MS: String(15 * 60_000) } });
+    const reap = await lab.reap(
+      {},
+      {
+        env: {
+          NODE_OPTIONS: `--import ${fileURLToPath(new URL('../../test/lab/clock-shift.mjs', import.meta.url))}`,
+          SPOT_RUNNER_LAB_CLOCK_SHIFT_MS: String(15 * 60_000),
+        },
+      },
+    );
     expect(reap.exitCode).toBe(0);
     await lab.assertNoLeaks();
   }, 180_000);

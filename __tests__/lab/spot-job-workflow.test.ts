@@ -14,7 +14,18 @@ import type { LabJob } from '../../test/lab/github.js';
 import { startLab, type Lab } from '../../test/lab/lab.js';
 import type { SimInstance } from '../../test/lab/simulator.js';
 import { isObj, loadWorkflow, type Obj } from '../../test/workflows/check.js';
-import { evalCondition, evalTemplate, runWorkflow, WorkflowError, type Host, type JobRecord, type Scope, type StepRecord, type WorkflowCall, type WorkflowRun } from '../../test/workflows/run-steps.js';
+import {
+  evalCondition,
+  evalTemplate,
+  runWorkflow,
+  WorkflowError,
+  type Host,
+  type JobRecord,
+  type Scope,
+  type StepRecord,
+  type WorkflowCall,
+  type WorkflowRun,
+} from '../../test/workflows/run-steps.js';
 
 const WORKFLOW = loadWorkflow(join(ROOT, '.github/workflows/spot-job.yml'));
 const ACTION_YML = loadWorkflow(join(ROOT, 'action.yml'));
@@ -28,7 +39,12 @@ const job = (run: WorkflowRun, id: string): JobRecord => {
 };
 const step = (run: WorkflowRun, jobId: string, name: string): StepRecord => {
   const s = job(run, jobId).steps.find((x) => x.name === name);
-  if (!s) throw new Error(`no step '${name}' in job ${jobId}: ${job(run, jobId).steps.map((x) => x.name).join(', ')}`);
+  if (!s)
+    throw new Error(
+      `no step '${name}' in job ${jobId}: ${job(run, jobId)
+        .steps.map((x) => x.name)
+        .join(', ')}`,
+    );
   return s;
 };
 const actionStep = (run: WorkflowRun, jobId: string): StepRecord => {
@@ -45,38 +61,74 @@ function wiringProblems(run: WorkflowRun, interrupted: boolean): string[] {
   const start = job(run, 'start');
   const label = start.outputs.label ?? '';
   want(start.result === 'success' && label !== '', `start: ${start.result}, label '${label}'`);
-  want(job(run, 'run').runnerLabel === label, `run ran on '${job(run, 'run').runnerLabel ?? ''}', not on start's label '${label}'`);
+  want(
+    job(run, 'run').runnerLabel === label,
+    `run ran on '${job(run, 'run').runnerLabel ?? ''}', not on start's label '${label}'`,
+  );
   const stop = job(run, 'stop');
   want(stop.result === 'success', `stop: ${stop.result}`);
   if (stop.result === 'success') {
     const w = actionStep(run, 'stop').with ?? {};
     want(w.mode === 'stop' && w.label === label, `stop's action got label '${w.label ?? ''}', not '${label}'`);
-    want(w['instance-ids'] === start.outputs['instance-ids'], `stop's action got instance-ids '${w['instance-ids'] ?? ''}'`);
-    want(stop.outputs.interrupted === String(interrupted), `stop reports interrupted='${stop.outputs.interrupted ?? ''}'`);
+    want(
+      w['instance-ids'] === start.outputs['instance-ids'],
+      `stop's action got instance-ids '${w['instance-ids'] ?? ''}'`,
+    );
+    want(
+      stop.outputs.interrupted === String(interrupted),
+      `stop reports interrupted='${stop.outputs.interrupted ?? ''}'`,
+    );
   }
   const conclude = job(run, 'conclude');
   want(conclude.outputs.outcome === 'success', `conclude: outcome '${conclude.outputs.outcome ?? ''}'`);
   want(run.result === 'success', `the workflow ${run.result}`);
-  want(run.outputs.label === label && run.outputs.interrupted === String(interrupted), `workflow outputs ${JSON.stringify(run.outputs)}`);
+  want(
+    run.outputs.label === label && run.outputs.interrupted === String(interrupted),
+    `workflow outputs ${JSON.stringify(run.outputs)}`,
+  );
   const retryJobs = ['start-retry', 'run-retry', 'stop-retry'];
   if (!interrupted) {
-    for (const j of retryJobs) want(job(run, j).result === 'skipped', `${j} ${job(run, j).result} without an interruption`);
-    want(conclude.outputs.retried === 'false' && run.outputs.retried === 'false', `retried '${conclude.outputs.retried ?? ''}' without an interruption`);
+    for (const j of retryJobs)
+      want(job(run, j).result === 'skipped', `${j} ${job(run, j).result} without an interruption`);
+    want(
+      conclude.outputs.retried === 'false' && run.outputs.retried === 'false',
+      `retried '${conclude.outputs.retried ?? ''}' without an interruption`,
+    );
     return p;
   }
-  for (const j of retryJobs) want(job(run, j).result === 'success', `${j}: ${job(run, j).result} after an interruption`);
+  for (const j of retryJobs)
+    want(job(run, j).result === 'success', `${j}: ${job(run, j).result} after an interruption`);
   const retry = job(run, 'start-retry');
-  if (retry.result === 'success') want(actionStep(run, 'start-retry').with?.market === 'on-demand', `the retry starts with market '${actionStep(run, 'start-retry').with?.market ?? ''}'`);
+  if (retry.result === 'success')
+    want(
+      actionStep(run, 'start-retry').with?.market === 'on-demand',
+      `the retry starts with market '${actionStep(run, 'start-retry').with?.market ?? ''}'`,
+    );
   if (retryJobs.some((j) => job(run, j).result !== 'success')) return p;
   const retryLabel = retry.outputs.label ?? '';
   want(retryLabel !== '' && retryLabel !== label, `the retry's label '${retryLabel}'`);
-  want(job(run, 'run-retry').runnerLabel === retryLabel, `run-retry ran on '${job(run, 'run-retry').runnerLabel ?? ''}', not on '${retryLabel}'`);
-  want(job(run, 'run-retry').outputs.outcome === 'success', `run-retry outcome '${job(run, 'run-retry').outputs.outcome ?? ''}'`);
+  want(
+    job(run, 'run-retry').runnerLabel === retryLabel,
+    `run-retry ran on '${job(run, 'run-retry').runnerLabel ?? ''}', not on '${retryLabel}'`,
+  );
+  want(
+    job(run, 'run-retry').outputs.outcome === 'success',
+    `run-retry outcome '${job(run, 'run-retry').outputs.outcome ?? ''}'`,
+  );
   const sw = actionStep(run, 'stop-retry').with ?? {};
-  want(sw.label === retryLabel && sw['instance-ids'] === retry.outputs['instance-ids'], `stop-retry stops '${sw.label ?? ''}' ${sw['instance-ids'] ?? ''}`);
-  want(conclude.outputs.retried === 'true' && run.outputs.retried === 'true', `retried '${conclude.outputs.retried ?? ''}'`);
+  want(
+    sw.label === retryLabel && sw['instance-ids'] === retry.outputs['instance-ids'],
+    `stop-retry stops '${sw.label ?? ''}' ${sw['instance-ids'] ?? ''}`,
+  );
+  want(
+    conclude.outputs.retried === 'true' && run.outputs.retried === 'true',
+    `retried '${conclude.outputs.retried ?? ''}'`,
+  );
   want(step(run, 'stop', 'Report interruption').ran, 'the interruption was not reported');
-  want(run.summary.includes('Spot capacity was reclaimed during the first attempt'), 'no interruption line in the summary');
+  want(
+    run.summary.includes('Spot capacity was reclaimed during the first attempt'),
+    'no interruption line in the summary',
+  );
   want(run.summary.includes(':repeat: retried on on-demand capacity: success'), 'no retry line in the summary');
   return p;
 }
@@ -100,12 +152,17 @@ function fakeHost(o: { interruptSpot: boolean }): Host {
         markets.set(label, inputs.market ?? '');
         return done({ label, 'instance-ids': JSON.stringify([`i-${markets.size}`]), runners: '[]' });
       }
-      return done({ interrupted: String(o.interruptSpot && markets.get(inputs.label ?? '') === 'spot'), cost: '0.0100' });
+      return done({
+        interrupted: String(o.interruptSpot && markets.get(inputs.label ?? '') === 'spot'),
+        cost: '0.0100',
+      });
     },
     runnerJob: async ({ label, runSteps }) => {
       const market = markets.get(label);
-      if (market === undefined) throw new Error(`no runner carries the label '${label}': the job would wait for one forever`);
-      if (o.interruptSpot && market === 'spot') return { lost: 'failed: the runner lost communication with the server' };
+      if (market === undefined)
+        throw new Error(`no runner carries the label '${label}': the job would wait for one forever`);
+      if (o.interruptSpot && market === 'spot')
+        return { lost: 'failed: the runner lost communication with the server' };
       await runSteps();
       return {};
     },
@@ -123,7 +180,8 @@ const stepOf = (wf: Obj, jobId: string, name: string): Obj => {
   if (!s || !isObj(s)) throw new Error(`no step ${name}`);
   return s;
 };
-const fake = (wf: Obj, interruptSpot: boolean) => runWorkflow(wf, call(), fakeHost({ interruptSpot }), { actionYml: ACTION_YML });
+const fake = (wf: Obj, interruptSpot: boolean) =>
+  runWorkflow(wf, call(), fakeHost({ interruptSpot }), { actionYml: ACTION_YML });
 
 describe('the workflow interpreter (no lab)', () => {
   const scope = (status?: { ok: boolean }): Scope => ({
@@ -161,16 +219,28 @@ describe('the workflow interpreter (no lab)', () => {
   describe('mutated copies of spot-job.yml are caught', () => {
     it('run.runs-on reads an output start does not declare', async () => {
       const wf = mutate((w) => (jobOf(w, 'run')['runs-on'] = '${{ needs.start.outputs.labels }}'));
-      await expect(fake(wf, false)).rejects.toThrow(/jobs\.run\.runs-on: needs\.start\.outputs\.labels: job 'start' declares no output 'labels'/);
+      await expect(fake(wf, false)).rejects.toThrow(
+        /jobs\.run\.runs-on: needs\.start\.outputs\.labels: job 'start' declares no output 'labels'/,
+      );
     });
     it('run.runs-on reads the wrong (existing) output: no runner carries that label', async () => {
       const wf = mutate((w) => (jobOf(w, 'run')['runs-on'] = '${{ needs.start.outputs.runners }}'));
       await expect(fake(wf, false)).rejects.toThrow(/no runner carries the label/);
     });
     it('the retry if: never fires', async () => {
-      const wf = mutate((w) => (jobOf(w, 'start-retry').if = "!cancelled() && inputs.retry-on-demand && needs.stop.outputs.interrupted == 'yes'"));
+      const wf = mutate(
+        (w) =>
+          (jobOf(w, 'start-retry').if =
+            "!cancelled() && inputs.retry-on-demand && needs.stop.outputs.interrupted == 'yes'"),
+      );
       const problems = wiringProblems(await fake(wf, true), true);
-      expect(problems).toEqual(expect.arrayContaining(['start-retry: skipped after an interruption', "conclude: outcome 'failure'", 'the workflow failure']));
+      expect(problems).toEqual(
+        expect.arrayContaining([
+          'start-retry: skipped after an interruption',
+          "conclude: outcome 'failure'",
+          'the workflow failure',
+        ]),
+      );
     });
     it('the retry if: loses its status function (implicit success() skips it after the failed chain)', async () => {
       // stop's if: always() ran it, but without !cancelled() the retry would need every ancestor to succeed
@@ -181,23 +251,34 @@ describe('the workflow interpreter (no lab)', () => {
       expect(wiringProblems(await fake(wf, true), true)).toContain('start-retry: skipped after an interruption');
     });
     it('the retry starts on spot again', async () => {
-      const wf = mutate((w) => ((stepOf(w, 'start-retry', 'Start on-demand runner').with as Obj).market = '${{ inputs.market }}'));
+      const wf = mutate(
+        (w) => ((stepOf(w, 'start-retry', 'Start on-demand runner').with as Obj).market = '${{ inputs.market }}'),
+      );
       // (and the fake loses that spot machine too, so the retry fails)
-      expect(wiringProblems(await fake(wf, true), true)).toEqual(expect.arrayContaining(["the retry starts with market 'spot'", 'run-retry: failure after an interruption']));
+      expect(wiringProblems(await fake(wf, true), true)).toEqual(
+        expect.arrayContaining(["the retry starts with market 'spot'", 'run-retry: failure after an interruption']),
+      );
     });
     it('stop-retry stops the first attempt instead of the retry', async () => {
       const wf = mutate((w) => {
         jobOf(w, 'stop-retry').needs = ['start', 'start-retry', 'run-retry'];
         (stepOf(w, 'stop-retry', 'Stop runner').with as Obj).label = '${{ needs.start.outputs.label }}';
       });
-      expect(wiringProblems(await fake(wf, true), true).some((p) => p.startsWith("stop-retry stops 'fake-1'"))).toBe(true);
+      expect(wiringProblems(await fake(wf, true), true).some((p) => p.startsWith("stop-retry stops 'fake-1'"))).toBe(
+        true,
+      );
     });
     it('a job output reads a step id that does not exist', async () => {
       const wf = mutate((w) => ((jobOf(w, 'run').outputs as Obj).outcome = '${{ steps.commands.outcome }}'));
-      await expect(fake(wf, false)).rejects.toThrow(/jobs\.run\.outputs\.outcome: steps\.commands: no earlier step has id 'commands'/);
+      await expect(fake(wf, false)).rejects.toThrow(
+        /jobs\.run\.outputs\.outcome: steps\.commands: no earlier step has id 'commands'/,
+      );
     });
     it('an expression the interpreter cannot judge', async () => {
-      const wf = mutate((w) => ((stepOf(w, 'stop', 'Stop runner').with as Obj).label = "${{ format('{0}', needs.start.outputs.label) }}"));
+      const wf = mutate(
+        (w) =>
+          ((stepOf(w, 'stop', 'Stop runner').with as Obj).label = "${{ format('{0}', needs.start.outputs.label) }}"),
+      );
       await expect(fake(wf, false)).rejects.toThrow(WorkflowError);
     });
     it('a step the interpreter can neither run nor skip', async () => {
@@ -215,20 +296,33 @@ interface LabRecord {
 }
 
 /** The lab as the workflow's host: the action from dist with the lab env; runner jobs at the stand-in, run by simulated machines. */
-function labHost(lab: Lab, onJobStarted?: (o: { job: string; labJob: LabJob; instance: SimInstance }) => Promise<void>): Host & { rec: LabRecord } {
+function labHost(
+  lab: Lab,
+  onJobStarted?: (o: { job: string; labJob: LabJob; instance: SimInstance }) => Promise<void>,
+): Host & { rec: LabRecord } {
   const rec: LabRecord = { actions: [], runnerJobs: [] };
   return {
     rec,
     action: async ({ job: j, step: s, inputs, env }) => {
       const { main, post } = await runWithPost({ inputs, env: lab.env(env) });
       rec.actions.push({ job: j, step: s, inputs, main, post });
-      return { exitCode: main.exitCode, outputs: main.outputs, summary: main.summary + (post?.summary ?? ''), log: main.stdout + main.stderr + (post ? post.stdout + post.stderr : '') };
+      return {
+        exitCode: main.exitCode,
+        outputs: main.outputs,
+        summary: main.summary + (post?.summary ?? ''),
+        log: main.stdout + main.stderr + (post ? post.stdout + post.stderr : ''),
+      };
     },
     runnerJob: async ({ job: j, label, runSteps }) => {
       const labJob = lab.gh.queueJob({ labels: [label], id: j });
-      await lab.sim.waitFor(`a runner labelled '${label}' to take job ${j}`, () => labJob.startedAt !== undefined, 30_000);
+      await lab.sim.waitFor(
+        `a runner labelled '${label}' to take job ${j}`,
+        () => labJob.startedAt !== undefined,
+        30_000,
+      );
       const instance = [...lab.sim.instances.values()].find((i) => i.runnerId === labJob.runnerId);
-      if (!instance) throw new Error(`job ${j} was taken by runner ${String(labJob.runnerId)}, which no simulated instance runs`);
+      if (!instance)
+        throw new Error(`job ${j} was taken by runner ${String(labJob.runnerId)}, which no simulated instance runs`);
       rec.runnerJobs.push({ job: j, label, labJob, instance });
       await onJobStarted?.({ job: j, labJob, instance });
       // The steps run while the machine holds the job; a machine already gone runs none.
@@ -243,7 +337,12 @@ let lab: Lab;
 
 const labCall = (inputs: WorkflowCall['inputs'], secrets: Record<string, string> = {}): WorkflowCall => ({
   inputs: { 'instance-types': 'c7i.large, c6i.large', 'timeout-minutes': 1, 'idle-timeout': 0.5, ...inputs },
-  secrets: { RUNNER_ADMIN_TOKEN: lab.gh.token, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', ...secrets },
+  secrets: {
+    RUNNER_ADMIN_TOKEN: lab.gh.token,
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    ...secrets,
+  },
   github: GITHUB,
 });
 const describeRun = (run: WorkflowRun) =>
@@ -272,27 +371,59 @@ describe('spot-job.yml in the lab', () => {
     const host = labHost(lab);
     const run = await runWorkflow(
       WORKFLOW,
-      labCall({ command: 'echo "built in $PWD" > result.txt', 'working-directory': 'sub/dir', artifacts: 'sub/dir/result.txt', 'subnet-ids': lab.subnets.join(',') }),
+      labCall({
+        command: 'echo "built in $PWD" > result.txt',
+        'working-directory': 'sub/dir',
+        artifacts: 'sub/dir/result.txt',
+        'subnet-ids': lab.subnets.join(','),
+      }),
       host,
       { actionYml: ACTION_YML },
     );
-    expect({ problems: wiringProblems(run, false), run: describeRun(run) }).toEqual({ problems: [], run: expect.any(String) });
+    expect({ problems: wiringProblems(run, false), run: describeRun(run) }).toEqual({
+      problems: [],
+      run: expect.any(String),
+    });
 
     // start: the credentials sub-action (spot-runner/spot-runner/credentials@v1, expanded from
     // this repository) ran for real: access keys, not OIDC. The fork guard is the action's own.
-    expect(step(run, 'start', 'Check credentials')).toMatchObject({ ran: true, outcome: 'success', id: 'composite0__auth' });
+    expect(step(run, 'start', 'Check credentials')).toMatchObject({
+      ran: true,
+      outcome: 'success',
+      id: 'composite0__auth',
+    });
     expect(step(run, 'start', 'Check credentials').outputs).toEqual({ method: 'keys' });
     expect(step(run, 'start', 'AWS credentials (OIDC)').ran).toBe(false);
-    expect(step(run, 'start', 'AWS credentials (access keys)')).toMatchObject({ ran: true, kind: 'not-run', with: { 'aws-access-key-id': 'testing', 'aws-region': 'us-east-1' } });
+    expect(step(run, 'start', 'AWS credentials (access keys)')).toMatchObject({
+      ran: true,
+      kind: 'not-run',
+      with: { 'aws-access-key-id': 'testing', 'aws-region': 'us-east-1' },
+    });
     const [startAction] = host.rec.actions;
-    expect(startAction?.inputs).toMatchObject({ mode: 'start', 'github-token': lab.gh.token, market: 'spot', 'on-demand-fallback': 'true', 'max-lifetime': '16', 'idle-timeout': '0.5', 'subnet-ids': lab.subnets.join(','), 'instance-types': 'c7i.large, c6i.large' });
+    expect(startAction?.inputs).toMatchObject({
+      mode: 'start',
+      'github-token': lab.gh.token,
+      market: 'spot',
+      'on-demand-fallback': 'true',
+      'max-lifetime': '16',
+      'idle-timeout': '0.5',
+      'subnet-ids': lab.subnets.join(','),
+      'instance-types': 'c7i.large, c6i.large',
+    });
     expect(startAction?.main.errors).toEqual([]);
     expect(startAction?.post).toBeUndefined();
 
     // run: dispatched on start's label, taken by the machine start launched; the command ran in working-directory
     const label = job(run, 'start').outputs.label ?? '';
     expect(label).toMatch(/\S/);
-    expect(job(run, 'run')).toMatchObject({ runsOn: label, runnerLabel: label, result: 'success', failed: false, timeoutMinutes: 1, outputs: { outcome: 'success' } });
+    expect(job(run, 'run')).toMatchObject({
+      runsOn: label,
+      runnerLabel: label,
+      result: 'success',
+      failed: false,
+      timeoutMinutes: 1,
+      outputs: { outcome: 'success' },
+    });
     const [taken] = host.rec.runnerJobs;
     expect(taken?.labJob.result).toBe('succeeded');
     expect(JSON.parse(job(run, 'start').outputs['instance-ids'] ?? '[]')).toEqual([taken?.instance.instanceId]);
@@ -300,7 +431,11 @@ describe('spot-job.yml in the lab', () => {
     expect(cmd.env).toEqual({ COMMAND: 'echo "built in $PWD" > result.txt' });
     expect(readFileSync(join(cmd.cwd ?? '', 'result.txt'), 'utf8')).toBe(`built in ${cmd.cwd ?? ''}\n`);
     expect(step(run, 'run', 'Check out')).toMatchObject({ ran: true, kind: 'not-run' });
-    expect(step(run, 'run', 'Upload artifacts')).toMatchObject({ ran: true, kind: 'not-run', with: { name: 'spot-job-results', path: 'sub/dir/result.txt' } });
+    expect(step(run, 'run', 'Upload artifacts')).toMatchObject({
+      ran: true,
+      kind: 'not-run',
+      with: { name: 'spot-job-results', path: 'sub/dir/result.txt' },
+    });
 
     // stop: by label and ids; not interrupted, so nothing to report
     expect(step(run, 'stop', 'Report interruption').ran).toBe(false);
@@ -321,8 +456,16 @@ describe('spot-job.yml in the lab', () => {
     const host = labHost(lab, async ({ job: j, instance }) => {
       if (j === 'run') await lab.sim.spotNotice(instance.instanceId);
     });
-    const run = await runWorkflow(WORKFLOW, labCall({ command: 'echo retried > result.txt' }, { AWS_SUBNET_ID: lab.subnets[0] ?? '' }), host, { actionYml: ACTION_YML });
-    expect({ problems: wiringProblems(run, true), run: describeRun(run) }).toEqual({ problems: [], run: expect.any(String) });
+    const run = await runWorkflow(
+      WORKFLOW,
+      labCall({ command: 'echo retried > result.txt' }, { AWS_SUBNET_ID: lab.subnets[0] ?? '' }),
+      host,
+      { actionYml: ACTION_YML },
+    );
+    expect({ problems: wiringProblems(run, true), run: describeRun(run) }).toEqual({
+      problems: [],
+      run: expect.any(String),
+    });
 
     // the first attempt: spot, taken on start's label, lost to the interruption; continue-on-error keeps the workflow going
     const label = job(run, 'start').outputs.label ?? '';
@@ -337,19 +480,34 @@ describe('spot-job.yml in the lab', () => {
     // stop: interrupted, reported as a warning and in the summary
     expect(job(run, 'stop').outputs.interrupted).toBe('true');
     const report = step(run, 'stop', 'Report interruption');
-    expect(report.log).toContain(`::warning title=spot interruption::AWS reclaimed the spot capacity of ${label} while the command ran (outcome: lost).`);
-    expect(report.summary).toBe(`- :warning: Spot capacity was reclaimed during the first attempt (\`${label}\`, command outcome: lost).\n`);
+    expect(report.log).toContain(
+      `::warning title=spot interruption::AWS reclaimed the spot capacity of ${label} while the command ran (outcome: lost).`,
+    );
+    expect(report.summary).toBe(
+      `- :warning: Spot capacity was reclaimed during the first attempt (\`${label}\`, command outcome: lost).\n`,
+    );
 
     // the retry: on-demand in its inputs and at EC2, its own label, its job succeeded there
     const retryStart = host.rec.actions.find((a) => a.job === 'start-retry');
-    expect(retryStart?.inputs).toMatchObject({ mode: 'start', market: 'on-demand', 'github-token': lab.gh.token, 'subnet-ids': lab.subnets[0] });
+    expect(retryStart?.inputs).toMatchObject({
+      mode: 'start',
+      market: 'on-demand',
+      'github-token': lab.gh.token,
+      'subnet-ids': lab.subnets[0],
+    });
     expect(retryStart?.main.errors).toEqual([]);
     const retryLabel = job(run, 'start-retry').outputs.label ?? '';
     expect(lab.proxy.fleets.map((f) => f.market)).toEqual(['spot', 'on-demand']);
-    expect(lab.proxy.fleets[1]?.instanceIds).toEqual(JSON.parse(job(run, 'start-retry').outputs['instance-ids'] ?? '[]'));
+    expect(lab.proxy.fleets[1]?.instanceIds).toEqual(
+      JSON.parse(job(run, 'start-retry').outputs['instance-ids'] ?? '[]'),
+    );
     expect(second).toMatchObject({ job: 'run-retry', label: retryLabel, instance: { market: 'on-demand' } });
     expect(second?.labJob.result).toBe('succeeded');
-    expect(job(run, 'run-retry')).toMatchObject({ runnerLabel: retryLabel, result: 'success', outputs: { outcome: 'success' } });
+    expect(job(run, 'run-retry')).toMatchObject({
+      runnerLabel: retryLabel,
+      result: 'success',
+      outputs: { outcome: 'success' },
+    });
     expect(readFileSync(join(step(run, 'run-retry', 'Run command').cwd ?? '', 'result.txt'), 'utf8')).toBe('retried\n');
     expect(step(run, 'run-retry', 'Upload artifacts').ran).toBe(false); // artifacts is empty
 
@@ -360,7 +518,14 @@ describe('spot-job.yml in the lab', () => {
     expect(run.summary).toContain('- :repeat: retried on on-demand capacity: success\n');
     expect(run.summary).toContain('- result: **success**');
     expect(run.outputs).toMatchObject({ outcome: 'success', interrupted: 'true', retried: 'true', label });
-    expect(host.rec.actions.map((a) => `${a.job}:${a.inputs.mode ?? ''}:${a.main.exitCode ?? 'signal'}`)).toEqual(['start:start:0', 'watch:watch:0', 'stop:stop:0', 'start-retry:start:0', 'watch-retry:watch:0', 'stop-retry:stop:0']);
+    expect(host.rec.actions.map((a) => `${a.job}:${a.inputs.mode ?? ''}:${a.main.exitCode ?? 'signal'}`)).toEqual([
+      'start:start:0',
+      'watch:watch:0',
+      'stop:stop:0',
+      'start-retry:start:0',
+      'watch-retry:watch:0',
+      'stop-retry:stop:0',
+    ]);
     await lab.sim.waitAllTerminated(20_000);
     expect(first?.instance.jobSawInterruption).toBeDefined(); // the job saw the interruption marker
     await lab.assertNoLeaks();

@@ -86517,7 +86517,11 @@ async function listManagedSnapshots(ec2) {
     const snaps = [];
     let token;
     do {
-        const out = await ec2.send(new dist_cjs/* DescribeSnapshotsCommand */.MmI({ OwnerIds: ['self'], Filters: [{ Name: `tag:${AMI_TAGS.managed}`, Values: ['true'] }], NextToken: token }));
+        const out = await ec2.send(new dist_cjs/* DescribeSnapshotsCommand */.MmI({
+            OwnerIds: ['self'],
+            Filters: [{ Name: `tag:${AMI_TAGS.managed}`, Values: ['true'] }],
+            NextToken: token,
+        }));
         snaps.push(...(out.Snapshots ?? []));
         token = out.NextToken;
     } while (token);
@@ -86544,7 +86548,14 @@ async function housekeep(ec2, ssm, o) {
     const dryRun = o.dryRun ?? false;
     const referenced = await referencedImageIds(ssm, o.root);
     const images = await listOwnImages(ec2, [{ Name: `tag:${AMI_TAGS.managed}`, Values: ['true'] }]);
-    const result = { referenced: [...referenced].sort(), deregistered: [], deletedSnapshots: [], kept: [], errors: [], dryRun };
+    const result = {
+        referenced: [...referenced].sort(),
+        deregistered: [],
+        deletedSnapshots: [],
+        kept: [],
+        errors: [],
+        dryRun,
+    };
     const groups = new Map();
     for (const image of images) {
         const key = `${tagValue(image, AMI_TAGS.variant) ?? '?'}/${tagValue(image, AMI_TAGS.arch) ?? '?'}`;
@@ -86633,7 +86644,12 @@ function readManifest(json, want) {
             throw new Error(`unexpected artifact id '${pair}' in the manifest`);
         return { region, imageId: checkImageId(imageId) };
     });
-    return { images, buildTime: build.build_time, contentHash: build.custom_data?.content_hash, runnerVersion: build.custom_data?.runner_version };
+    return {
+        images,
+        buildTime: build.build_time,
+        contentHash: build.custom_data?.content_hash,
+        runnerVersion: build.custom_data?.runner_version,
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/ami/publish.ts
@@ -86654,7 +86670,14 @@ async function readParameter(ssm, name) {
 }
 async function writeParameter(ssm, name, imageId, description) {
     // aws:ec2:image makes SSM check the id, and lets launches use resolve:ssm:<name> directly.
-    await ssm.send(new client_ssm_dist_cjs/* PutParameterCommand */.ihh({ Name: name, Value: imageId, Type: 'String', DataType: 'aws:ec2:image', Overwrite: true, Description: description }));
+    await ssm.send(new client_ssm_dist_cjs/* PutParameterCommand */.ihh({
+        Name: name,
+        Value: imageId,
+        Type: 'String',
+        DataType: 'aws:ec2:image',
+        Overwrite: true,
+        Description: description,
+    }));
 }
 /** The image must exist, be ours, be available, and be built for this variant and arch. */
 async function requirePublishable(ec2, imageId, t) {
@@ -86684,7 +86707,13 @@ async function publish(c, t) {
     const image = await requirePublishable(c.ec2, t.imageId, t);
     const current = await readParameter(c.ssm, parameter);
     if (current === t.imageId)
-        return { parameter, imageId: t.imageId, previousImageId: await readParameter(c.ssm, previousParameter(t.variant, t.arch, root)), changed: false, image };
+        return {
+            parameter,
+            imageId: t.imageId,
+            previousImageId: await readParameter(c.ssm, previousParameter(t.variant, t.arch, root)),
+            changed: false,
+            image,
+        };
     if (t.skipIfRolledBack && tagValue(image, AMI_TAGS.rolledBack) !== undefined) {
         return { parameter, imageId: t.imageId, previousImageId: current, changed: false, skipped: 'rolled-back', image };
     }
@@ -86702,7 +86731,10 @@ async function publish(c, t) {
 async function rollback(c, t, now = new Date()) {
     const root = t.root ?? AMI_PARAMETER_ROOT;
     const parameter = currentParameter(t.variant, t.arch, root);
-    const [current, previous] = await Promise.all([readParameter(c.ssm, parameter), readParameter(c.ssm, previousParameter(t.variant, t.arch, root))]);
+    const [current, previous] = await Promise.all([
+        readParameter(c.ssm, parameter),
+        readParameter(c.ssm, previousParameter(t.variant, t.arch, root)),
+    ]);
     if (!current)
         throw new Error(`${parameter} does not exist: nothing is published for ${t.variant}/${t.arch}`);
     if (!previous)
@@ -86771,8 +86803,15 @@ function num(args, key, fallback) {
     return n;
 }
 function regions(args, env) {
-    const list = typeof args.regions === 'string' ? args.regions : typeof args.region === 'string' ? args.region : (env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? '');
-    const out = list.split(',').map((r) => r.trim()).filter(Boolean);
+    const list = typeof args.regions === 'string'
+        ? args.regions
+        : typeof args.region === 'string'
+            ? args.region
+            : (env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? '');
+    const out = list
+        .split(',')
+        .map((r) => r.trim())
+        .filter(Boolean);
     if (out.length === 0)
         throw new Error('no region: pass --region or set AWS_REGION');
     for (const r of out)
@@ -86783,7 +86822,9 @@ function regions(args, env) {
 function setOutputs(env, outputs) {
     if (!env.GITHUB_OUTPUT)
         return;
-    (0,external_node_fs_.appendFileSync)(env.GITHUB_OUTPUT, Object.entries(outputs).map(([k, v]) => `${k}=${v}\n`).join(''));
+    (0,external_node_fs_.appendFileSync)(env.GITHUB_OUTPUT, Object.entries(outputs)
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join(''));
 }
 function summary(env, markdown) {
     if (env.GITHUB_STEP_SUMMARY)
@@ -86801,7 +86842,11 @@ async function cmdFind(args, d) {
     const contentHash = checkContentHash(str(args, 'hash'));
     const [region = ''] = regions(args, d.env);
     const found = await findByContentHash(d.clients(region).ec2, { variant, arch, contentHash });
-    const out = { found: String(Boolean(found)), 'image-id': found?.imageId ?? '', 'rolled-back': String(found?.rolledBack ?? false) };
+    const out = {
+        found: String(Boolean(found)),
+        'image-id': found?.imageId ?? '',
+        'rolled-back': String(found?.rolledBack ?? false),
+    };
     setOutputs(d.env, out);
     d.log(JSON.stringify({ region, variant, arch, contentHash, ...out }));
     return 0;
@@ -86821,15 +86866,32 @@ async function cmdPublish(args, d) {
     }
     const results = [];
     for (const { region, imageId } of images) {
-        const r = await publish(d.clients(region), { variant, arch, imageId, skipIfRolledBack: args['skip-if-rolled-back'] === true });
+        const r = await publish(d.clients(region), {
+            variant,
+            arch,
+            imageId,
+            skipIfRolledBack: args['skip-if-rolled-back'] === true,
+        });
         results.push({ ...r, region });
-        const what = r.skipped ? `skipped (${r.skipped})` : r.changed ? `published (previous: ${r.previousImageId ?? 'none'})` : 'already current';
+        const what = r.skipped
+            ? `skipped (${r.skipped})`
+            : r.changed
+                ? `published (previous: ${r.previousImageId ?? 'none'})`
+                : 'already current';
         d.log(`${region} ${r.parameter} = ${r.imageId}: ${what}`);
     }
     const home = results[0];
-    setOutputs(d.env, { 'image-id': home?.imageId ?? '', changed: String(results.some((r) => r.changed)), skipped: String(results.some((r) => r.skipped)) });
+    setOutputs(d.env, {
+        'image-id': home?.imageId ?? '',
+        changed: String(results.some((r) => r.changed)),
+        skipped: String(results.some((r) => r.skipped)),
+    });
     const rows = results.map((r) => `| ${variant} | ${arch} | ${r.region} | \`${r.imageId}\` | ${imageSizeGiB(r.image)} GiB | ${duration(buildSeconds)} | \`${r.parameter}\` | ${r.skipped ? `not published: ${r.skipped}` : r.changed ? `published; previous \`${r.previousImageId ?? 'none'}\`` : 'already current'} |`);
-    summary(d.env, ['| variant | arch | region | AMI | size | build time | parameter | result |', '|---|---|---|---|---|---|---|---|', ...rows].join('\n'));
+    summary(d.env, [
+        '| variant | arch | region | AMI | size | build time | parameter | result |',
+        '|---|---|---|---|---|---|---|---|',
+        ...rows,
+    ].join('\n'));
     return 0;
 }
 async function cmdRollback(args, d) {
@@ -86844,7 +86906,10 @@ async function cmdRollback(args, d) {
 }
 function describeHousekeeping(region, r) {
     const verb = r.dryRun ? 'would deregister' : 'deregistered';
-    const lines = [`### AMI housekeeping in ${region}${r.dryRun ? ' (dry run)' : ''}`, `- referenced by parameters: ${r.referenced.length ? r.referenced.map((i) => `\`${i}\``).join(', ') : 'none'}`];
+    const lines = [
+        `### AMI housekeeping in ${region}${r.dryRun ? ' (dry run)' : ''}`,
+        `- referenced by parameters: ${r.referenced.length ? r.referenced.map((i) => `\`${i}\``).join(', ') : 'none'}`,
+    ];
     lines.push(`- ${verb}: ${r.deregistered.length ? r.deregistered.map((x) => `\`${x.imageId}\``).join(', ') : 'none'}`);
     lines.push(`- snapshots ${r.dryRun ? 'to delete' : 'deleted'}: ${r.deletedSnapshots.length}`);
     lines.push(`- kept: ${r.kept.length}`);
@@ -86858,7 +86923,12 @@ async function cmdHousekeep(args, d) {
     let failed = false;
     for (const region of regions(args, d.env)) {
         const c = d.clients(region);
-        const r = await housekeep(c.ec2, c.ssm, { olderThanDays, keepNewest, dryRun: args['dry-run'] === true, now: d.now?.() });
+        const r = await housekeep(c.ec2, c.ssm, {
+            olderThanDays,
+            keepNewest,
+            dryRun: args['dry-run'] === true,
+            now: d.now?.(),
+        });
         const text = describeHousekeeping(region, r);
         d.log(text);
         summary(d.env, text);

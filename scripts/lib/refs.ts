@@ -25,7 +25,9 @@ export interface Ref {
 
 /** owner/repo from package.json's "repository" (`github:owner/repo` or a github.com URL). */
 export function identity(root: string): string {
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { repository?: string | { url?: string } };
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    repository?: string | { url?: string };
+  };
   const raw = typeof pkg.repository === 'string' ? pkg.repository : (pkg.repository?.url ?? '');
   const m = /^(?:github:|git\+https:\/\/github\.com\/|https:\/\/github\.com\/)?([^/]+\/[^/.]+?)(?:\.git)?$/.exec(raw);
   if (!m?.[1]) throw new Error(`package.json: "repository" must be github:OWNER/REPO (got '${raw}')`);
@@ -34,8 +36,13 @@ export function identity(root: string): string {
 
 /** The files a fork rewrites: every tracked text file but the generated and foreign ones. */
 export function repoFiles(root: string): string[] {
-  const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' });
-  return out.split('\0').filter((f) => f && !SKIP.test(f) && existsSync(join(root, f)) && lstatSync(join(root, f)).isFile());
+  const out = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  return out
+    .split('\0')
+    .filter((f) => f && !SKIP.test(f) && existsSync(join(root, f)) && lstatSync(join(root, f)).isFile());
 }
 
 /** Is `path` (after owner/repo) one of ours: the root action, a sub-action directory, or a workflow? */
@@ -79,7 +86,8 @@ export function allRefs(root: string): Ref[] {
  * Returns the files it changed.
  */
 export function retarget(root: string, target: string): string[] {
-  if (!NAME.test(target)) throw new Error(`retarget: '${target}' is not OWNER/REPO (for example: npm run retarget -- myorg/spot-runner)`);
+  if (!NAME.test(target))
+    throw new Error(`retarget: '${target}' is not OWNER/REPO (for example: npm run retarget -- myorg/spot-runner)`);
   const current = identity(root);
   if (current === target) return [];
   const escaped = current.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -59,8 +59,16 @@ function num(args: Args, key: string, fallback?: number): number {
 }
 
 function regions(args: Args, env: CliDeps['env']): string[] {
-  const list = typeof args.regions === 'string' ? args.regions : typeof args.region === 'string' ? args.region : (env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? '');
-  const out = list.split(',').map((r) => r.trim()).filter(Boolean);
+  const list =
+    typeof args.regions === 'string'
+      ? args.regions
+      : typeof args.region === 'string'
+        ? args.region
+        : (env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? '');
+  const out = list
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean);
   if (out.length === 0) throw new Error('no region: pass --region or set AWS_REGION');
   for (const r of out) if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(r)) throw new Error(`'${r}' is not an AWS region`);
   return [...new Set(out)];
@@ -68,11 +76,17 @@ function regions(args: Args, env: CliDeps['env']): string[] {
 
 function setOutputs(env: CliDeps['env'], outputs: Record<string, string>): void {
   if (!env.GITHUB_OUTPUT) return;
-  appendFileSync(env.GITHUB_OUTPUT, Object.entries(outputs).map(([k, v]) => `${k}=${v}\n`).join(''));
+  appendFileSync(
+    env.GITHUB_OUTPUT,
+    Object.entries(outputs)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+  );
 }
 
 function summary(env: CliDeps['env'], markdown: string): void {
-  if (env.GITHUB_STEP_SUMMARY) appendFileSync(env.GITHUB_STEP_SUMMARY, markdown.endsWith('\n') ? markdown : `${markdown}\n`);
+  if (env.GITHUB_STEP_SUMMARY)
+    appendFileSync(env.GITHUB_STEP_SUMMARY, markdown.endsWith('\n') ? markdown : `${markdown}\n`);
 }
 
 function duration(seconds: number | undefined): string {
@@ -87,7 +101,11 @@ async function cmdFind(args: Args, d: CliDeps): Promise<number> {
   const contentHash = checkContentHash(str(args, 'hash'));
   const [region = ''] = regions(args, d.env);
   const found = await findByContentHash(d.clients(region).ec2, { variant, arch, contentHash });
-  const out = { found: String(Boolean(found)), 'image-id': found?.imageId ?? '', 'rolled-back': String(found?.rolledBack ?? false) };
+  const out = {
+    found: String(Boolean(found)),
+    'image-id': found?.imageId ?? '',
+    'rolled-back': String(found?.rolledBack ?? false),
+  };
   setOutputs(d.env, out);
   d.log(JSON.stringify({ region, variant, arch, contentHash, ...out }));
   return 0;
@@ -107,18 +125,38 @@ async function cmdPublish(args: Args, d: CliDeps): Promise<number> {
   }
   const results: (PublishResult & { region: string })[] = [];
   for (const { region, imageId } of images) {
-    const r = await publish(d.clients(region), { variant, arch, imageId, skipIfRolledBack: args['skip-if-rolled-back'] === true });
+    const r = await publish(d.clients(region), {
+      variant,
+      arch,
+      imageId,
+      skipIfRolledBack: args['skip-if-rolled-back'] === true,
+    });
     results.push({ ...r, region });
-    const what = r.skipped ? `skipped (${r.skipped})` : r.changed ? `published (previous: ${r.previousImageId ?? 'none'})` : 'already current';
+    const what = r.skipped
+      ? `skipped (${r.skipped})`
+      : r.changed
+        ? `published (previous: ${r.previousImageId ?? 'none'})`
+        : 'already current';
     d.log(`${region} ${r.parameter} = ${r.imageId}: ${what}`);
   }
   const home = results[0];
-  setOutputs(d.env, { 'image-id': home?.imageId ?? '', changed: String(results.some((r) => r.changed)), skipped: String(results.some((r) => r.skipped)) });
+  setOutputs(d.env, {
+    'image-id': home?.imageId ?? '',
+    changed: String(results.some((r) => r.changed)),
+    skipped: String(results.some((r) => r.skipped)),
+  });
   const rows = results.map(
     (r) =>
       `| ${variant} | ${arch} | ${r.region} | \`${r.imageId}\` | ${imageSizeGiB(r.image)} GiB | ${duration(buildSeconds)} | \`${r.parameter}\` | ${r.skipped ? `not published: ${r.skipped}` : r.changed ? `published; previous \`${r.previousImageId ?? 'none'}\`` : 'already current'} |`,
   );
-  summary(d.env, ['| variant | arch | region | AMI | size | build time | parameter | result |', '|---|---|---|---|---|---|---|---|', ...rows].join('\n'));
+  summary(
+    d.env,
+    [
+      '| variant | arch | region | AMI | size | build time | parameter | result |',
+      '|---|---|---|---|---|---|---|---|',
+      ...rows,
+    ].join('\n'),
+  );
   return 0;
 }
 
@@ -135,7 +173,10 @@ async function cmdRollback(args: Args, d: CliDeps): Promise<number> {
 
 function describeHousekeeping(region: string, r: HousekeepResult): string {
   const verb = r.dryRun ? 'would deregister' : 'deregistered';
-  const lines = [`### AMI housekeeping in ${region}${r.dryRun ? ' (dry run)' : ''}`, `- referenced by parameters: ${r.referenced.length ? r.referenced.map((i) => `\`${i}\``).join(', ') : 'none'}`];
+  const lines = [
+    `### AMI housekeeping in ${region}${r.dryRun ? ' (dry run)' : ''}`,
+    `- referenced by parameters: ${r.referenced.length ? r.referenced.map((i) => `\`${i}\``).join(', ') : 'none'}`,
+  ];
   lines.push(`- ${verb}: ${r.deregistered.length ? r.deregistered.map((x) => `\`${x.imageId}\``).join(', ') : 'none'}`);
   lines.push(`- snapshots ${r.dryRun ? 'to delete' : 'deleted'}: ${r.deletedSnapshots.length}`);
   lines.push(`- kept: ${r.kept.length}`);
@@ -149,7 +190,12 @@ async function cmdHousekeep(args: Args, d: CliDeps): Promise<number> {
   let failed = false;
   for (const region of regions(args, d.env)) {
     const c = d.clients(region);
-    const r = await housekeep(c.ec2, c.ssm, { olderThanDays, keepNewest, dryRun: args['dry-run'] === true, now: d.now?.() });
+    const r = await housekeep(c.ec2, c.ssm, {
+      olderThanDays,
+      keepNewest,
+      dryRun: args['dry-run'] === true,
+      now: d.now?.(),
+    });
     const text = describeHousekeeping(region, r);
     d.log(text);
     summary(d.env, text);

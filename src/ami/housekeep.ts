@@ -1,4 +1,11 @@
-import { DeleteSnapshotCommand, DeregisterImageCommand, DescribeSnapshotsCommand, type EC2Client, type Image, type Snapshot } from '@aws-sdk/client-ec2';
+import {
+  DeleteSnapshotCommand,
+  DeregisterImageCommand,
+  DescribeSnapshotsCommand,
+  type EC2Client,
+  type Image,
+  type Snapshot,
+} from '@aws-sdk/client-ec2';
 import { GetParametersByPathCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { errorCode, errorMessage } from '../errors.js';
 import { imageSnapshotIds, listOwnImages, newestFirst, tagValue } from './images.js';
@@ -39,7 +46,13 @@ async function listManagedSnapshots(ec2: EC2Client): Promise<Snapshot[]> {
   const snaps: Snapshot[] = [];
   let token: string | undefined;
   do {
-    const out = await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: [{ Name: `tag:${AMI_TAGS.managed}`, Values: ['true'] }], NextToken: token }));
+    const out = await ec2.send(
+      new DescribeSnapshotsCommand({
+        OwnerIds: ['self'],
+        Filters: [{ Name: `tag:${AMI_TAGS.managed}`, Values: ['true'] }],
+        NextToken: token,
+      }),
+    );
     snaps.push(...(out.Snapshots ?? []));
     token = out.NextToken;
   } while (token);
@@ -60,14 +73,22 @@ function createdAt(image: Image): number {
 export async function housekeep(ec2: EC2Client, ssm: SSMClient, o: HousekeepOptions): Promise<HousekeepResult> {
   if (!(o.olderThanDays >= 1)) throw new Error(`olderThanDays must be at least 1, got ${o.olderThanDays}`);
   const keepNewest = o.keepNewest ?? 1;
-  if (!(Number.isInteger(keepNewest) && keepNewest >= 0)) throw new Error(`keepNewest must be a whole number ≥ 0, got ${keepNewest}`);
+  if (!(Number.isInteger(keepNewest) && keepNewest >= 0))
+    throw new Error(`keepNewest must be a whole number ≥ 0, got ${keepNewest}`);
   const now = (o.now ?? new Date()).getTime();
   const cutoff = now - o.olderThanDays * 86_400_000;
   const dryRun = o.dryRun ?? false;
 
   const referenced = await referencedImageIds(ssm, o.root);
   const images = await listOwnImages(ec2, [{ Name: `tag:${AMI_TAGS.managed}`, Values: ['true'] }]);
-  const result: HousekeepResult = { referenced: [...referenced].sort(), deregistered: [], deletedSnapshots: [], kept: [], errors: [], dryRun };
+  const result: HousekeepResult = {
+    referenced: [...referenced].sort(),
+    deregistered: [],
+    deletedSnapshots: [],
+    kept: [],
+    errors: [],
+    dryRun,
+  };
 
   const groups = new Map<string, Image[]>();
   for (const image of images) {

@@ -31,7 +31,9 @@ export async function listOwnImages(ec2: EC2Client, filters: Filter[]): Promise<
   const images: Image[] = [];
   let token: string | undefined;
   do {
-    const out = await ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: filters, IncludeDeprecated: true, NextToken: token }));
+    const out = await ec2.send(
+      new DescribeImagesCommand({ Owners: ['self'], Filters: filters, IncludeDeprecated: true, NextToken: token }),
+    );
     images.push(...(out.Images ?? []));
     token = out.NextToken;
   } while (token);
@@ -50,7 +52,10 @@ export interface FoundImage {
 }
 
 /** The newest available AMI built from exactly this content, for this variant and arch. */
-export async function findByContentHash(ec2: EC2Client, q: { variant: string; arch: AmiArch; contentHash: string }): Promise<FoundImage | undefined> {
+export async function findByContentHash(
+  ec2: EC2Client,
+  q: { variant: string; arch: AmiArch; contentHash: string },
+): Promise<FoundImage | undefined> {
   const images = await listOwnImages(ec2, [
     { Name: `tag:${AMI_TAGS.managed}`, Values: ['true'] },
     { Name: `tag:${AMI_TAGS.contentHash}`, Values: [checkContentHash(q.contentHash)] },

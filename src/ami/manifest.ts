@@ -30,7 +30,9 @@ export interface ManifestEntry {
 export function readManifest(json: string, want: { variant: string; arch: AmiArch }): ManifestEntry {
   const m = JSON.parse(json) as { builds?: ManifestBuild[]; last_run_uuid?: string };
   const builds = (m.builds ?? []).filter((b) => !m.last_run_uuid || b.packer_run_uuid === m.last_run_uuid);
-  const match = builds.filter((b) => (b.custom_data?.arch ?? b.name) === want.arch && (b.custom_data?.variant ?? want.variant) === want.variant);
+  const match = builds.filter(
+    (b) => (b.custom_data?.arch ?? b.name) === want.arch && (b.custom_data?.variant ?? want.variant) === want.variant,
+  );
   const build = match[match.length - 1];
   if (!build?.artifact_id) throw new Error(`the manifest has no ${want.variant}/${want.arch} build in its last run`);
   const images = build.artifact_id.split(',').map((pair) => {
@@ -38,5 +40,10 @@ export function readManifest(json: string, want: { variant: string; arch: AmiArc
     if (!region || !imageId) throw new Error(`unexpected artifact id '${pair}' in the manifest`);
     return { region, imageId: checkImageId(imageId) };
   });
-  return { images, buildTime: build.build_time, contentHash: build.custom_data?.content_hash, runnerVersion: build.custom_data?.runner_version };
+  return {
+    images,
+    buildTime: build.build_time,
+    contentHash: build.custom_data?.content_hash,
+    runnerVersion: build.custom_data?.runner_version,
+  };
 }

@@ -29,12 +29,14 @@ export function checkVariant(variant: string): string {
 }
 
 export function checkArch(arch: string): AmiArch {
-  if (!(AMI_ARCHES as readonly string[]).includes(arch)) throw new Error(`arch '${arch}' must be one of ${AMI_ARCHES.join(', ')}`);
+  if (!(AMI_ARCHES as readonly string[]).includes(arch))
+    throw new Error(`arch '${arch}' must be one of ${AMI_ARCHES.join(', ')}`);
   return arch as AmiArch;
 }
 
 export function checkContentHash(hash: string): string {
-  if (!HASH_RE.test(hash)) throw new Error(`content hash '${hash}' must be 64 lowercase hex characters (packer/hash.sh)`);
+  if (!HASH_RE.test(hash))
+    throw new Error(`content hash '${hash}' must be 64 lowercase hex characters (packer/hash.sh)`);
   return hash;
 }
 

@@ -79,10 +79,21 @@ export function launchTemplateRequest(
       BlockDeviceMappings: [
         {
           DeviceName: image.rootDeviceName,
-          Ebs: { Encrypted: true, DeleteOnTermination: true, VolumeType: 'gp3', ...(cfg.volumeSize ? { VolumeSize: cfg.volumeSize } : {}) },
+          Ebs: {
+            Encrypted: true,
+            DeleteOnTermination: true,
+            VolumeType: 'gp3',
+            ...(cfg.volumeSize ? { VolumeSize: cfg.volumeSize } : {}),
+          },
         },
       ],
-      ...(cfg.instanceProfile ? { IamInstanceProfile: cfg.instanceProfile.arn ? { Arn: cfg.instanceProfile.arn } : { Name: cfg.instanceProfile.name } } : {}),
+      ...(cfg.instanceProfile
+        ? {
+            IamInstanceProfile: cfg.instanceProfile.arn
+              ? { Arn: cfg.instanceProfile.arn }
+              : { Name: cfg.instanceProfile.name },
+          }
+        : {}),
       ...(cfg.securityGroupIds.length > 0 ? { SecurityGroupIds: cfg.securityGroupIds } : {}),
       TagSpecifications: [
         { ResourceType: 'instance', Tags: t },
@@ -95,11 +106,17 @@ export function launchTemplateRequest(
 /** Every type × every subnet, before offerings are known (dry runs and tests). */
 export function allPools(cfg: StartConfig): Pool[] {
   const subnets: (string | undefined)[] = cfg.subnetIds.length > 0 ? cfg.subnetIds : [undefined];
-  return cfg.instanceTypes.flatMap((instanceType, priority) => subnets.map((subnetId) => ({ instanceType, priority, ...(subnetId ? { subnetId } : {}) })));
+  return cfg.instanceTypes.flatMap((instanceType, priority) =>
+    subnets.map((subnetId) => ({ instanceType, priority, ...(subnetId ? { subnetId } : {}) })),
+  );
 }
 
 /** One override per pool, in order of preference (Priority 0 is the first choice). */
-export function overrides(cfg: StartConfig, market: Market, pools: Pool[] = allPools(cfg)): FleetLaunchTemplateOverridesRequest[] {
+export function overrides(
+  cfg: StartConfig,
+  market: Market,
+  pools: Pool[] = allPools(cfg),
+): FleetLaunchTemplateOverridesRequest[] {
   return pools.map((p) => ({
     InstanceType: p.instanceType as _InstanceType,
     Priority: p.priority,
@@ -108,7 +125,15 @@ export function overrides(cfg: StartConfig, market: Market, pools: Pool[] = allP
   }));
 }
 
-export function fleetRequest(cfg: StartConfig, templateId: string, market: Market, count: number, token: string, tags: Record<string, string>, pools?: Pool[]): CreateFleetCommandInput {
+export function fleetRequest(
+  cfg: StartConfig,
+  templateId: string,
+  market: Market,
+  count: number,
+  token: string,
+  tags: Record<string, string>,
+  pools?: Pool[],
+): CreateFleetCommandInput {
   return {
     Type: 'instant',
     ClientToken: token,
@@ -122,11 +147,20 @@ export function fleetRequest(cfg: StartConfig, templateId: string, market: Marke
     },
     SpotOptions: { AllocationStrategy: cfg.allocationStrategy },
     OnDemandOptions: { AllocationStrategy: 'prioritized' },
-    LaunchTemplateConfigs: [{ LaunchTemplateSpecification: { LaunchTemplateId: templateId, Version: '$Latest' }, Overrides: overrides(cfg, market, pools) }],
+    LaunchTemplateConfigs: [
+      {
+        LaunchTemplateSpecification: { LaunchTemplateId: templateId, Version: '$Latest' },
+        Overrides: overrides(cfg, market, pools),
+      },
+    ],
   };
 }
 
-export async function createLaunchTemplate(aws: AwsClients, req: CreateLaunchTemplateCommandInput, signal?: AbortSignal): Promise<string> {
+export async function createLaunchTemplate(
+  aws: AwsClients,
+  req: CreateLaunchTemplateCommandInput,
+  signal?: AbortSignal,
+): Promise<string> {
   const out = await aws.ec2.send(new CreateLaunchTemplateCommand(req), { abortSignal: signal });
   const id = out.LaunchTemplate?.LaunchTemplateId;
   if (!id) throw new SpotRunnerError('CreateLaunchTemplate returned no template id');
@@ -157,7 +191,12 @@ export const DEFAULT_RETRY: RetryOptions = { sleep: defaultSleep, templateBudget
  * InvalidLaunchTemplateId.NotFound. The retry sends the same request, ClientToken included, so a
  * call that did launch is answered with its first result instead of launching twice.
  */
-async function sendFleet(aws: AwsClients, req: CreateFleetCommandInput, signal: AbortSignal | undefined, r: RetryOptions) {
+async function sendFleet(
+  aws: AwsClients,
+  req: CreateFleetCommandInput,
+  signal: AbortSignal | undefined,
+  r: RetryOptions,
+) {
   let waited = 0;
   for (let delay = 250; ; delay = Math.min(delay * 2, 4_000)) {
     try {
@@ -170,7 +209,12 @@ async function sendFleet(aws: AwsClients, req: CreateFleetCommandInput, signal: 
   }
 }
 
-export async function createFleet(aws: AwsClients, req: CreateFleetCommandInput, signal?: AbortSignal, r: RetryOptions = DEFAULT_RETRY): Promise<FleetOutcome> {
+export async function createFleet(
+  aws: AwsClients,
+  req: CreateFleetCommandInput,
+  signal?: AbortSignal,
+  r: RetryOptions = DEFAULT_RETRY,
+): Promise<FleetOutcome> {
   const out = await sendFleet(aws, req, signal, r);
   const market = (req.TargetCapacitySpecification?.DefaultTargetCapacityType ?? 'spot') as Market;
   const instances: LaunchedInstance[] = [];
@@ -197,7 +241,12 @@ export async function createFleet(aws: AwsClients, req: CreateFleetCommandInput,
 }
 
 export function describeErrors(errors: FleetError[]): string {
-  return errors.map((e) => `${e.code} (${e.market}${e.instanceType ? ` ${e.instanceType}` : ''}${e.subnetId ? ` in ${e.subnetId}` : ''}): ${e.message}`).join('; ');
+  return errors
+    .map(
+      (e) =>
+        `${e.code} (${e.market}${e.instanceType ? ` ${e.instanceType}` : ''}${e.subnetId ? ` in ${e.subnetId}` : ''}): ${e.message}`,
+    )
+    .join('; ');
 }
 
 export interface LaunchPlan {
@@ -222,7 +271,12 @@ export async function launch(
   pools?: Pool[],
   retry: RetryOptions = DEFAULT_RETRY,
 ): Promise<{ instances: LaunchedInstance[]; errors: FleetError[] }> {
-  const first = await createFleet(aws, fleetRequest(cfg, templateId, cfg.market, cfg.count, tokenFor(cfg.market), tags, pools), signal, retry).catch((e: unknown): FleetOutcome => {
+  const first = await createFleet(
+    aws,
+    fleetRequest(cfg, templateId, cfg.market, cfg.count, tokenFor(cfg.market), tags, pools),
+    signal,
+    retry,
+  ).catch((e: unknown): FleetOutcome => {
     // Instant fleets report capacity per override, but a whole-call capacity error means the same.
     if (!isCapacityError(errorCode(e))) throw e;
     return { instances: [], errors: [{ code: errorCode(e), message: errorMessage(e), market: cfg.market }] };
@@ -235,21 +289,36 @@ export async function launch(
   if (missing <= 0) return { instances: instances.slice(0, cfg.count), errors };
 
   const fatal = first.errors.filter((e) => !isPoolError(e.code));
-  if (fatal.length > 0) throw new SpotRunnerError(`EC2 Fleet launched ${instances.length} of ${cfg.count}: ${describeErrors(fatal)}`);
+  if (fatal.length > 0)
+    throw new SpotRunnerError(`EC2 Fleet launched ${instances.length} of ${cfg.count}: ${describeErrors(fatal)}`);
   if (cfg.market !== 'spot' || !cfg.onDemandFallback) {
     const why = first.errors.length > 0 ? describeErrors(first.errors) : 'no error was given';
-    const hint = cfg.market === 'spot' ? " Set on-demand-fallback: true, or add instance types or subnets." : ' Add instance types or subnets.';
-    throw new SpotRunnerError(`Not enough ${cfg.market} capacity: launched ${instances.length} of ${cfg.count}: ${why}.${hint}`);
+    const hint =
+      cfg.market === 'spot'
+        ? ' Set on-demand-fallback: true, or add instance types or subnets.'
+        : ' Add instance types or subnets.';
+    throw new SpotRunnerError(
+      `Not enough ${cfg.market} capacity: launched ${instances.length} of ${cfg.count}: ${why}.${hint}`,
+    );
   }
-  log(`Spot capacity short by ${missing} (${describeErrors(first.errors) || 'no error given'}); launching ${missing} on-demand`);
-  const second = await createFleet(aws, fleetRequest(cfg, templateId, 'on-demand', missing, tokenFor('on-demand'), tags, pools), signal, retry);
+  log(
+    `Spot capacity short by ${missing} (${describeErrors(first.errors) || 'no error given'}); launching ${missing} on-demand`,
+  );
+  const second = await createFleet(
+    aws,
+    fleetRequest(cfg, templateId, 'on-demand', missing, tokenFor('on-demand'), tags, pools),
+    signal,
+    retry,
+  );
   onLaunched(second.instances);
   if (cfg.exactType) checkExactType(cfg, second.instances);
   instances.push(...second.instances);
   errors.push(...second.errors);
   missing = cfg.count - instances.length;
   if (missing > 0) {
-    throw new SpotRunnerError(`Launched ${instances.length} of ${cfg.count} even with on-demand fallback: ${describeErrors(errors) || 'no error given'}`);
+    throw new SpotRunnerError(
+      `Launched ${instances.length} of ${cfg.count} even with on-demand fallback: ${describeErrors(errors) || 'no error given'}`,
+    );
   }
   return { instances, errors };
 }
@@ -258,6 +327,8 @@ export async function launch(
 function checkExactType(cfg: StartConfig, instances: LaunchedInstance[]): void {
   const wrong = instances.filter((i) => i.instanceType && i.instanceType !== cfg.instanceTypes[0]);
   if (wrong.length > 0) {
-    throw new SpotRunnerError(`exact-type: EC2 launched ${wrong.map((i) => `${i.instanceId} as ${i.instanceType}`).join(', ')}, not ${cfg.instanceTypes[0] ?? ''}; rolling back`);
+    throw new SpotRunnerError(
+      `exact-type: EC2 launched ${wrong.map((i) => `${i.instanceId} as ${i.instanceType}`).join(', ')}, not ${cfg.instanceTypes[0] ?? ''}; rolling back`,
+    );
   }
 }

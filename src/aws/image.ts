@@ -1,4 +1,12 @@
-import { DescribeImagesCommand, type Image, type _InstanceType, DescribeInstanceTypesCommand, DescribeSecurityGroupsCommand, DescribeSubnetsCommand, paginateDescribeInstanceTypeOfferings } from '@aws-sdk/client-ec2';
+import {
+  DescribeImagesCommand,
+  type Image,
+  type _InstanceType,
+  DescribeInstanceTypesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  paginateDescribeInstanceTypeOfferings,
+} from '@aws-sdk/client-ec2';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import type { Arch, StartConfig } from '../config.js';
 import { InputError, errorCode, errorMessage } from '../errors.js';
@@ -39,9 +47,17 @@ export interface LaunchPlanInputs {
 const ARCHES: Arch[] = ['x86_64', 'arm64'];
 
 /** Read-only checks against AWS that turn a plausible config into a launchable one. */
-export async function resolveLaunchInputs(cfg: StartConfig, aws: AwsClients, signal?: AbortSignal): Promise<LaunchPlanInputs> {
+export async function resolveLaunchInputs(
+  cfg: StartConfig,
+  aws: AwsClients,
+  signal?: AbortSignal,
+): Promise<LaunchPlanInputs> {
   const opts = { abortSignal: signal };
-  const [typeInfo, subnets] = await Promise.all([instanceTypeArches(cfg.instanceTypes, aws, opts), describeSubnets(cfg.subnetIds, aws, opts), checkSecurityGroups(cfg.securityGroupIds, aws, opts)]);
+  const [typeInfo, subnets] = await Promise.all([
+    instanceTypeArches(cfg.instanceTypes, aws, opts),
+    describeSubnets(cfg.subnetIds, aws, opts),
+    checkSecurityGroups(cfg.securityGroupIds, aws, opts),
+  ]);
   const typeArches = typeInfo.arches;
 
   let arch: Arch | undefined;
@@ -49,17 +65,29 @@ export async function resolveLaunchInputs(cfg: StartConfig, aws: AwsClients, sig
     // The types decide the architecture: all of them must share one.
     const common = ARCHES.filter((a) => cfg.instanceTypes.every((t) => typeArches[t]?.includes(a)));
     if (common.length === 0) {
-      throw new InputError('instance-types', `the types do not share one architecture (${cfg.instanceTypes.map((t) => `${t}: ${typeArches[t]?.join('/')}`).join(', ')})`, 'list only x86_64 types or only arm64 (Graviton) types');
+      throw new InputError(
+        'instance-types',
+        `the types do not share one architecture (${cfg.instanceTypes.map((t) => `${t}: ${typeArches[t]?.join('/')}`).join(', ')})`,
+        'list only x86_64 types or only arm64 (Graviton) types',
+      );
     }
     arch = common[0];
   }
   const image = await resolveImage(cfg, aws, arch, opts);
   const mismatched = cfg.instanceTypes.filter((t) => !typeArches[t]?.includes(image.arch));
   if (mismatched.length > 0) {
-    throw new InputError('instance-types', `${mismatched.join(', ')} cannot run the ${image.arch} image ${image.id}`, `choose ${image.arch} instance types, or an image built for their architecture`);
+    throw new InputError(
+      'instance-types',
+      `${mismatched.join(', ')} cannot run the ${image.arch} image ${image.id}`,
+      `choose ${image.arch} instance types, or an image built for their architecture`,
+    );
   }
   if (cfg.volumeSize !== undefined && image.rootVolumeSize !== undefined && cfg.volumeSize < image.rootVolumeSize) {
-    throw new InputError('volume-size', `${cfg.volumeSize} GiB is smaller than the image's ${image.rootVolumeSize} GiB root snapshot`, `give at least ${image.rootVolumeSize}, or leave it empty`);
+    throw new InputError(
+      'volume-size',
+      `${cfg.volumeSize} GiB is smaller than the image's ${image.rootVolumeSize} GiB root snapshot`,
+      `give at least ${image.rootVolumeSize}, or leave it empty`,
+    );
   }
   const { pools, notes } = await planPools(cfg, subnets, aws, opts);
   return { image, subnets, pools, notes, vcpus: typeInfo.vcpus };
@@ -70,9 +98,15 @@ export async function resolveLaunchInputs(cfg: StartConfig, aws: AwsClients, sig
  * pools"), so the first listed subnet of each AZ is kept and the others are named in the log. Then
  * the (type, AZ) pools EC2 does not offer are dropped (they would only answer Unsupported).
  */
-export async function planPools(cfg: StartConfig, subnets: Record<string, string>, aws: AwsClients, opts: { abortSignal?: AbortSignal }): Promise<{ pools: Pool[]; notes: string[] }> {
+export async function planPools(
+  cfg: StartConfig,
+  subnets: Record<string, string>,
+  aws: AwsClients,
+  opts: { abortSignal?: AbortSignal },
+): Promise<{ pools: Pool[]; notes: string[] }> {
   const notes: string[] = [];
-  if (cfg.subnetIds.length === 0) return { pools: cfg.instanceTypes.map((instanceType, priority) => ({ instanceType, priority })), notes };
+  if (cfg.subnetIds.length === 0)
+    return { pools: cfg.instanceTypes.map((instanceType, priority) => ({ instanceType, priority })), notes };
   const byAz = new Map<string, string[]>();
   for (const id of cfg.subnetIds) {
     const az = subnets[id] ?? '';
@@ -81,13 +115,22 @@ export async function planPools(cfg: StartConfig, subnets: Record<string, string
   const kept: string[] = [];
   for (const [az, ids] of byAz) {
     kept.push(ids[0] as string);
-    if (ids.length > 1) notes.push(`subnets ${ids.slice(1).join(', ')} left out: ${az} already has ${ids[0]}, and one EC2 Fleet may use only one subnet per Availability Zone`);
+    if (ids.length > 1)
+      notes.push(
+        `subnets ${ids.slice(1).join(', ')} left out: ${az} already has ${ids[0]}, and one EC2 Fleet may use only one subnet per Availability Zone`,
+      );
   }
   const azs = [...new Set(kept.map((id) => subnets[id] ?? ''))].filter(Boolean);
   const offered = new Set<string>();
   for await (const page of paginateDescribeInstanceTypeOfferings(
     { client: aws.ec2 },
-    { LocationType: 'availability-zone', Filters: [{ Name: 'instance-type', Values: cfg.instanceTypes }, { Name: 'location', Values: azs }] },
+    {
+      LocationType: 'availability-zone',
+      Filters: [
+        { Name: 'instance-type', Values: cfg.instanceTypes },
+        { Name: 'location', Values: azs },
+      ],
+    },
   )) {
     for (const o of page.InstanceTypeOfferings ?? []) offered.add(`${o.InstanceType ?? ''}@${o.Location ?? ''}`);
     if (opts.abortSignal?.aborted) break;
@@ -97,18 +140,27 @@ export async function planPools(cfg: StartConfig, subnets: Record<string, string
   cfg.instanceTypes.forEach((instanceType, priority) => {
     for (const subnetId of kept) {
       const availabilityZone = subnets[subnetId] ?? '';
-      if (offered.has(`${instanceType}@${availabilityZone}`)) pools.push({ instanceType, subnetId, availabilityZone, priority });
+      if (offered.has(`${instanceType}@${availabilityZone}`))
+        pools.push({ instanceType, subnetId, availabilityZone, priority });
       else missing.push(`${instanceType} in ${availabilityZone} (${subnetId})`);
     }
   });
   if (pools.length === 0) {
-    throw new InputError('instance-types', `EC2 offers none of the types in the subnets' Availability Zones: ${missing.join(', ')}`, 'add a type offered there (aws ec2 describe-instance-type-offerings --location-type availability-zone), or subnets in other AZs');
+    throw new InputError(
+      'instance-types',
+      `EC2 offers none of the types in the subnets' Availability Zones: ${missing.join(', ')}`,
+      'add a type offered there (aws ec2 describe-instance-type-offerings --location-type availability-zone), or subnets in other AZs',
+    );
   }
   if (missing.length > 0) notes.push(`pools left out because EC2 does not offer them: ${missing.join(', ')}`);
   return { pools, notes };
 }
 
-async function instanceTypeArches(types: string[], aws: AwsClients, opts: { abortSignal?: AbortSignal }): Promise<{ arches: Record<string, string[]>; vcpus: Record<string, number> }> {
+async function instanceTypeArches(
+  types: string[],
+  aws: AwsClients,
+  opts: { abortSignal?: AbortSignal },
+): Promise<{ arches: Record<string, string[]>; vcpus: Record<string, number> }> {
   try {
     const out = await aws.ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: types as _InstanceType[] }), opts);
     const found: Record<string, string[]> = {};
@@ -118,18 +170,32 @@ async function instanceTypeArches(types: string[], aws: AwsClients, opts: { abor
       if (t.InstanceType && t.VCpuInfo?.DefaultVCpus) vcpus[t.InstanceType] = t.VCpuInfo.DefaultVCpus;
     }
     const missing = types.filter((t) => !(t in found));
-    if (missing.length > 0) throw new InputError('instance-types', `${missing.join(', ')} not offered in this region`, 'check the spelling and that the type exists in aws-region');
+    if (missing.length > 0)
+      throw new InputError(
+        'instance-types',
+        `${missing.join(', ')} not offered in this region`,
+        'check the spelling and that the type exists in aws-region',
+      );
     return { arches: found, vcpus };
   } catch (e) {
     if (e instanceof InputError) throw e;
     if (/InvalidInstanceType/.test(errorCode(e))) {
-      throw new InputError('instance-types', errorMessage(e), 'check the spelling and that the type exists in aws-region');
+      throw new InputError(
+        'instance-types',
+        errorMessage(e),
+        'check the spelling and that the type exists in aws-region',
+      );
     }
     throw e;
   }
 }
 
-async function resolveImage(cfg: StartConfig, aws: AwsClients, arch: Arch | undefined, opts: { abortSignal?: AbortSignal }): Promise<ResolvedImage> {
+async function resolveImage(
+  cfg: StartConfig,
+  aws: AwsClients,
+  arch: Arch | undefined,
+  opts: { abortSignal?: AbortSignal },
+): Promise<ResolvedImage> {
   let id: string;
   let parameter: string | undefined;
   if (cfg.image.kind === 'ami') {
@@ -141,11 +207,20 @@ async function resolveImage(cfg: StartConfig, aws: AwsClients, arch: Arch | unde
       id = (out.Parameter?.Value ?? '').trim();
     } catch (e) {
       if (errorCode(e) === 'ParameterNotFound') {
-        throw new InputError('image', `SSM parameter ${parameter} does not exist in ${cfg.region}`, 'publish the AMI id there (see build-ami.yml) or give an ami-… id');
+        throw new InputError(
+          'image',
+          `SSM parameter ${parameter} does not exist in ${cfg.region}`,
+          'publish the AMI id there (see build-ami.yml) or give an ami-… id',
+        );
       }
       throw e;
     }
-    if (!/^ami-[0-9a-f]{8,17}$/.test(id)) throw new InputError('image', `SSM parameter ${parameter} holds '${id.slice(0, 40)}', not an AMI id`, 'store an ami-… id in it');
+    if (!/^ami-[0-9a-f]{8,17}$/.test(id))
+      throw new InputError(
+        'image',
+        `SSM parameter ${parameter} holds '${id.slice(0, 40)}', not an AMI id`,
+        'store an ami-… id in it',
+      );
   }
   let images: Image[];
   try {
@@ -155,23 +230,43 @@ async function resolveImage(cfg: StartConfig, aws: AwsClients, arch: Arch | unde
     else throw e;
   }
   const img = images[0];
-  if (!img) throw new InputError('image', `AMI ${id}${parameter ? ` (from ${parameter})` : ''} was not found or is not visible to this account in ${cfg.region}`, 'check the id, the region and the AMI launch permissions');
-  if (img.State && img.State !== 'available') throw new InputError('image', `AMI ${id} is ${img.State}, not available`, 'wait for it to become available or use another image');
+  if (!img)
+    throw new InputError(
+      'image',
+      `AMI ${id}${parameter ? ` (from ${parameter})` : ''} was not found or is not visible to this account in ${cfg.region}`,
+      'check the id, the region and the AMI launch permissions',
+    );
+  if (img.State && img.State !== 'available')
+    throw new InputError(
+      'image',
+      `AMI ${id} is ${img.State}, not available`,
+      'wait for it to become available or use another image',
+    );
   const a = img.Architecture;
-  if (a !== 'x86_64' && a !== 'arm64') throw new InputError('image', `AMI ${id} is ${a}, which spot-runner does not support`, 'use an x86_64 or arm64 image');
+  if (a !== 'x86_64' && a !== 'arm64')
+    throw new InputError(
+      'image',
+      `AMI ${id} is ${a}, which spot-runner does not support`,
+      'use an x86_64 or arm64 image',
+    );
   const rootDeviceName = img.RootDeviceName ?? '/dev/xvda';
   const root = img.BlockDeviceMappings?.find((m) => m.DeviceName === rootDeviceName);
   const runnerVersion = img.Tags?.find((t) => t.Key === 'spot-runner:runner-version')?.Value;
   return { id, arch: a, rootDeviceName, rootVolumeSize: root?.Ebs?.VolumeSize, parameter, runnerVersion };
 }
 
-async function describeSubnets(ids: string[], aws: AwsClients, opts: { abortSignal?: AbortSignal }): Promise<Record<string, string>> {
+async function describeSubnets(
+  ids: string[],
+  aws: AwsClients,
+  opts: { abortSignal?: AbortSignal },
+): Promise<Record<string, string>> {
   if (ids.length === 0) return {};
   try {
     const out = await aws.ec2.send(new DescribeSubnetsCommand({ SubnetIds: ids }), opts);
     return Object.fromEntries((out.Subnets ?? []).map((s) => [s.SubnetId ?? '', s.AvailabilityZone ?? '']));
   } catch (e) {
-    if (/InvalidSubnetID/.test(errorCode(e))) throw new InputError('subnet-ids', errorMessage(e), 'list subnets that exist in aws-region');
+    if (/InvalidSubnetID/.test(errorCode(e)))
+      throw new InputError('subnet-ids', errorMessage(e), 'list subnets that exist in aws-region');
     throw e;
   }
 }
@@ -181,7 +276,12 @@ async function checkSecurityGroups(ids: string[], aws: AwsClients, opts: { abort
   try {
     await aws.ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: ids }), opts);
   } catch (e) {
-    if (/InvalidGroup/.test(errorCode(e))) throw new InputError('security-group-ids', errorMessage(e), 'list security groups that exist in aws-region (and in the subnets’ VPC)');
+    if (/InvalidGroup/.test(errorCode(e)))
+      throw new InputError(
+        'security-group-ids',
+        errorMessage(e),
+        'list security groups that exist in aws-region (and in the subnets’ VPC)',
+      );
     throw e;
   }
 }

@@ -1,4 +1,11 @@
-import { TerminateInstancesCommand, paginateDescribeInstances, paginateDescribeVolumes, waitUntilInstanceTerminated, type Filter, type Instance } from '@aws-sdk/client-ec2';
+import {
+  TerminateInstancesCommand,
+  paginateDescribeInstances,
+  paginateDescribeVolumes,
+  waitUntilInstanceTerminated,
+  type Filter,
+  type Instance,
+} from '@aws-sdk/client-ec2';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { TAGS } from '../tags.js';
 import { errorCode } from '../errors.js';
@@ -39,9 +46,16 @@ export function toInfo(i: Instance, ownerId?: string): InstanceInfo {
 
 export const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
 
-async function collect(aws: AwsClients, input: { InstanceIds?: string[]; Filters?: Filter[] }, signal?: AbortSignal): Promise<InstanceInfo[]> {
+async function collect(
+  aws: AwsClients,
+  input: { InstanceIds?: string[]; Filters?: Filter[] },
+  signal?: AbortSignal,
+): Promise<InstanceInfo[]> {
   const out: InstanceInfo[] = [];
-  for await (const page of paginateDescribeInstances({ client: aws.ec2, pageSize: input.InstanceIds ? undefined : 1000 }, input)) {
+  for await (const page of paginateDescribeInstances(
+    { client: aws.ec2, pageSize: input.InstanceIds ? undefined : 1000 },
+    input,
+  )) {
     if (signal?.aborted) break;
     for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toInfo(i, r.OwnerId));
   }
@@ -60,7 +74,13 @@ export async function describeByIds(aws: AwsClients, ids: string[], signal?: Abo
   }
 }
 
-export async function describeByTag(aws: AwsClients, key: string, values: string[], states?: string[], signal?: AbortSignal): Promise<InstanceInfo[]> {
+export async function describeByTag(
+  aws: AwsClients,
+  key: string,
+  values: string[],
+  states?: string[],
+  signal?: AbortSignal,
+): Promise<InstanceInfo[]> {
   const Filters: Filter[] = [{ Name: `tag:${key}`, Values: values }];
   if (states) Filters.push({ Name: 'instance-state-name', Values: states });
   return collect(aws, { Filters }, signal);
@@ -76,7 +96,10 @@ export interface TerminateOptions {
   notFoundBudgetMs: number;
 }
 
-export const DEFAULT_TERMINATE: TerminateOptions = { sleep: (ms) => new Promise((r) => setTimeout(r, ms)), notFoundBudgetMs: 60_000 };
+export const DEFAULT_TERMINATE: TerminateOptions = {
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  notFoundBudgetMs: 60_000,
+};
 
 export interface TerminateResult {
   terminated: string[];
@@ -91,7 +114,11 @@ export interface TerminateResult {
  * the rest retried with backoff for about a minute. A terminated instance stays known for about
  * an hour, so an id that stays unknown that long was never launched.
  */
-export async function terminate(aws: AwsClients, ids: string[], o: TerminateOptions = DEFAULT_TERMINATE): Promise<TerminateResult> {
+export async function terminate(
+  aws: AwsClients,
+  ids: string[],
+  o: TerminateOptions = DEFAULT_TERMINATE,
+): Promise<TerminateResult> {
   const done: string[] = [];
   let pending = [...new Set(ids)];
   let waited = 0;
@@ -151,10 +178,23 @@ export async function accountId(aws: AwsClients, signal?: AbortSignal): Promise<
 }
 
 /** The SDK waiter, bounded; returns false if the bound passed first. */
-export async function waitTerminated(aws: AwsClients, ids: string[], maxWaitSeconds: number, minDelaySeconds = 2): Promise<boolean> {
+export async function waitTerminated(
+  aws: AwsClients,
+  ids: string[],
+  maxWaitSeconds: number,
+  minDelaySeconds = 2,
+): Promise<boolean> {
   if (ids.length === 0) return true;
   try {
-    await waitUntilInstanceTerminated({ client: aws.ec2, maxWaitTime: maxWaitSeconds, minDelay: minDelaySeconds, maxDelay: Math.max(minDelaySeconds, 10) }, { InstanceIds: ids });
+    await waitUntilInstanceTerminated(
+      {
+        client: aws.ec2,
+        maxWaitTime: maxWaitSeconds,
+        minDelay: minDelaySeconds,
+        maxDelay: Math.max(minDelaySeconds, 10),
+      },
+      { InstanceIds: ids },
+    );
     return true;
   } catch {
     return false;

@@ -1,4 +1,9 @@
-import { DeleteParametersCommand, GetParameterCommand, PutParameterCommand, paginateDescribeParameters } from '@aws-sdk/client-ssm';
+import {
+  DeleteParametersCommand,
+  GetParameterCommand,
+  PutParameterCommand,
+  paginateDescribeParameters,
+} from '@aws-sdk/client-ssm';
 import { SpotRunnerError, errorCode } from '../errors.js';
 import type { AwsClients } from './clients.js';
 
@@ -37,7 +42,14 @@ export class Pacer {
  * ours (its name holds the instance id) if it holds exactly our value, and then that is success;
  * so is finding it gone, since its machine deletes it as soon as it has read it.
  */
-export async function putSecret(aws: AwsClients, name: string, value: string, tags: Record<string, string>, signal?: AbortSignal, pacer?: Pacer): Promise<void> {
+export async function putSecret(
+  aws: AwsClients,
+  name: string,
+  value: string,
+  tags: Record<string, string>,
+  signal?: AbortSignal,
+  pacer?: Pacer,
+): Promise<void> {
   await pacer?.take();
   try {
     await aws.ssm.send(
@@ -60,7 +72,10 @@ export async function putSecret(aws: AwsClients, name: string, value: string, ta
       if (errorCode(e2) === 'ParameterNotFound') return;
       throw e2;
     }
-    if (out.Parameter?.Value !== value) throw new SpotRunnerError(`SSM parameter ${name} already exists with another value; it is not this start's (remove it, or run reap)`);
+    if (out.Parameter?.Value !== value)
+      throw new SpotRunnerError(
+        `SSM parameter ${name} already exists with another value; it is not this start's (remove it, or run reap)`,
+      );
   }
 }
 

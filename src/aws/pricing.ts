@@ -1,4 +1,9 @@
-import { DescribeInstanceTypesCommand, paginateDescribeSpotPriceHistory, DescribeSpotPriceHistoryCommand, type _InstanceType } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstanceTypesCommand,
+  paginateDescribeSpotPriceHistory,
+  DescribeSpotPriceHistoryCommand,
+  type _InstanceType,
+} from '@aws-sdk/client-ec2';
 import { GetProductsCommand } from '@aws-sdk/client-pricing';
 import type { AwsClients } from './clients.js';
 import type { InstanceInfo } from './instances.js';
@@ -6,12 +11,33 @@ import type { InstanceInfo } from './instances.js';
 // On-demand Linux prices (USD/hour, us-east-1) for common runner types: the fallback when the
 // Price List Query API cannot be reached or does not know the type. The summary says when it was used.
 const ON_DEMAND_USD: Record<string, number> = {
-  'c6i.large': 0.085, 'c6i.xlarge': 0.17, 'c6i.2xlarge': 0.34, 'c6i.4xlarge': 0.68, 'c6i.8xlarge': 1.36,
-  'c7i.large': 0.08925, 'c7i.xlarge': 0.1785, 'c7i.2xlarge': 0.357, 'c7i.4xlarge': 0.714, 'c7i.8xlarge': 1.428,
-  'c7g.large': 0.0725, 'c7g.xlarge': 0.145, 'c7g.2xlarge': 0.29, 'c7g.4xlarge': 0.58, 'c7g.8xlarge': 1.16,
-  'm6i.large': 0.096, 'm6i.xlarge': 0.192, 'm6i.2xlarge': 0.384, 'm7i.large': 0.1008, 'm7i.xlarge': 0.2016,
-  't3.micro': 0.0104, 't3.small': 0.0208, 't3.medium': 0.0416, 't3.large': 0.0832,
-  'g5.xlarge': 1.006, 'g5.2xlarge': 1.212, 'g6.xlarge': 0.8048,
+  'c6i.large': 0.085,
+  'c6i.xlarge': 0.17,
+  'c6i.2xlarge': 0.34,
+  'c6i.4xlarge': 0.68,
+  'c6i.8xlarge': 1.36,
+  'c7i.large': 0.08925,
+  'c7i.xlarge': 0.1785,
+  'c7i.2xlarge': 0.357,
+  'c7i.4xlarge': 0.714,
+  'c7i.8xlarge': 1.428,
+  'c7g.large': 0.0725,
+  'c7g.xlarge': 0.145,
+  'c7g.2xlarge': 0.29,
+  'c7g.4xlarge': 0.58,
+  'c7g.8xlarge': 1.16,
+  'm6i.large': 0.096,
+  'm6i.xlarge': 0.192,
+  'm6i.2xlarge': 0.384,
+  'm7i.large': 0.1008,
+  'm7i.xlarge': 0.2016,
+  't3.micro': 0.0104,
+  't3.small': 0.0208,
+  't3.medium': 0.0416,
+  't3.large': 0.0832,
+  'g5.xlarge': 1.006,
+  'g5.2xlarge': 1.212,
+  'g6.xlarge': 0.8048,
 };
 
 // gp3 storage, USD per GB-month in us-east-1 (aws.amazon.com/ebs/pricing, 2026-12); AWS bills a
@@ -25,7 +51,8 @@ const HOURS_PER_MONTH = 730;
  * each job up to whole minutes.
  */
 export const GITHUB_HOSTED_PER_MINUTE = {
-  source: 'https://docs.github.com/en/billing/reference/actions-runner-pricing (rates from 2026-01-01, read 2026-12-01)',
+  source:
+    'https://docs.github.com/en/billing/reference/actions-runner-pricing (rates from 2026-01-01, read 2026-12-01)',
   x86_64: { 2: 0.006, 4: 0.012, 8: 0.022, 16: 0.042, 32: 0.082, 64: 0.162, 96: 0.252 } as Record<number, number>,
   arm64: { 2: 0.005, 4: 0.008, 8: 0.014, 16: 0.026, 32: 0.05, 64: 0.098 } as Record<number, number>,
 };
@@ -83,11 +110,23 @@ export function timeWeighted(changes: { at: Date; price: number }[], from: Date,
   return sum / span;
 }
 
-async function spotChanges(aws: AwsClients, type: string, az: string, from: Date, to: Date): Promise<{ at: Date; price: number }[]> {
+async function spotChanges(
+  aws: AwsClients,
+  type: string,
+  az: string,
+  from: Date,
+  to: Date,
+): Promise<{ at: Date; price: number }[]> {
   const out: { at: Date; price: number }[] = [];
   for await (const page of paginateDescribeSpotPriceHistory(
     { client: aws.ec2 },
-    { InstanceTypes: [type as _InstanceType], AvailabilityZone: az || undefined, ProductDescriptions: ['Linux/UNIX'], StartTime: from, EndTime: to },
+    {
+      InstanceTypes: [type as _InstanceType],
+      AvailabilityZone: az || undefined,
+      ProductDescriptions: ['Linux/UNIX'],
+      StartTime: from,
+      EndTime: to,
+    },
   )) {
     for (const p of page.SpotPriceHistory ?? []) {
       const price = Number(p.SpotPrice);
@@ -103,12 +142,21 @@ export async function onDemandPrice(aws: AwsClients, type: string, region: strin
   const out = await aws.pricing.send(
     new GetProductsCommand({
       ServiceCode: 'AmazonEC2',
-      Filters: [term('instanceType', type), term('regionCode', region), term('operatingSystem', 'Linux'), term('tenancy', 'Shared'), term('preInstalledSw', 'NA'), term('capacitystatus', 'Used')],
+      Filters: [
+        term('instanceType', type),
+        term('regionCode', region),
+        term('operatingSystem', 'Linux'),
+        term('tenancy', 'Shared'),
+        term('preInstalledSw', 'NA'),
+        term('capacitystatus', 'Used'),
+      ],
       MaxResults: 10,
     }),
   );
   for (const raw of out.PriceList ?? []) {
-    const item = JSON.parse(raw) as { terms?: { OnDemand?: Record<string, { priceDimensions?: Record<string, { pricePerUnit?: { USD?: string } }> }> } };
+    const item = JSON.parse(raw) as {
+      terms?: { OnDemand?: Record<string, { priceDimensions?: Record<string, { pricePerUnit?: { USD?: string } }> }> };
+    };
     for (const t of Object.values(item.terms?.OnDemand ?? {})) {
       for (const d of Object.values(t.priceDimensions ?? {})) {
         const usd = Number(d.pricePerUnit?.USD);
@@ -125,7 +173,11 @@ async function vcpusOf(aws: AwsClients, types: string[]): Promise<Map<string, { 
   try {
     const res = await aws.ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: types as _InstanceType[] }));
     for (const t of res.InstanceTypes ?? []) {
-      if (t.InstanceType && t.VCpuInfo?.DefaultVCpus) out.set(t.InstanceType, { vcpus: t.VCpuInfo.DefaultVCpus, arch: t.ProcessorInfo?.SupportedArchitectures?.includes('arm64') ? 'arm64' : 'x86_64' });
+      if (t.InstanceType && t.VCpuInfo?.DefaultVCpus)
+        out.set(t.InstanceType, {
+          vcpus: t.VCpuInfo.DefaultVCpus,
+          arch: t.ProcessorInfo?.SupportedArchitectures?.includes('arm64') ? 'arm64' : 'x86_64',
+        });
     }
   } catch {
     // The comparison is a nicety; without it the summary simply omits it.
@@ -141,7 +193,12 @@ export interface CostOptions {
   endedAt?: Map<string, Date>;
 }
 
-export async function estimateCost(aws: AwsClients, instances: InstanceInfo[], now: Date, o: CostOptions = { region: 'us-east-1' }): Promise<CostEstimate> {
+export async function estimateCost(
+  aws: AwsClients,
+  instances: InstanceInfo[],
+  now: Date,
+  o: CostOptions = { region: 'us-east-1' },
+): Promise<CostEstimate> {
   const notes: string[] = [];
   const spot = new Map<string, { at: Date; price: number }[] | undefined>();
   const onDemand = new Map<string, { price?: number; source: PriceSource }>();
@@ -151,7 +208,8 @@ export async function estimateCost(aws: AwsClients, instances: InstanceInfo[], n
     const from = i.launchTime ?? end;
     if (i.market === 'spot') {
       const key = `${i.instanceType}@${i.availabilityZone}@${from.getTime()}`;
-      if (!spot.has(key)) spot.set(key, await spotChanges(aws, i.instanceType, i.availabilityZone, from, end).catch(() => undefined));
+      if (!spot.has(key))
+        spot.set(key, await spotChanges(aws, i.instanceType, i.availabilityZone, from, end).catch(() => undefined));
     } else if (!onDemand.has(i.instanceType)) {
       let price: number | undefined;
       try {
@@ -160,7 +218,8 @@ export async function estimateCost(aws: AwsClients, instances: InstanceInfo[], n
         priceListFailure = (e as Error).message;
       }
       if (price !== undefined) onDemand.set(i.instanceType, { price, source: 'price-list' });
-      else if (ON_DEMAND_USD[i.instanceType] !== undefined) onDemand.set(i.instanceType, { price: ON_DEMAND_USD[i.instanceType], source: 'bundled-table' });
+      else if (ON_DEMAND_USD[i.instanceType] !== undefined)
+        onDemand.set(i.instanceType, { price: ON_DEMAND_USD[i.instanceType], source: 'bundled-table' });
       else onDemand.set(i.instanceType, { source: 'unknown' });
     }
   }
@@ -185,21 +244,46 @@ export async function estimateCost(aws: AwsClients, instances: InstanceInfo[], n
     const compute = pricePerHour === undefined ? undefined : pricePerHour * hours;
     const c = cores.get(i.instanceType);
     const rate = c ? GITHUB_HOSTED_PER_MINUTE[c.arch === 'arm64' ? 'arm64' : 'x86_64'][c.vcpus] : undefined;
-    const githubHosted = c && rate !== undefined ? { label: `Linux ${c.vcpus}-core${c.arch === 'arm64' ? ' arm64' : ''}`, cost: Math.ceil(hours * 60) * rate } : undefined;
-    return { instanceId: i.instanceId, instanceType: i.instanceType, market: i.market, hours, pricePerHour, priceSource, ebsGiB, ebsCost, cost: compute === undefined ? undefined : compute + (ebsCost ?? 0), githubHosted };
+    const githubHosted =
+      c && rate !== undefined
+        ? { label: `Linux ${c.vcpus}-core${c.arch === 'arm64' ? ' arm64' : ''}`, cost: Math.ceil(hours * 60) * rate }
+        : undefined;
+    return {
+      instanceId: i.instanceId,
+      instanceType: i.instanceType,
+      market: i.market,
+      hours,
+      pricePerHour,
+      priceSource,
+      ebsGiB,
+      ebsCost,
+      cost: compute === undefined ? undefined : compute + (ebsCost ?? 0),
+      githubHosted,
+    };
   });
   const known = lines.filter((l) => l.cost !== undefined);
   const total = known.length === lines.length ? known.reduce((a, l) => a + (l.cost ?? 0), 0) : undefined;
-  const gh = lines.every((l) => l.githubHosted) && lines.length > 0 ? lines.reduce((a, l) => a + (l.githubHosted?.cost ?? 0), 0) : undefined;
+  const gh =
+    lines.every((l) => l.githubHosted) && lines.length > 0
+      ? lines.reduce((a, l) => a + (l.githubHosted?.cost ?? 0), 0)
+      : undefined;
   const table = [...new Set(lines.filter((l) => l.priceSource === 'bundled-table').map((l) => l.instanceType))];
-  if (table.length > 0) notes.push(`on-demand price of ${table.join(', ')} from spot-runner's bundled us-east-1 table, not the AWS Price List${priceListFailure ? ` (${priceListFailure})` : ''}`);
-  if (lines.some((l) => l.ebsCost !== undefined)) notes.push(`EBS at the gp3 rate of $${EBS_GP3_USD_PER_GB_MONTH}/GB-month (us-east-1)`);
-  if (gh !== undefined) notes.push(`GitHub-hosted comparison: the same minutes, rounded up per job, at ${GITHUB_HOSTED_PER_MINUTE.source}`);
+  if (table.length > 0)
+    notes.push(
+      `on-demand price of ${table.join(', ')} from spot-runner's bundled us-east-1 table, not the AWS Price List${priceListFailure ? ` (${priceListFailure})` : ''}`,
+    );
+  if (lines.some((l) => l.ebsCost !== undefined))
+    notes.push(`EBS at the gp3 rate of $${EBS_GP3_USD_PER_GB_MONTH}/GB-month (us-east-1)`);
+  if (gh !== undefined)
+    notes.push(`GitHub-hosted comparison: the same minutes, rounded up per job, at ${GITHUB_HOSTED_PER_MINUTE.source}`);
   return { lines, total, githubHostedTotal: gh, notes };
 }
 
 /** The latest spot price per type@AZ, for the start summary; best-effort (undefined when unknown). */
-export async function currentSpotPrices(aws: AwsClients, pairs: { instanceType: string; availabilityZone: string }[]): Promise<Map<string, string>> {
+export async function currentSpotPrices(
+  aws: AwsClients,
+  pairs: { instanceType: string; availabilityZone: string }[],
+): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const keys = [...new Set(pairs.map((p) => `${p.instanceType}@${p.availabilityZone}`))];
   await Promise.all(
@@ -207,7 +291,13 @@ export async function currentSpotPrices(aws: AwsClients, pairs: { instanceType: 
       const [type, az] = key.split('@') as [string, string];
       try {
         const res = await aws.ec2.send(
-          new DescribeSpotPriceHistoryCommand({ InstanceTypes: [type as _InstanceType], AvailabilityZone: az || undefined, ProductDescriptions: ['Linux/UNIX'], StartTime: new Date(), MaxResults: 5 }),
+          new DescribeSpotPriceHistoryCommand({
+            InstanceTypes: [type as _InstanceType],
+            AvailabilityZone: az || undefined,
+            ProductDescriptions: ['Linux/UNIX'],
+            StartTime: new Date(),
+            MaxResults: 5,
+          }),
         );
         const price = res.SpotPriceHistory?.[0]?.SpotPrice;
         if (price) out.set(key, price);

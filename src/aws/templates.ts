@@ -14,7 +14,12 @@ export async function describeTemplatesByTag(aws: AwsClients, key: string, value
   const out: TemplateInfo[] = [];
   for await (const page of paginateDescribeLaunchTemplates({ client: aws.ec2, pageSize: 200 }, { Filters })) {
     for (const t of page.LaunchTemplates ?? []) {
-      out.push({ id: t.LaunchTemplateId ?? '', name: t.LaunchTemplateName ?? '', createdAt: t.CreateTime, tags: Object.fromEntries((t.Tags ?? []).map((x) => [x.Key ?? '', x.Value ?? ''])) });
+      out.push({
+        id: t.LaunchTemplateId ?? '',
+        name: t.LaunchTemplateName ?? '',
+        createdAt: t.CreateTime,
+        tags: Object.fromEntries((t.Tags ?? []).map((x) => [x.Key ?? '', x.Value ?? ''])),
+      });
     }
   }
   return out;

@@ -3,9 +3,21 @@
 // "4b"). Machines built from other settings (a new image, other types, another bootstrap) are
 // terminated, never reused. No runner is registered and no JIT config exists for a pool machine.
 import type { AwsClients } from '../aws/clients.js';
-import { DEFAULT_RETRY, createLaunchTemplate, launch, launchTemplateRequest, type LaunchedInstance } from '../aws/fleet.js';
+import {
+  DEFAULT_RETRY,
+  createLaunchTemplate,
+  launch,
+  launchTemplateRequest,
+  type LaunchedInstance,
+} from '../aws/fleet.js';
 import { resolveLaunchInputs } from '../aws/image.js';
-import { DEFAULT_TERMINATE, describeByIds, terminate, type InstanceInfo, type TerminateOptions } from '../aws/instances.js';
+import {
+  DEFAULT_TERMINATE,
+  describeByIds,
+  terminate,
+  type InstanceInfo,
+  type TerminateOptions,
+} from '../aws/instances.js';
 import { deleteTemplate } from '../aws/templates.js';
 import { deleteParameters } from '../aws/params.js';
 import type { PoolConfig, StartConfig } from '../config.js';
@@ -57,19 +69,44 @@ export async function fillPool(cfg: PoolConfig, deps: FillDeps): Promise<FillRes
   const listed = await poolMachines(aws, cfg.pool, signal);
   const stale: string[] = [];
   const owner = claimOwner(label);
-  for (const i of cfg.dryRun ? [] : listed.filter((x) => poolMachineState(x, settings.hash) === 'stale' && x.state === 'stopped')) {
-    if ((await claim(aws, i.instanceId, owner, { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: i.instanceId }, signal)) === 'won') stale.push(i.instanceId);
+  for (const i of cfg.dryRun
+    ? []
+    : listed.filter((x) => poolMachineState(x, settings.hash) === 'stale' && x.state === 'stopped')) {
+    if (
+      (await claim(
+        aws,
+        i.instanceId,
+        owner,
+        { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: i.instanceId },
+        signal,
+      )) === 'won'
+    )
+      stale.push(i.instanceId);
   }
   if (stale.length > 0) {
     await terminate(aws, stale, t);
     // Safe once it is terminating: StartInstances and ModifyInstanceAttribute now fail for anyone.
-    await deleteParameters(aws, stale.map(poolClaimName)).catch((e: unknown) => deps.log(`Pool ${cfg.pool}: could not delete claims: ${errorMessage(e)} (reap will)`));
-    deps.log(`Pool ${cfg.pool}: terminated ${stale.length} machine(s) built from other settings: ${stale.join(', ')} (their claims go with them: reap removes claims of gone machines)`);
+    await deleteParameters(aws, stale.map(poolClaimName)).catch((e: unknown) =>
+      deps.log(`Pool ${cfg.pool}: could not delete claims: ${errorMessage(e)} (reap will)`),
+    );
+    deps.log(
+      `Pool ${cfg.pool}: terminated ${stale.length} machine(s) built from other settings: ${stale.join(', ')} (their claims go with them: reap removes claims of gone machines)`,
+    );
   }
   const healthy = listed.filter((x) => ['ready', 'filling'].includes(poolMachineState(x, settings.hash)));
   const need = cfg.size - healthy.length;
-  deps.log(`Pool ${cfg.pool} (settings ${settings.hash}): ${healthy.length} healthy of size ${cfg.size}; launching ${Math.max(0, need)}`);
-  if (need <= 0 || cfg.dryRun) return { pool: cfg.pool, hash: settings.hash, ready: healthy.filter((x) => x.state === 'stopped').map((x) => x.instanceId), launched: [], failed: [], stale };
+  deps.log(
+    `Pool ${cfg.pool} (settings ${settings.hash}): ${healthy.length} healthy of size ${cfg.size}; launching ${Math.max(0, need)}`,
+  );
+  if (need <= 0 || cfg.dryRun)
+    return {
+      pool: cfg.pool,
+      hash: settings.hash,
+      ready: healthy.filter((x) => x.state === 'stopped').map((x) => x.instanceId),
+      launched: [],
+      failed: [],
+      stale,
+    };
 
   // 2. Launch the shortfall: on-demand, stopping (not terminating) when the guest powers off.
   const expiresAt = new Date(now() + cfg.poolTtlMinutes * 60_000).toISOString();
@@ -94,10 +131,30 @@ export async function fillPool(cfg: PoolConfig, deps: FillDeps): Promise<FillRes
   try {
     templateId = await createLaunchTemplate(aws, ltReq, signal);
     deps.state.add('launchTemplateIds', templateId);
-    ({ instances: launched } = await launch(aws, { ...startCfg, count: need, market: 'on-demand', onDemandFallback: false }, templateId, tags, (p) => clientToken(label, p), (xs) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, DEFAULT_RETRY));
+    ({ instances: launched } = await launch(
+      aws,
+      { ...startCfg, count: need, market: 'on-demand', onDemandFallback: false },
+      templateId,
+      tags,
+      (p) => clientToken(label, p),
+      (xs) => deps.state.add('instanceIds', ...xs.map((x) => x.instanceId)),
+      deps.log,
+      signal,
+      pools,
+      DEFAULT_RETRY,
+    ));
   } catch (e) {
-    const report = await teardown(aws, undefined, { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo }, deps.state.resources, undefined, t);
-    throw new SpotRunnerError(`filling pool ${cfg.pool} failed: ${errorMessage(e)}; rolled back ${report.terminated.length} instance(s)`);
+    const report = await teardown(
+      aws,
+      undefined,
+      { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo },
+      deps.state.resources,
+      undefined,
+      t,
+    );
+    throw new SpotRunnerError(
+      `filling pool ${cfg.pool} failed: ${errorMessage(e)}; rolled back ${report.terminated.length} instance(s)`,
+    );
   }
   const ids = launched.map((l) => l.instanceId);
   deps.log(`Pool ${cfg.pool}: launched ${ids.join(', ')}; waiting for each to stop at its checkpoint`);
@@ -117,27 +174,49 @@ export async function fillPool(cfg: PoolConfig, deps: FillDeps): Promise<FillRes
       if (i.state === 'stopped' && phase === 'pooled') {
         ready.push(id);
         pending.delete(id);
-      } else if (i.state === 'stopped' || i.state === 'terminated' || i.state === 'shutting-down' || phase.startsWith('failed')) {
+      } else if (
+        i.state === 'stopped' ||
+        i.state === 'terminated' ||
+        i.state === 'shutting-down' ||
+        phase.startsWith('failed')
+      ) {
         failed.push({ instanceId: id, why: `${i.state}${phase ? `, phase ${phase}` : ''}` });
         pending.delete(id);
       }
     }
     if (pending.size === 0) break;
     if (now() > deadline) {
-      for (const id of pending) failed.push({ instanceId: id, why: `did not stop at its checkpoint within wait-timeout (${cfg.waitTimeoutMinutes} min)` });
+      for (const id of pending)
+        failed.push({
+          instanceId: id,
+          why: `did not stop at its checkpoint within wait-timeout (${cfg.waitTimeoutMinutes} min)`,
+        });
       pending = new Set();
       break;
     }
     await sleep(deps.pollMs ?? 2000, signal);
   }
   if (failed.length > 0) {
-    await terminate(aws, failed.map((f) => f.instanceId), t);
-    for (const f of failed) deps.log(`Pool ${cfg.pool}: ${f.instanceId} never reached the checkpoint (${f.why}); terminated`);
+    await terminate(
+      aws,
+      failed.map((f) => f.instanceId),
+      t,
+    );
+    for (const f of failed)
+      deps.log(`Pool ${cfg.pool}: ${f.instanceId} never reached the checkpoint (${f.why}); terminated`);
   }
   // The template is not needed once the machines exist (StartInstances needs none).
-  if (templateId) await deleteTemplate(aws, templateId).catch((e: unknown) => deps.log(`Pool ${cfg.pool}: could not delete launch template ${templateId}: ${errorMessage(e)} (reap will)`));
+  if (templateId)
+    await deleteTemplate(aws, templateId).catch((e: unknown) =>
+      deps.log(`Pool ${cfg.pool}: could not delete launch template ${templateId}: ${errorMessage(e)} (reap will)`),
+    );
   const allReady = [...healthy.filter((x) => x.state === 'stopped').map((x) => x.instanceId), ...ready];
-  deps.log(`Pool ${cfg.pool}: ${allReady.length} ready (${ready.length} new)${failed.length ? `, ${failed.length} failed` : ''}`);
-  if (ready.length === 0 && failed.length > 0) throw new SpotRunnerError(`filling pool ${cfg.pool}: none of ${ids.length} new machine(s) reached the checkpoint: ${failed.map((f) => `${f.instanceId} ${f.why}`).join('; ')}. Read the instance console output.`);
+  deps.log(
+    `Pool ${cfg.pool}: ${allReady.length} ready (${ready.length} new)${failed.length ? `, ${failed.length} failed` : ''}`,
+  );
+  if (ready.length === 0 && failed.length > 0)
+    throw new SpotRunnerError(
+      `filling pool ${cfg.pool}: none of ${ids.length} new machine(s) reached the checkpoint: ${failed.map((f) => `${f.instanceId} ${f.why}`).join('; ')}. Read the instance console output.`,
+    );
   return { pool: cfg.pool, hash: settings.hash, ready: allReady, launched: ids, failed, stale };
 }

@@ -75,7 +75,11 @@ const minutes = (ms: number) => Math.floor(ms / MINUTE);
 export function nukeRequested(cfg: Pick<ReapConfig, 'maxAgeMinutes' | 'confirm'>): boolean {
   if (cfg.maxAgeMinutes !== 0) return false;
   if (cfg.confirm !== 'everything') {
-    throw new InputError('confirm', 'max-age 0 would remove every spot-runner resource in the region', 'set confirm: everything if that is what you want, or raise max-age');
+    throw new InputError(
+      'confirm',
+      'max-age 0 would remove every spot-runner resource in the region',
+      'set confirm: everything if that is what you want, or raise max-age',
+    );
   }
   return true;
 }
@@ -100,14 +104,20 @@ export function findInstances(instances: InstanceInfo[], rules: Rules): Finding[
       if (expires < rules.now) reasons.push(`${TAGS.expiresAt} ${expiresRaw} has passed`);
     } else if (i.launchTime) {
       const age = rules.now - i.launchTime.getTime();
-      if (age > rules.maxAgeMinutes * MINUTE) reasons.push(`no readable ${TAGS.expiresAt}, launched ${minutes(age)} min ago, more than max-age ${rules.maxAgeMinutes}`);
+      if (age > rules.maxAgeMinutes * MINUTE)
+        reasons.push(
+          `no readable ${TAGS.expiresAt}, launched ${minutes(age)} min ago, more than max-age ${rules.maxAgeMinutes}`,
+        );
     }
     if (reasons.length > 0) out.push({ kind: 'instance', id: i.instanceId, label, reason: reasons.join('; ') });
   }
   return out;
 }
 
-const isWaitingPoolMachine = (i: InstanceInfo) => Boolean(i.tags[TAGS.pool]) && !i.tags[TAGS.pool]?.startsWith(CLAIMED_POOL_PREFIX) && (i.state === 'stopped' || i.state === 'stopping');
+const isWaitingPoolMachine = (i: InstanceInfo) =>
+  Boolean(i.tags[TAGS.pool]) &&
+  !i.tags[TAGS.pool]?.startsWith(CLAIMED_POOL_PREFIX) &&
+  (i.state === 'stopped' || i.state === 'stopping');
 
 /**
  * Warm-pool machines waiting stopped: terminated once past the pool TTL (their expires-at), when
@@ -121,29 +131,47 @@ export function findPoolInstances(instances: InstanceInfo[], params: Inventory['
   const grace = (rules.graceMinutes ?? GRACE_MINUTES) * MINUTE;
   const waiting = instances.filter((i) => managed(i.tags) && isWaitingPoolMachine(i));
   const newest = new Map<string, InstanceInfo>();
-  for (const i of instances.filter((x) => managed(x.tags) && x.tags[TAGS.pool] && !x.tags[TAGS.pool]?.startsWith(CLAIMED_POOL_PREFIX) && isLive(x))) {
+  for (const i of instances.filter(
+    (x) => managed(x.tags) && x.tags[TAGS.pool] && !x.tags[TAGS.pool]?.startsWith(CLAIMED_POOL_PREFIX) && isLive(x),
+  )) {
     const pool = i.tags[TAGS.pool] as string;
     const cur = newest.get(pool);
     if (!cur || (i.launchTime?.getTime() ?? 0) > (cur.launchTime?.getTime() ?? 0)) newest.set(pool, i);
   }
-  const claims = new Map(params.filter((p) => p.name.startsWith(`${PARAMETER_ROOT}/pool-claims/`)).map((p) => [p.name.split('/').pop() ?? '', p]));
+  const claims = new Map(
+    params
+      .filter((p) => p.name.startsWith(`${PARAMETER_ROOT}/pool-claims/`))
+      .map((p) => [p.name.split('/').pop() ?? '', p]),
+  );
   const out: Finding[] = [];
   for (const i of waiting) {
     const pool = i.tags[TAGS.pool] as string;
     const label = i.tags[TAGS.label];
     const claimAge = claims.has(i.instanceId) ? ageOf(claims.get(i.instanceId)?.lastModified, rules.now) : undefined;
     if (claims.has(i.instanceId)) {
-      if (claimAge === undefined || claimAge > grace) out.push({ kind: 'instance', id: i.instanceId, label, reason: `pool ${pool}: claimed ${claimAge === undefined ? 'at an unknown time' : `${minutes(claimAge)} min ago`} but never started (its start died)` });
+      if (claimAge === undefined || claimAge > grace)
+        out.push({
+          kind: 'instance',
+          id: i.instanceId,
+          label,
+          reason: `pool ${pool}: claimed ${claimAge === undefined ? 'at an unknown time' : `${minutes(claimAge)} min ago`} but never started (its start died)`,
+        });
       continue;
     }
     const reasons: string[] = [];
     const expires = Date.parse(i.tags[TAGS.expiresAt] ?? '');
-    if (Number.isFinite(expires) && expires < rules.now) reasons.push(`pool ${pool}: TTL passed (${TAGS.expiresAt} ${i.tags[TAGS.expiresAt]})`);
+    if (Number.isFinite(expires) && expires < rules.now)
+      reasons.push(`pool ${pool}: TTL passed (${TAGS.expiresAt} ${i.tags[TAGS.expiresAt]})`);
     const current = newest.get(pool)?.tags[TAGS.poolHash];
-    if (current !== undefined && i.tags[TAGS.poolHash] !== current) reasons.push(`pool ${pool}: settings hash ${i.tags[TAGS.poolHash] ?? 'missing'} is stale (the newest machine has ${current})`);
+    if (current !== undefined && i.tags[TAGS.poolHash] !== current)
+      reasons.push(
+        `pool ${pool}: settings hash ${i.tags[TAGS.poolHash] ?? 'missing'} is stale (the newest machine has ${current})`,
+      );
     const age = ageOf(i.launchTime, rules.now);
-    if (i.state === 'stopped' && i.tags[TAGS.phase] !== 'pooled' && (age === undefined || age > grace)) reasons.push(`pool ${pool}: stopped without reaching the checkpoint (phase ${i.tags[TAGS.phase] ?? 'none'})`);
-    if (reasons.length > 0) out.push({ kind: 'instance', id: i.instanceId, label, reason: reasons.join('; '), needsClaim: true });
+    if (i.state === 'stopped' && i.tags[TAGS.phase] !== 'pooled' && (age === undefined || age > grace))
+      reasons.push(`pool ${pool}: stopped without reaching the checkpoint (phase ${i.tags[TAGS.phase] ?? 'none'})`);
+    if (reasons.length > 0)
+      out.push({ kind: 'instance', id: i.instanceId, label, reason: reasons.join('; '), needsClaim: true });
   }
   return out;
 }
@@ -190,7 +218,12 @@ function ageOf(d: Date | undefined, now: number): number | undefined {
 }
 
 /** Parameters under the root whose instance is gone or being reaped, once past the grace period; nuke: all under the root. */
-export function findParameters(params: Inventory['parameters'], instances: InstanceInfo[], reaped: Finding[], rules: Rules): Finding[] {
+export function findParameters(
+  params: Inventory['parameters'],
+  instances: InstanceInfo[],
+  reaped: Finding[],
+  rules: Rules,
+): Finding[] {
   const live = liveness(instances, reaped);
   const grace = (rules.graceMinutes ?? GRACE_MINUTES) * MINUTE;
   const out: Finding[] = [];
@@ -205,7 +238,8 @@ export function findParameters(params: Inventory['parameters'], instances: Insta
     if (age !== undefined && age < grace) continue;
     const instanceId = parameterInstance(p);
     if (instanceId === undefined) {
-      if (age === undefined || age > rules.maxAgeMinutes * MINUTE) out.push({ kind: 'parameter', id: p.name, label, reason: 'names no instance and is older than max-age' });
+      if (age === undefined || age > rules.maxAgeMinutes * MINUTE)
+        out.push({ kind: 'parameter', id: p.name, label, reason: 'names no instance and is older than max-age' });
     } else if (live.reapedIds.has(instanceId)) {
       out.push({ kind: 'parameter', id: p.name, label, reason: `its instance ${instanceId} is being reaped` });
     } else if (!live.liveIds.has(instanceId)) {
@@ -216,7 +250,12 @@ export function findParameters(params: Inventory['parameters'], instances: Insta
 }
 
 /** Managed launch templates past the grace period whose label has no live instance left; nuke: all managed ones. */
-export function findTemplates(templates: TemplateInfo[], instances: InstanceInfo[], reaped: Finding[], rules: Rules): Finding[] {
+export function findTemplates(
+  templates: TemplateInfo[],
+  instances: InstanceInfo[],
+  reaped: Finding[],
+  rules: Rules,
+): Finding[] {
   const live = liveness(instances, reaped);
   const grace = (rules.graceMinutes ?? GRACE_MINUTES) * MINUTE;
   const out: Finding[] = [];
@@ -224,13 +263,21 @@ export function findTemplates(templates: TemplateInfo[], instances: InstanceInfo
     if (!managed(t.tags)) continue;
     const label = t.tags[TAGS.label] || t.name;
     if (rules.nuke) {
-      out.push({ kind: 'launch-template', id: t.id, name: t.name, label, reason: 'nuke: every spot-runner launch template goes' });
+      out.push({
+        kind: 'launch-template',
+        id: t.id,
+        name: t.name,
+        label,
+        reason: 'nuke: every spot-runner launch template goes',
+      });
       continue;
     }
     const age = ageOf(t.createdAt, rules.now);
     if (age !== undefined && age < grace) continue; // its start may still be launching
     if (live.liveLabels.has(label)) continue;
-    const reason = live.reapedLabels.has(label) ? 'its instances are being reaped' : 'no live instance carries its label';
+    const reason = live.reapedLabels.has(label)
+      ? 'its instances are being reaped'
+      : 'no live instance carries its label';
     out.push({ kind: 'launch-template', id: t.id, name: t.name, label, reason });
   }
   return out;
@@ -251,7 +298,13 @@ export function runnerLabel(r: Runner): string {
  * (GitHub marks it offline only a while after its machine is gone). Nuke: every runner of this
  * home. Busy runners are never touched.
  */
-export function findRunners(runners: Runner[], instances: InstanceInfo[], templates: TemplateInfo[], reaped: Finding[], rules: Rules): Finding[] {
+export function findRunners(
+  runners: Runner[],
+  instances: InstanceInfo[],
+  templates: TemplateInfo[],
+  reaped: Finding[],
+  rules: Rules,
+): Finding[] {
   const live = liveness(instances, reaped);
   const grace = (rules.graceMinutes ?? GRACE_MINUTES) * MINUTE;
   for (const t of templates) {
@@ -265,21 +318,42 @@ export function findRunners(runners: Runner[], instances: InstanceInfo[], templa
     if (home !== undefined && !r.labels.some((l) => l.toLowerCase() === home)) continue;
     const label = runnerLabel(r);
     if (rules.nuke) {
-      out.push({ kind: 'runner', id: String(r.id), name: r.name, label, reason: 'nuke: every spot-runner runner of this account and region goes' });
+      out.push({
+        kind: 'runner',
+        id: String(r.id),
+        name: r.name,
+        label,
+        reason: 'nuke: every spot-runner runner of this account and region goes',
+      });
       continue;
     }
     if (live.reapedLabels.has(label)) {
-      out.push({ kind: 'runner', id: String(r.id), name: r.name, label, reason: `its instances are being reaped (GitHub still says ${r.status})` });
+      out.push({
+        kind: 'runner',
+        id: String(r.id),
+        name: r.name,
+        label,
+        reason: `its instances are being reaped (GitHub still says ${r.status})`,
+      });
       continue;
     }
     if (r.status !== 'offline' || live.liveLabels.has(label)) continue;
-    out.push({ kind: 'runner', id: String(r.id), name: r.name, label, reason: 'offline, and no live instance carries its label' });
+    out.push({
+      kind: 'runner',
+      id: String(r.id),
+      name: r.name,
+      label,
+      reason: 'offline, and no live instance carries its label',
+    });
   }
   return out;
 }
 
 export function planReap(inv: Inventory, rules: Rules): Plan {
-  const instances = [...findInstances(inv.instances, rules), ...findPoolInstances(inv.instances, inv.parameters, rules)];
+  const instances = [
+    ...findInstances(inv.instances, rules),
+    ...findPoolInstances(inv.instances, inv.parameters, rules),
+  ];
   return {
     instances,
     parameters: findParameters(inv.parameters, inv.instances, instances, rules),
@@ -316,19 +390,34 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
   const { aws, gh } = deps;
   const graceMinutes = deps.graceMinutes ?? GRACE_MINUTES;
   const account = await (deps.accountId ? deps.accountId() : accountId(aws));
-  const rules: Rules = { now: (deps.now ?? Date.now)(), maxAgeMinutes: cfg.maxAgeMinutes, nuke, graceMinutes, home: homeLabel(cfg.region, account) };
+  const rules: Rules = {
+    now: (deps.now ?? Date.now)(),
+    maxAgeMinutes: cfg.maxAgeMinutes,
+    nuke,
+    graceMinutes,
+    home: homeLabel(cfg.region, account),
+  };
   const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
   const problems: string[] = [];
 
   // Without the instance list nothing can be judged safely: that failure fails the reap.
   const instances = await describeManaged(aws);
-  const [params, templates, runners] = await Promise.allSettled([describeUnder(aws, PARAMETER_ROOT), describeTemplatesByTag(aws, TAGS.managed, ['true']), listRunners(gh, target)]);
+  const [params, templates, runners] = await Promise.allSettled([
+    describeUnder(aws, PARAMETER_ROOT),
+    describeTemplatesByTag(aws, TAGS.managed, ['true']),
+    listRunners(gh, target),
+  ]);
   const got = <T>(r: PromiseSettledResult<T[]>, what: string): T[] | undefined => {
     if (r.status === 'fulfilled') return r.value;
     problems.push(`listing ${what} failed, so none were removed: ${errorMessage(r.reason)}`);
     return undefined;
   };
-  const inv: Inventory = { instances, parameters: got(params, 'parameters') ?? [], templates: got(templates, 'launch templates') ?? [], runners: got(runners, 'runners') ?? [] };
+  const inv: Inventory = {
+    instances,
+    parameters: got(params, 'parameters') ?? [],
+    templates: got(templates, 'launch templates') ?? [],
+    runners: got(runners, 'runners') ?? [],
+  };
   // The templates guard runners of starts in progress; without them, leave the runners be.
   if (templates.status === 'rejected' && inv.runners.length > 0) {
     problems.push('runners were not judged because the launch templates could not be listed');
@@ -342,11 +431,18 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
     nuke,
     maxAgeMinutes: cfg.maxAgeMinutes,
     graceMinutes,
-    scanned: { instances: inv.instances.length, parameters: inv.parameters.length, templates: inv.templates.length, runners: inv.runners.length },
+    scanned: {
+      instances: inv.instances.length,
+      parameters: inv.parameters.length,
+      templates: inv.templates.length,
+      runners: inv.runners.length,
+    },
     problems,
   };
   const all = [...plan.instances, ...plan.runners, ...plan.parameters, ...plan.templates];
-  deps.log(`Reap${cfg.dryRun ? ' (dry run)' : ''}${nuke ? ' NUKE' : ''}: ${plan.instances.length} instance(s), ${plan.parameters.length} parameter(s), ${plan.templates.length} launch template(s), ${plan.runners.length} runner(s) of ${JSON.stringify(result.scanned)} scanned`);
+  deps.log(
+    `Reap${cfg.dryRun ? ' (dry run)' : ''}${nuke ? ' NUKE' : ''}: ${plan.instances.length} instance(s), ${plan.parameters.length} parameter(s), ${plan.templates.length} launch template(s), ${plan.runners.length} runner(s) of ${JSON.stringify(result.scanned)} scanned`,
+  );
   for (const f of all) deps.log(`  ${f.kind} ${f.id}${f.name ? ` (${f.name})` : ''}: ${f.reason}`);
 
   if (cfg.dryRun) {
@@ -358,7 +454,8 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
   const owner = claimOwner(`${NAME_PREFIX}reap`);
   for (const f of plan.instances.filter((x) => x.needsClaim)) {
     try {
-      if ((await claim(aws, f.id, owner, { [TAGS.managed]: 'true', [TAGS.instanceId]: f.id })) === 'lost') f.outcome = 'kept: claimed';
+      if ((await claim(aws, f.id, owner, { [TAGS.managed]: 'true', [TAGS.instanceId]: f.id })) === 'lost')
+        f.outcome = 'kept: claimed';
     } catch (e) {
       f.outcome = 'failed';
       problems.push(`claiming pool machine ${f.id}: ${errorMessage(e)}`);
@@ -369,20 +466,40 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
   plan.parameters = plan.parameters.filter((p) => !kept.has(parameterInstance({ name: p.id }) ?? ''));
   result.parameters = plan.parameters;
   // Instances first: they cost money. Each kind is removed independently of the others.
-  await removeInstances(aws, plan.instances.filter((f) => f.outcome === undefined), problems);
+  await removeInstances(
+    aws,
+    plan.instances.filter((f) => f.outcome === undefined),
+    problems,
+  );
   // The claims reap itself just won, for machines now terminating: nobody can start those any more.
-  const ownClaims = plan.instances.filter((f) => f.needsClaim && f.outcome === 'removed').map((f) => poolClaimName(f.id));
-  if (ownClaims.length > 0) await deleteParameters(aws, ownClaims).catch((e: unknown) => problems.push(`deleting reap's own pool claims: ${errorMessage(e)}`));
+  const ownClaims = plan.instances
+    .filter((f) => f.needsClaim && f.outcome === 'removed')
+    .map((f) => poolClaimName(f.id));
+  if (ownClaims.length > 0)
+    await deleteParameters(aws, ownClaims).catch((e: unknown) =>
+      problems.push(`deleting reap's own pool claims: ${errorMessage(e)}`),
+    );
   plan.parameters = plan.parameters.filter((p) => !ownClaims.includes(p.id));
   result.parameters = plan.parameters;
-  await Promise.all([removeRunners(gh, target, plan.runners, problems), removeParameters(aws, plan.parameters, problems), removeTemplates(aws, plan.templates, problems)]);
+  await Promise.all([
+    removeRunners(gh, target, plan.runners, problems),
+    removeParameters(aws, plan.parameters, problems),
+    removeTemplates(aws, plan.templates, problems),
+  ]);
   return result;
 }
 
 async function removeInstances(aws: AwsClients, found: Finding[], problems: string[]): Promise<void> {
   if (found.length === 0) return;
   try {
-    const done = new Set((await terminate(aws, found.map((f) => f.id))).terminated);
+    const done = new Set(
+      (
+        await terminate(
+          aws,
+          found.map((f) => f.id),
+        )
+      ).terminated,
+    );
     for (const f of found) f.outcome = done.has(f.id) ? 'removed' : 'already gone';
   } catch (e) {
     for (const f of found) f.outcome = 'failed';
@@ -406,7 +523,12 @@ async function removeRunners(gh: GitHub, target: Target, found: Finding[], probl
 async function removeParameters(aws: AwsClients, found: Finding[], problems: string[]): Promise<void> {
   if (found.length === 0) return;
   try {
-    const deleted = new Set(await deleteParameters(aws, found.map((f) => f.id)));
+    const deleted = new Set(
+      await deleteParameters(
+        aws,
+        found.map((f) => f.id),
+      ),
+    );
     for (const f of found) f.outcome = deleted.has(f.id) ? 'removed' : 'already gone';
   } catch (e) {
     for (const f of found) f.outcome ??= 'failed';
@@ -433,7 +555,12 @@ async function removeTemplates(aws: AwsClients, found: Finding[], problems: stri
 export function reapedOutput(r: ReapResult, limit = 900_000): string {
   const full = JSON.stringify(r);
   if (full.length <= limit) return full;
-  const counts = { instances: r.instances.length, parameters: r.parameters.length, templates: r.templates.length, runners: r.runners.length };
+  const counts = {
+    instances: r.instances.length,
+    parameters: r.parameters.length,
+    templates: r.templates.length,
+    runners: r.runners.length,
+  };
   const slim = (fs: Finding[], n: number) => fs.slice(0, n).map(({ kind, id, outcome }) => ({ kind, id, outcome }));
   for (let n = Math.max(...Object.values(counts)); ; n = Math.floor(n / 2)) {
     const out = JSON.stringify({

@@ -1,7 +1,22 @@
 import type { AwsClients } from '../aws/clients.js';
-import { DEFAULT_RETRY, createLaunchTemplate, fleetRequest, launch, launchTemplateRequest, type LaunchedInstance, type RetryOptions } from '../aws/fleet.js';
+import {
+  DEFAULT_RETRY,
+  createLaunchTemplate,
+  fleetRequest,
+  launch,
+  launchTemplateRequest,
+  type LaunchedInstance,
+  type RetryOptions,
+} from '../aws/fleet.js';
 import { resolveLaunchInputs } from '../aws/image.js';
-import { DEFAULT_TERMINATE, accountId, describeByIds, describeManaged, instanceArn, type TerminateOptions } from '../aws/instances.js';
+import {
+  DEFAULT_TERMINATE,
+  accountId,
+  describeByIds,
+  describeManaged,
+  instanceArn,
+  type TerminateOptions,
+} from '../aws/instances.js';
 import { Pacer, putSecret } from '../aws/params.js';
 import { currentSpotPrices } from '../aws/pricing.js';
 import { tuning, type StartConfig } from '../config.js';
@@ -93,8 +108,13 @@ async function checkGitHubAccess(gh: GitHub, t: Target): Promise<void> {
   } catch (e) {
     const s = httpStatus(e);
     if (s === 401 || s === 403 || s === 404) {
-      const need = t.scope === 'org' ? 'the organisation permission "Self-hosted runners: write"' : 'the repository permission "Administration: write"';
-      throw new SpotRunnerError(`Input 'github-token': GitHub answered ${s} when listing ${t.scope} runners of ${t.scope === 'org' ? t.owner : `${t.owner}/${t.repo}`}. Fix: use a token with ${need} (GITHUB_TOKEN cannot register runners).`);
+      const need =
+        t.scope === 'org'
+          ? 'the organisation permission "Self-hosted runners: write"'
+          : 'the repository permission "Administration: write"';
+      throw new SpotRunnerError(
+        `Input 'github-token': GitHub answered ${s} when listing ${t.scope} runners of ${t.scope === 'org' ? t.owner : `${t.owner}/${t.repo}`}. Fix: use a token with ${need} (GITHUB_TOKEN cannot register runners).`,
+      );
     }
     throw e;
   }
@@ -121,7 +141,11 @@ export async function admit(cfg: StartConfig, aws: AwsClients, log: (l: string) 
   if (cfg.maxRunning === undefined) return;
   const live = (await describeManaged(aws, ADMISSION_STATES)).length;
   if (live + cfg.count > cfg.maxRunning) {
-    throw new InputError('max-running', `${live} managed machine(s) are already live in ${cfg.region} and this start asks for ${cfg.count}; ${live} + ${cfg.count} = ${live + cfg.count} is over the cap of ${cfg.maxRunning}`, 'wait for running jobs to finish, lower count, raise max-running, or run mode: reap if some of them are leaks');
+    throw new InputError(
+      'max-running',
+      `${live} managed machine(s) are already live in ${cfg.region} and this start asks for ${cfg.count}; ${live} + ${cfg.count} = ${live + cfg.count} is over the cap of ${cfg.maxRunning}`,
+      'wait for running jobs to finish, lower count, raise max-running, or run mode: reap if some of them are leaks',
+    );
   }
   log(`Admitted: ${live} managed machine(s) live in ${cfg.region} + ${cfg.count} ≤ max-running ${cfg.maxRunning}`);
 }
@@ -131,7 +155,11 @@ function renderChecked(o: Parameters<typeof renderUserData>[0]): string {
   try {
     return renderUserData(o);
   } catch (e) {
-    throw new InputError('pre-runner-script', errorMessage(e), 'shorten the script; put the bulk of it into the AMI or download it from the script');
+    throw new InputError(
+      'pre-runner-script',
+      errorMessage(e),
+      'shorten the script; put the bulk of it into the AMI or download it from the script',
+    );
   }
 }
 
@@ -153,7 +181,10 @@ export interface LaunchPlan {
 
 /** Where provisioning records what it creates (start's StateRecorder; watch adds its own list). */
 export interface Recorder {
-  add<K extends 'launchTemplateIds' | 'instanceIds' | 'parameterNames' | 'runnerIds'>(key: K, ...items: Resources[K]): void;
+  add<K extends 'launchTemplateIds' | 'instanceIds' | 'parameterNames' | 'runnerIds'>(
+    key: K,
+    ...items: Resources[K]
+  ): void;
 }
 
 export interface ProvisionOptions {
@@ -170,7 +201,12 @@ export interface ProvisionOptions {
 }
 
 /** Step 1b of start with `pool`: claims stopped machines built from these very settings and starts them. */
-async function takeFromPool(cfg: StartConfig, deps: StartDeps & { pacer: Pacer }, plan: LaunchPlan, pool: string): Promise<Claimed[]> {
+async function takeFromPool(
+  cfg: StartConfig,
+  deps: StartDeps & { pacer: Pacer },
+  plan: LaunchPlan,
+  pool: string,
+): Promise<Claimed[]> {
   const { aws, signal } = deps;
   const ps = poolSettings(cfg, plan.image, pool);
   const claimed = await claimFromPool(pool, ps.hash, cfg.count, plan.label, plan.tags, {
@@ -182,9 +218,19 @@ async function takeFromPool(cfg: StartConfig, deps: StartDeps & { pacer: Pacer }
     onInstance: (id) => deps.state.add('instanceIds', id),
   });
   const r = await resume(aws, claimed, signal);
-  for (const x of r.refused) deps.log(`Pool ${pool}: StartInstances refused ${x.c.instanceId} (${x.why}); terminating it and launching a cold machine instead`);
-  if (r.refused.length > 0) await terminate(aws, r.refused.map((x) => x.c.instanceId), { ...DEFAULT_TERMINATE, ...deps.terminate });
-  deps.log(`Pool ${pool}: resumed ${r.started.length} of ${cfg.count}${r.started.length ? `: ${r.started.map((c) => c.instanceId).join(', ')}` : ''}; ${cfg.count - r.started.length} cold`);
+  for (const x of r.refused)
+    deps.log(
+      `Pool ${pool}: StartInstances refused ${x.c.instanceId} (${x.why}); terminating it and launching a cold machine instead`,
+    );
+  if (r.refused.length > 0)
+    await terminate(
+      aws,
+      r.refused.map((x) => x.c.instanceId),
+      { ...DEFAULT_TERMINATE, ...deps.terminate },
+    );
+  deps.log(
+    `Pool ${pool}: resumed ${r.started.length} of ${cfg.count}${r.started.length ? `: ${r.started.map((c) => c.instanceId).join(', ')}` : ''}; ${cfg.count - r.started.length} cold`,
+  );
   return r.started;
 }
 
@@ -196,7 +242,9 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
 
   // 1. Everything read-only first: a bad input costs nothing.
   const { image, pools, notes } = await resolveLaunchInputs(cfg, aws, signal);
-  deps.log(`Validated: image ${image.id} (${image.arch}${image.parameter ? `, from ${image.parameter}` : ''}), types ${cfg.instanceTypes.join(', ')}, ${cfg.count} × ${cfg.market}${cfg.market === 'spot' && cfg.onDemandFallback ? ' with on-demand fallback' : ''}, ${pools.length} pool(s), spot ${cfg.allocationStrategy}`);
+  deps.log(
+    `Validated: image ${image.id} (${image.arch}${image.parameter ? `, from ${image.parameter}` : ''}), types ${cfg.instanceTypes.join(', ')}, ${cfg.count} × ${cfg.market}${cfg.market === 'spot' && cfg.onDemandFallback ? ' with on-demand fallback' : ''}, ${pools.length} pool(s), spot ${cfg.allocationStrategy}`,
+  );
   for (const n of notes) deps.log(`Note: ${n}`);
   // The account for the instance ARNs (the instance role's policy matches them): from STS, since
   // DescribeInstances may not list a just-launched instance yet.
@@ -239,7 +287,12 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
  * reported. Records each resource the moment it exists; throws without rolling back (the caller
  * decides what to remove).
  */
-export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: LaunchPlan, o: ProvisionOptions): Promise<{ rows: RunnerRow[]; notes: string[] }> {
+export async function provisionRunners(
+  cfg: StartConfig,
+  deps: StartDeps,
+  plan: LaunchPlan,
+  o: ProvisionOptions,
+): Promise<{ rows: RunnerRow[]; notes: string[] }> {
   const { aws, gh, signal } = deps;
   const now = deps.now ?? Date.now;
   const { target, pools, account, groupId, label, labels, expiresAt, tags } = plan;
@@ -274,7 +327,18 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
   const launchP: Promise<{ instances: LaunchedInstance[] }> =
     coldCount === 0
       ? Promise.resolve({ instances: [] })
-      : launch(aws, fleetCfg, templateId as string, tags, o.tokenFor, (xs: LaunchedInstance[]) => o.record.add('instanceIds', ...xs.map((x) => x.instanceId)), deps.log, signal, pools, retry);
+      : launch(
+          aws,
+          fleetCfg,
+          templateId as string,
+          tags,
+          o.tokenFor,
+          (xs: LaunchedInstance[]) => o.record.add('instanceIds', ...xs.map((x) => x.instanceId)),
+          deps.log,
+          signal,
+          pools,
+          retry,
+        );
   launchP.catch(() => launchFailed.abort(new Error('the launch failed')));
   // Both settle before either failure is thrown, so everything created is recorded for rollback.
   const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
@@ -282,10 +346,18 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
   if (jitsR.status === 'rejected') throw jitsR.reason;
   const cold = launchR.value.instances;
   const poolIds = new Set(fromPool.map((c) => c.instanceId));
-  const pooledInstances: LaunchedInstance[] = fromPool.map((c) => ({ instanceId: c.instanceId, instanceType: c.instanceType, availabilityZone: c.availabilityZone, market: 'on-demand' }));
+  const pooledInstances: LaunchedInstance[] = fromPool.map((c) => ({
+    instanceId: c.instanceId,
+    instanceType: c.instanceType,
+    availabilityZone: c.availabilityZone,
+    market: 'on-demand',
+  }));
   const instances = [...pooledInstances, ...cold];
   const jits = jitsR.value;
-  if (coldCount > 0) deps.log(`Fleet launched ${cold.length}: ${cold.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`);
+  if (coldCount > 0)
+    deps.log(
+      `Fleet launched ${cold.length}: ${cold.map((i) => `${i.instanceId} ${i.instanceType} ${i.market}`).join(', ')}`,
+    );
   const pacer = deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2);
 
   // 3. Each JIT config parked in SSM under its instance's own id: the one thing that needs it.
@@ -294,7 +366,10 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
     const jit = jits[i] as (typeof jits)[number];
     const name = jit.runner.name;
     // A pool machine's user-data was rendered for the pool, not for this start: its fixed prefix.
-    const pname = poolIds.has(inst.instanceId) && o.pool ? `${poolParameterPrefix(o.pool)}/${inst.instanceId}` : parameterName(label, inst.instanceId);
+    const pname =
+      poolIds.has(inst.instanceId) && o.pool
+        ? `${poolParameterPrefix(o.pool)}/${inst.instanceId}`
+        : parameterName(label, inst.instanceId);
     const ptags: Record<string, string> = {
       [TAGS.managed]: 'true',
       [TAGS.label]: label,
@@ -306,22 +381,47 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
     // Recorded before the call: a call whose answer is lost may still have created it.
     o.record.add('parameterNames', pname);
     await putSecret(aws, pname, jit.encodedJitConfig, ptags, signal, pacer);
-    const availabilityZone = inst.availabilityZone || pools.find((p) => p.subnetId && p.subnetId === inst.subnetId)?.availabilityZone || '';
-    return { name, id: jit.runner.id, instanceId: inst.instanceId, instanceType: inst.instanceType, availabilityZone, market: inst.market, ...(poolIds.has(inst.instanceId) ? { fromPool: o.pool } : {}) } satisfies RunnerRow;
+    const availabilityZone =
+      inst.availabilityZone || pools.find((p) => p.subnetId && p.subnetId === inst.subnetId)?.availabilityZone || '';
+    return {
+      name,
+      id: jit.runner.id,
+      instanceId: inst.instanceId,
+      instanceType: inst.instanceType,
+      availabilityZone,
+      market: inst.market,
+      ...(poolIds.has(inst.instanceId) ? { fromPool: o.pool } : {}),
+    } satisfies RunnerRow;
   });
 
   // The spot prices for the summary, asked while the machines boot (not after: start's tail).
-  const pricesP = currentSpotPrices(aws, rows.filter((r) => r.market === 'spot'));
+  const pricesP = currentSpotPrices(
+    aws,
+    rows.filter((r) => r.market === 'spot'),
+  );
   pricesP.catch(() => undefined);
 
   // 4. Wait for all of them: EC2 says when each is listening (or dead), GitHub confirms once.
   const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now), ...deps.wait };
-  const waited = await waitForRunners(gh, aws, target, label, rows.map((r) => ({ runnerId: r.id, runnerName: r.name, instanceId: r.instanceId, ...(r.fromPool ? { resumedAt: launchedAt } : {}) })), deps.rate, {
-    ...w,
-    sleep: deps.sleep ?? sleep,
-    log: deps.log,
-    signal,
-  });
+  const waited = await waitForRunners(
+    gh,
+    aws,
+    target,
+    label,
+    rows.map((r) => ({
+      runnerId: r.id,
+      runnerName: r.name,
+      instanceId: r.instanceId,
+      ...(r.fromPool ? { resumedAt: launchedAt } : {}),
+    })),
+    deps.rate,
+    {
+      ...w,
+      sleep: deps.sleep ?? sleep,
+      log: deps.log,
+      signal,
+    },
+  );
 
   const prices = await pricesP;
   for (const r of rows) if (r.market === 'spot') r.spotPrice = prices.get(`${r.instanceType}@${r.availabilityZone}`);
@@ -329,7 +429,15 @@ export async function provisionRunners(cfg: StartConfig, deps: StartDeps, plan: 
   // listener's version and the hardware (tagged before listening; asked again if missing).
   let written = new Map([...waited.instances].map(([id, i]) => [id, i.tags]));
   if (rows.some((r) => written.get(r.instanceId)?.[TAGS.runnerVersion] === undefined)) {
-    written = new Map((await describeByIds(aws, rows.map((r) => r.instanceId), signal)).map((i) => [i.instanceId, i.tags]));
+    written = new Map(
+      (
+        await describeByIds(
+          aws,
+          rows.map((r) => r.instanceId),
+          signal,
+        )
+      ).map((i) => [i.instanceId, i.tags]),
+    );
   }
   for (const r of rows) {
     r.runnerVersion = written.get(r.instanceId)?.[TAGS.runnerVersion];
@@ -350,9 +458,17 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     const plan = {
       launchTemplate: { ...ltReq, LaunchTemplateData: { ...ltReq.LaunchTemplateData, UserData: '(below, decoded)' } },
       fleet: fleetRequest(cfg, '<launch template id>', cfg.market, cfg.count, tokenFor(cfg.market), tags, pools),
-      onDemandFallback: cfg.market === 'spot' && cfg.onDemandFallback ? fleetRequest(cfg, '<launch template id>', 'on-demand', cfg.count, tokenFor('on-demand'), tags, pools) : null,
+      onDemandFallback:
+        cfg.market === 'spot' && cfg.onDemandFallback
+          ? fleetRequest(cfg, '<launch template id>', 'on-demand', cfg.count, tokenFor('on-demand'), tags, pools)
+          : null,
       notes,
-      runners: Array.from({ length: cfg.count }, (_, i) => ({ name: runnerName(label, i), labels, runnerGroupId: groupId, parameter: parameterName(label, '<instance-id>') })),
+      runners: Array.from({ length: cfg.count }, (_, i) => ({
+        name: runnerName(label, i),
+        labels,
+        runnerGroupId: groupId,
+        parameter: parameterName(label, '<instance-id>'),
+      })),
       tags,
       // user-data never holds a secret; the JIT config travels through SSM.
       userData,
@@ -366,12 +482,21 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     // One pacer for the claims and the JIT parameters: both are PutParameter calls.
     const paced = { ...deps, pacer: deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2) };
     const pooled = cfg.pool ? await takeFromPool(cfg, paced, plan, cfg.pool) : [];
-    const { rows, notes } = await provisionRunners(cfg, paced, plan, { names, tokenFor, record: deps.state, pooled, pool: cfg.pool });
+    const { rows, notes } = await provisionRunners(cfg, paced, plan, {
+      names,
+      tokenFor,
+      record: deps.state,
+      pooled,
+      pool: cfg.pool,
+    });
     return { label, labels, runners: rows, dryRun: false, notes };
   } catch (e) {
     const why = signal?.aborted ? `cancelled (${errorMessage(signal.reason)})` : errorMessage(e);
     deps.log(`Start failed: ${why}. Rolling back everything it created.`);
-    const report = await teardown(aws, gh, target, deps.state.resources, undefined, { ...DEFAULT_TERMINATE, ...deps.terminate });
+    const report = await teardown(aws, gh, target, deps.state.resources, undefined, {
+      ...DEFAULT_TERMINATE,
+      ...deps.terminate,
+    });
     const lines = describeRollback(report);
     for (const l of lines) deps.log(`Rollback: ${l}`);
     const err = new SpotRunnerError(`${why} — rolled back: ${lines.join('; ')}`);

@@ -57,7 +57,10 @@ export async function stop(cfg: StopConfig, deps: StopDeps): Promise<StopResult>
     for (const i of await describeByIds(aws, cfg.instanceIds)) {
       const l = i.tags[TAGS.label];
       if (l) labels.add(l);
-      else deps.log(`Warning: ${i.instanceId} has no ${TAGS.label} tag; it was not started by spot-runner and is left alone`);
+      else
+        deps.log(
+          `Warning: ${i.instanceId} has no ${TAGS.label} tag; it was not started by spot-runner and is left alone`,
+        );
     }
   }
   // Volume sizes for the EBS part of the cost, read while the volumes still exist.
@@ -66,20 +69,34 @@ export async function stop(cfg: StopConfig, deps: StopDeps): Promise<StopResult>
   // Only instances carrying a label are touched: the label filter drops foreign ids.
   const report = await teardown(aws, gh, target, emptyResources(), [...labels]);
   const unmanaged = cfg.instanceIds.filter((id) => !report.instances.some((i) => i.instanceId === id));
-  if (unmanaged.length > 0) report.problems.push(`not touched (not spot-runner instances or unknown): ${unmanaged.join(', ')}`);
+  if (unmanaged.length > 0)
+    report.problems.push(`not touched (not spot-runner instances or unknown): ${unmanaged.join(', ')}`);
 
   const terminatedNow = report.terminated;
-  const settled = await waitTerminated(aws, terminatedNow, deps.terminateWaitSeconds ?? 120, deps.terminatePollSeconds ?? 2);
+  const settled = await waitTerminated(
+    aws,
+    terminatedNow,
+    deps.terminateWaitSeconds ?? 120,
+    deps.terminatePollSeconds ?? 2,
+  );
   const notes: string[] = [];
   if (!settled) {
     const states = await describeByIds(aws, terminatedNow);
     const stuck = states.filter((s) => s.state !== 'shutting-down' && s.state !== 'terminated');
-    if (stuck.length > 0) report.problems.push(`still not terminating after the wait: ${stuck.map((s) => `${s.instanceId} (${s.state})`).join(', ')}`);
+    if (stuck.length > 0)
+      report.problems.push(
+        `still not terminating after the wait: ${stuck.map((s) => `${s.instanceId} (${s.state})`).join(', ')}`,
+      );
     else notes.push('some instances are still shutting down; EC2 will finish terminating them');
   }
 
   const now = deps.now?.() ?? new Date();
-  const { lines, total, githubHostedTotal, notes: costNotes } = await estimateCost(aws, report.instances, now, { region: cfg.region, volumeGiB: volumes });
+  const {
+    lines,
+    total,
+    githubHostedTotal,
+    notes: costNotes,
+  } = await estimateCost(aws, report.instances, now, { region: cfg.region, volumeGiB: volumes });
   const rows: StopRow[] = report.instances.map((i, k) => ({
     instanceId: i.instanceId,
     instanceType: i.instanceType,
@@ -89,16 +106,23 @@ export async function stop(cfg: StopConfig, deps: StopDeps): Promise<StopResult>
     hours: lines[k]?.hours ?? 0,
     cost: lines[k]?.cost,
     priceSource: lines[k]?.priceSource,
-    githubHosted: lines[k]?.githubHosted ? `${lines[k]?.githubHosted?.label}: $${lines[k]?.githubHosted?.cost.toFixed(3)}` : undefined,
+    githubHosted: lines[k]?.githubHosted
+      ? `${lines[k]?.githubHosted?.label}: $${lines[k]?.githubHosted?.cost.toFixed(3)}`
+      : undefined,
     runnerVersion: i.tags[TAGS.runnerVersion],
     fingerprint: i.tags[TAGS.fingerprint],
   }));
   const interrupted = rows.some((r) => r.interrupted);
-  if (report.instances.length === 0) notes.push(`nothing was running for ${[...labels].join(', ') || 'the given ids'} (already stopped?)`);
-  deps.log(`Stopped: terminated ${report.terminated.length}, deleted ${report.runnersDeleted.length} runner(s), ${report.parametersDeleted.length} parameter(s), ${report.templatesDeleted.length} template(s)${interrupted ? '; spot capacity was reclaimed' : ''}`);
+  if (report.instances.length === 0)
+    notes.push(`nothing was running for ${[...labels].join(', ') || 'the given ids'} (already stopped?)`);
+  deps.log(
+    `Stopped: terminated ${report.terminated.length}, deleted ${report.runnersDeleted.length} runner(s), ${report.parametersDeleted.length} parameter(s), ${report.templatesDeleted.length} template(s)${interrupted ? '; spot capacity was reclaimed' : ''}`,
+  );
   const hard = report.problems.filter((p) => !p.startsWith('runners ') && !p.startsWith('not touched'));
   if (hard.length > 0) {
-    throw Object.assign(new SpotRunnerError(`stop could not remove everything: ${hard.join('; ')}`), { result: { interrupted, cost: total, githubHostedCost: githubHostedTotal, costNotes, report, rows, notes } });
+    throw Object.assign(new SpotRunnerError(`stop could not remove everything: ${hard.join('; ')}`), {
+      result: { interrupted, cost: total, githubHostedCost: githubHostedTotal, costNotes, report, rows, notes },
+    });
   }
   notes.push(...report.problems);
   return { interrupted, cost: total, githubHostedCost: githubHostedTotal, costNotes, report, rows, notes };

@@ -73,7 +73,12 @@ export function tookJobByPhase(phase: string): boolean {
 export function lostByInstance(i: InstanceInfo | undefined): boolean {
   if (!i) return false; // not listed (eventual consistency, or long gone): the GitHub check decides below
   const phase = i.tags[TAGS.phase] ?? '';
-  return GONE_STATES.includes(i.state) || phase.startsWith('failed:') || phase === 'interrupted' || phase.startsWith(INTERRUPTED_PHASE_PREFIX);
+  return (
+    GONE_STATES.includes(i.state) ||
+    phase.startsWith('failed:') ||
+    phase === 'interrupted' ||
+    phase.startsWith(INTERRUPTED_PHASE_PREFIX)
+  );
 }
 
 function describe(m: Watched): string {
@@ -94,7 +99,14 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
   deps.state.setContext(label, cfg.region, cfg.scope, 'watch');
   let templateId = (await describeTemplatesByTag(aws, TAGS.label, [label]))[0]?.id;
 
-  const machines: Watched[] = cfg.runners.map((r) => ({ instanceId: r.instanceId, runnerName: r.name, runnerId: r.id, lastPhase: '', lastState: '', status: 'waiting' }));
+  const machines: Watched[] = cfg.runners.map((r) => ({
+    instanceId: r.instanceId,
+    runnerName: r.name,
+    runnerId: r.id,
+    lastPhase: '',
+    lastState: '',
+    status: 'waiting',
+  }));
   const replacements: Replacement[] = [];
   const result: WatchResult = { label, machines, replacements, polls: 0 };
   const attempt = cfg.run.runAttempt.replace(/[^0-9]/g, '') || '1';
@@ -109,11 +121,17 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
 
   const replace = async (m: Watched): Promise<void> => {
     const k = replacements.length + 1;
-    const rep: Replacement = { replaced: m.instanceId, runnerName: m.runnerName, lastPhase: m.lastPhase, lastState: m.lastState };
+    const rep: Replacement = {
+      replaced: m.instanceId,
+      runnerName: m.runnerName,
+      lastPhase: m.lastPhase,
+      lastState: m.lastState,
+    };
     replacements.push(rep);
     deps.log(`Replacing ${describe(m)}: replacement ${k} of at most ${cfg.maxReplacements}`);
     // The lost machine's runner and parameter go first; a machine under a spot notice is terminated now.
-    if (!GONE_STATES.includes(m.lastState) && m.lastState !== '') await terminate(aws, [m.instanceId], { ...DEFAULT_TERMINATE, ...deps.terminate });
+    if (!GONE_STATES.includes(m.lastState) && m.lastState !== '')
+      await terminate(aws, [m.instanceId], { ...DEFAULT_TERMINATE, ...deps.terminate });
     if ((await deleteRunner(gh, target, m.runnerId)) === 'busy') {
       // It took the job between our looks after all: nothing to replace.
       deps.log(`Runner ${m.runnerName} turned out busy: it took its job; no replacement needed`);
@@ -143,8 +161,18 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
       });
       const row = rows[0] as RunnerRow;
       rep.row = row;
-      machines.push({ instanceId: row.instanceId, runnerName: row.name, runnerId: row.id, lastPhase: '', lastState: '', status: 'waiting', replaces: m.instanceId });
-      deps.log(`Replacement ${k}: runner ${row.name} is online on ${row.instanceId} (${row.instanceType}, ${row.market})`);
+      machines.push({
+        instanceId: row.instanceId,
+        runnerName: row.name,
+        runnerId: row.id,
+        lastPhase: '',
+        lastState: '',
+        status: 'waiting',
+        replaces: m.instanceId,
+      });
+      deps.log(
+        `Replacement ${k}: runner ${row.name} is online on ${row.instanceId} (${row.instanceType}, ${row.market})`,
+      );
     } catch (e) {
       rep.error = signal?.aborted ? `cancelled (${errorMessage(signal.reason)})` : errorMessage(e);
       deps.log(`Replacement ${k} failed: ${rep.error}. Removing what it created.`);
@@ -153,7 +181,15 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
       for (const p of report.problems) deps.log(`Rollback problem: ${p}`);
       if (signal?.aborted) throw e;
       // The loss still stands: the next look tries again while replacements are left.
-      machines.push({ instanceId: `(replacement ${k} failed)`, runnerName: name, runnerId: -1, lastPhase: 'provisioning-failed', lastState: '', status: 'lost', replaces: m.instanceId });
+      machines.push({
+        instanceId: `(replacement ${k} failed)`,
+        runnerName: name,
+        runnerId: -1,
+        lastPhase: 'provisioning-failed',
+        lastState: '',
+        status: 'lost',
+        replaces: m.instanceId,
+      });
       pending.push(m);
     }
   };
@@ -165,12 +201,23 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
     if (waiting.length > 0) {
       result.polls++;
       deps.debug?.(`watch poll ${result.polls}: ${waiting.length} machine(s) waiting for their job`);
-      const infos = new Map((await describeByIds(aws, waiting.map((m) => m.instanceId), signal)).map((i) => [i.instanceId, i]));
+      const infos = new Map(
+        (
+          await describeByIds(
+            aws,
+            waiting.map((m) => m.instanceId),
+            signal,
+          )
+        ).map((i) => [i.instanceId, i]),
+      );
       for (const m of waiting) {
         const i = infos.get(m.instanceId);
         if (i) {
           const phase = i.tags[TAGS.phase] ?? m.lastPhase;
-          if (phase !== m.lastPhase || i.state !== m.lastState) deps.log(`${m.instanceId} (runner ${m.runnerName}): phase ${phase || 'none'}, state ${i.state} (look ${result.polls})`);
+          if (phase !== m.lastPhase || i.state !== m.lastState)
+            deps.log(
+              `${m.instanceId} (runner ${m.runnerName}): phase ${phase || 'none'}, state ${i.state} (look ${result.polls})`,
+            );
           m.lastPhase = phase;
           m.lastState = i.state;
         }
@@ -179,7 +226,9 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
           m.status = 'took-job';
         } else if (lostByInstance(i) || (!i && m.lastState !== '')) {
           if (await tookJobByGitHub(m)) {
-            deps.log(`Runner ${m.runnerName} took its job (GitHub lists it busy or has removed it; ${m.instanceId} is ${m.lastState}, phase ${m.lastPhase || 'none'})`);
+            deps.log(
+              `Runner ${m.runnerName} took its job (GitHub lists it busy or has removed it; ${m.instanceId} is ${m.lastState}, phase ${m.lastPhase || 'none'})`,
+            );
             m.status = 'took-job';
           } else lost.push(m);
         }
@@ -193,7 +242,9 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
       await replace(m);
     }
     if (machines.every((m) => m.status !== 'waiting') && pending.length === 0) {
-      deps.log(`Every runner of ${label} took its job${replacements.length ? ` (${replacements.length} replacement(s))` : ''}`);
+      deps.log(
+        `Every runner of ${label} took its job${replacements.length ? ` (${replacements.length} replacement(s))` : ''}`,
+      );
       return result;
     }
     if (now() >= deadline) {
@@ -211,13 +262,19 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
  */
 export async function cancelRun(gh: GitHub, run: { owner: string; repo: string; runId: string }): Promise<string> {
   try {
-    await gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', { owner: run.owner, repo: run.repo, run_id: Number(run.runId) });
+    await gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
+      owner: run.owner,
+      repo: run.repo,
+      run_id: Number(run.runId),
+    });
     return `cancelled workflow run ${run.runId}`;
   } catch (e) {
     const s = httpStatus(e);
     if (s === 409) return `workflow run ${run.runId} is already completed`;
     if (s === 403 || s === 404) {
-      throw new SpotRunnerError(`cancelling workflow run ${run.runId}: GitHub answered ${s}. Fix: give the watch job 'permissions: actions: write' (for the default cancel-token, the job's GITHUB_TOKEN), or a cancel-token or runner credentials that may write Actions.`);
+      throw new SpotRunnerError(
+        `cancelling workflow run ${run.runId}: GitHub answered ${s}. Fix: give the watch job 'permissions: actions: write' (for the default cancel-token, the job's GITHUB_TOKEN), or a cancel-token or runner credentials that may write Actions.`,
+      );
     }
     throw e;
   }

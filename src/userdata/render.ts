@@ -50,15 +50,23 @@ export function validateBootstrapOptions(o: BootstrapOptions): void {
   };
   str('region', o.region, REGION_RE, 'expected an AWS region such as us-east-1');
   str('label', o.label, LABEL_RE, 'use 1-128 of A-Z a-z 0-9 . _ - (not starting with . _ -)');
-  str('parameterPrefix', o.parameterPrefix, PREFIX_RE, 'expected an absolute SSM path of A-Z a-z 0-9 _ . - segments, no trailing /');
-  if (typeof o.parameterPrefix === 'string' && o.parameterPrefix.length > 1000) errors.push('parameterPrefix is longer than 1000 characters');
+  str(
+    'parameterPrefix',
+    o.parameterPrefix,
+    PREFIX_RE,
+    'expected an absolute SSM path of A-Z a-z 0-9 _ . - segments, no trailing /',
+  );
+  if (typeof o.parameterPrefix === 'string' && o.parameterPrefix.length > 1000)
+    errors.push('parameterPrefix is longer than 1000 characters');
   num('maxLifetimeMinutes', o.maxLifetimeMinutes, MAX_MINUTES);
   num('idleTimeoutMinutes', o.idleTimeoutMinutes, MAX_MINUTES);
   num('preRunnerTimeoutMinutes', o.preRunnerTimeoutMinutes, MAX_MINUTES);
   if (o.parameterWaitSeconds !== undefined) num('parameterWaitSeconds', o.parameterWaitSeconds, 3600);
-  if (o.interruptionHookTimeoutSeconds !== undefined) num('interruptionHookTimeoutSeconds', o.interruptionHookTimeoutSeconds, 3600);
+  if (o.interruptionHookTimeoutSeconds !== undefined)
+    num('interruptionHookTimeoutSeconds', o.interruptionHookTimeoutSeconds, 3600);
   if (typeof o.jobImdsAccess !== 'boolean') errors.push('jobImdsAccess must be a boolean');
-  if (o.pool !== undefined) str('pool', o.pool, /^[a-z0-9][a-z0-9-]{0,31}$/, 'use 1-32 lower-case letters, digits and hyphens');
+  if (o.pool !== undefined)
+    str('pool', o.pool, /^[a-z0-9][a-z0-9-]{0,31}$/, 'use 1-32 lower-case letters, digits and hyphens');
   if (typeof o.preRunnerScript !== 'string') errors.push('pre-runner-script must be a string');
   else if (o.preRunnerScript.includes('\0')) errors.push('pre-runner-script must not contain NUL bytes');
   if (errors.length > 0) throw new Error(`invalid bootstrap options:\n- ${errors.join('\n- ')}`);
@@ -118,7 +126,8 @@ export function renderUserData(o: BootstrapOptions, template: string = BOOTSTRAP
   validateBootstrapOptions(o);
   const b = template.indexOf(BEGIN);
   const e = template.indexOf(END);
-  if (b < 0 || e < b || template.indexOf(BEGIN, b + 1) >= 0) throw new Error('bootstrap template: values markers missing or repeated');
+  if (b < 0 || e < b || template.indexOf(BEGIN, b + 1) >= 0)
+    throw new Error('bootstrap template: values markers missing or repeated');
   const code = compact(`${template.slice(0, b)}${template.slice(e + END.length)}`);
   const packed = gzipSync(Buffer.from(code, 'utf8'), { level: 9 }).toString('base64');
   const out = [

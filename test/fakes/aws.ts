@@ -38,8 +38,12 @@ export class FakeAws {
   }
 
   clients(): AwsClients {
-    const send = (service: Service) =>
-      async (cmd: { constructor: { name: string }; input: Record<string, unknown> }, opts?: { abortSignal?: AbortSignal }) => {
+    const send =
+      (service: Service) =>
+      async (
+        cmd: { constructor: { name: string }; input: Record<string, unknown> },
+        opts?: { abortSignal?: AbortSignal },
+      ) => {
         const command = cmd.constructor.name.replace(/Command$/, '');
         opts?.abortSignal?.throwIfAborted();
         this.calls.push({ service, command, input: cmd.input });
@@ -72,5 +76,10 @@ export class FakeAws {
 }
 
 export function awsError(name: string, message = name, status = 400): Error {
-  return Object.assign(new Error(message), { name, Code: name, $fault: 'client', $metadata: { httpStatusCode: status } });
+  return Object.assign(new Error(message), {
+    name,
+    Code: name,
+    $fault: 'client',
+    $metadata: { httpStatusCode: status },
+  });
 }

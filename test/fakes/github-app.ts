@@ -16,8 +16,17 @@ export interface TestApp {
 
 /** A fresh 2048-bit RSA key pair per call: tests never commit private keys. */
 export function makeTestApp(o: { appId?: number; installationId?: number; scopes?: string[] } = {}): TestApp {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  return { appId: o.appId ?? 4242, privateKey, installationId: o.installationId ?? 777, scopes: o.scopes ?? ['repos/acme/widgets', 'orgs/acme'] };
+  const { privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  return {
+    appId: o.appId ?? 4242,
+    privateKey,
+    installationId: o.installationId ?? 777,
+    scopes: o.scopes ?? ['repos/acme/widgets', 'orgs/acme'],
+  };
 }
 
 export type AppAuthResult = { ok: true; app: TestApp } | { ok: false; status: 401; message: string };
@@ -61,12 +70,18 @@ export class AppRegistry {
     if (header.alg !== 'RS256') return fail(`'alg' must be RS256, not ${String(header.alg)}`);
     const entry = this.apps.get(String(payload.iss));
     if (!entry) return fail(`Integration not found: no App with id ${String(payload.iss)} ('iss' claim)`);
-    if (!verify('RSA-SHA256', Buffer.from(`${h}.${p}`), entry.publicKey, b64url(sig))) return fail('A JSON web token could not be decoded: bad signature');
+    if (!verify('RSA-SHA256', Buffer.from(`${h}.${p}`), entry.publicKey, b64url(sig)))
+      return fail('A JSON web token could not be decoded: bad signature');
     const now = Math.floor(this.now() / 1000);
     if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number') return fail("'exp' and 'iat' are required");
-    if (payload.exp <= now) return fail("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires");
-    if (payload.exp > now + MAX_JWT_SECONDS + 5 || payload.exp - payload.iat > MAX_JWT_SECONDS + 60) return fail("'Expiration time' claim ('exp') is too far in the future (at most 10 minutes)");
-    if (payload.iat > now + 60) return fail("'Issued at' claim ('iat') must be a numeric value representing the time the JWT was issued");
+    if (payload.exp <= now)
+      return fail(
+        "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
+      );
+    if (payload.exp > now + MAX_JWT_SECONDS + 5 || payload.exp - payload.iat > MAX_JWT_SECONDS + 60)
+      return fail("'Expiration time' claim ('exp') is too far in the future (at most 10 minutes)");
+    if (payload.iat > now + 60)
+      return fail("'Issued at' claim ('iat') must be a numeric value representing the time the JWT was issued");
     return { ok: true, app: entry.app };
   }
 
@@ -91,7 +106,12 @@ export class AppRegistry {
   }
 
   /** What GET .../installation answers, in the shape of GitHub's `installation` schema. */
-  static installationBody(app: TestApp, baseUrl: string, owner: string, ownerType: 'User' | 'Organization'): Record<string, unknown> {
+  static installationBody(
+    app: TestApp,
+    baseUrl: string,
+    owner: string,
+    ownerType: 'User' | 'Organization',
+  ): Record<string, unknown> {
     const stamp = '2026-01-01T00:00:00Z';
     return {
       id: app.installationId,

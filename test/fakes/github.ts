@@ -54,7 +54,11 @@ export class NockGitHub {
   private readonly configs = new Map<string, number>();
   readonly scope: nock.Scope;
 
-  constructor(readonly base = 'https://api.github.com', readonly owner = 'acme', readonly repo = 'widgets') {
+  constructor(
+    readonly base = 'https://api.github.com',
+    readonly owner = 'acme',
+    readonly repo = 'widgets',
+  ) {
     const prefix = `/repos/${owner}/${repo}/actions/runners`;
     const rl = (resource = 'core') => ({
       'x-ratelimit-limit': resource === 'core' ? '5000' : '10000',
@@ -64,10 +68,17 @@ export class NockGitHub {
     });
     const unauthorized = (auth: string | undefined): nock.ReplyFnResult | undefined => {
       const t = /^(?:token|bearer)\s+(\S+)$/i.exec(auth ?? '')?.[1] ?? '';
-      return this.tokens.has(t) || this.apps.tokenValid(t) ? undefined : [401, { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' }, rl()];
+      return this.tokens.has(t) || this.apps.tokenValid(t)
+        ? undefined
+        : [401, { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' }, rl()];
     };
     // Runs `act` unless a fault says otherwise; a lost answer runs it and still fails.
-    const guarded = (op: string, req: { headers: Record<string, string | string[]> }, act: () => nock.ReplyFnResult, resource = 'core'): nock.ReplyFnResult => {
+    const guarded = (
+      op: string,
+      req: { headers: Record<string, string | string[]> },
+      act: () => nock.ReplyFnResult,
+      resource = 'core',
+    ): nock.ReplyFnResult => {
       const bad = unauthorized(req.headers.authorization as string | undefined);
       if (bad) return bad;
       const limited = this.secondaryLimit(op, rl(resource));
@@ -113,13 +124,15 @@ export class NockGitHub {
         self.requests.push({ method: 'POST', path: uri });
         const t = /^(?:token|bearer)\s+(\S+)$/i.exec((this.req.headers.authorization as string | undefined) ?? '')?.[1];
         if (t === self.jobToken) {
-          if (self.jobTokenActions !== 'write') return [403, { message: 'Resource not accessible by integration' }, rl()];
+          if (self.jobTokenActions !== 'write')
+            return [403, { message: 'Resource not accessible by integration' }, rl()];
           self.tokens.add(t);
         }
         return guarded('cancel', this.req, () => {
           const run = self.runs.get(Number(uri.split('/')[6]));
           if (!run) return [404, { message: 'Not Found' }, rl()];
-          if (run.status === 'completed') return [409, { message: 'Cannot cancel a workflow run that is completed.' }, rl()];
+          if (run.status === 'completed')
+            return [409, { message: 'Cannot cancel a workflow run that is completed.' }, rl()];
           Object.assign(run, { status: 'completed', conclusion: 'cancelled' });
           return [202, {}, rl()];
         });
@@ -141,7 +154,16 @@ export class NockGitHub {
         if (!v.ok) return [401, { message: v.message }, rl()];
         const issued = self.apps.issueToken(v.app, Number(uri.split('/')[3]));
         if (!issued) return [404, { message: 'Not Found' }, rl()];
-        return [201, { token: issued.token, expires_at: issued.expiresAt, permissions: { administration: 'write' }, repository_selection: 'selected' }, rl()];
+        return [
+          201,
+          {
+            token: issued.token,
+            expires_at: issued.expiresAt,
+            permissions: { administration: 'write' },
+            repository_selection: 'selected',
+          },
+          rl(),
+        ];
       });
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
@@ -155,21 +177,55 @@ export class NockGitHub {
     this.points.set(op, spent);
     if (spent.reduce((a, [, p]) => a + p, 0) + cost > this.secondaryPointsPerMinute) {
       this.secondaryLimitHits++;
-      return [403, { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', documentation_url: 'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits' }, { ...headers, 'retry-after': '60' }];
+      return [
+        403,
+        {
+          message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.',
+          documentation_url:
+            'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
+        },
+        { ...headers, 'retry-after': '60' },
+      ];
     }
     spent.push([now, cost]);
     return undefined;
   }
 
-  private jit(req: { headers: Record<string, string | string[]> }, uri: string, body: nock.Body, guarded: (op: string, req: { headers: Record<string, string | string[]> }, act: () => nock.ReplyFnResult, resource?: string) => nock.ReplyFnResult, rl: (resource?: string) => Record<string, string>): nock.ReplyFnResult {
+  private jit(
+    req: { headers: Record<string, string | string[]> },
+    uri: string,
+    body: nock.Body,
+    guarded: (
+      op: string,
+      req: { headers: Record<string, string | string[]> },
+      act: () => nock.ReplyFnResult,
+      resource?: string,
+    ) => nock.ReplyFnResult,
+    rl: (resource?: string) => Record<string, string>,
+  ): nock.ReplyFnResult {
     this.requests.push({ method: 'POST', path: uri });
     return guarded(
       'jit',
       req,
       () => {
         const b = body as { name: string; labels: string[] };
-        if ([...this.runners.values()].some((r) => r.name === b.name)) return [409, { message: `Already exists - A runner with the name ${b.name} already exists.` }, rl('actions_runner_registration')];
-        const r: FakeRunner = { id: this.nextId++, name: b.name, status: 'offline', busy: false, labels: b.labels.map((name, k) => ({ id: k + 1, name, type: READ_ONLY.has(name.toLowerCase()) ? 'read-only' : 'custom' })) };
+        if ([...this.runners.values()].some((r) => r.name === b.name))
+          return [
+            409,
+            { message: `Already exists - A runner with the name ${b.name} already exists.` },
+            rl('actions_runner_registration'),
+          ];
+        const r: FakeRunner = {
+          id: this.nextId++,
+          name: b.name,
+          status: 'offline',
+          busy: false,
+          labels: b.labels.map((name, k) => ({
+            id: k + 1,
+            name,
+            type: READ_ONLY.has(name.toLowerCase()) ? 'read-only' : 'custom',
+          })),
+        };
         this.runners.set(r.id, r);
         const encoded = Buffer.from(`jit-secret-for-${r.id}-${'x'.repeat(40)}`).toString('base64');
         this.configs.set(encoded, r.id);
@@ -194,17 +250,32 @@ export class NockGitHub {
       l.searchParams.set('page', String(n));
       return `<${l.toString()}>; rel="${rel}"`;
     };
-    const links = [...(page < last ? [link(page + 1, 'next'), link(last, 'last')] : []), ...(page > 1 ? [link(1, 'first'), link(page - 1, 'prev')] : [])];
-    return [200, { total_count: all.length, runners: all.slice((page - 1) * perPage, page * perPage) }, { ...headers, ...(links.length ? { link: links.join(', ') } : {}) }];
+    const links = [
+      ...(page < last ? [link(page + 1, 'next'), link(last, 'last')] : []),
+      ...(page > 1 ? [link(1, 'first'), link(page - 1, 'prev')] : []),
+    ];
+    return [
+      200,
+      { total_count: all.length, runners: all.slice((page - 1) * perPage, page * perPage) },
+      { ...headers, ...(links.length ? { link: links.join(', ') } : {}) },
+    ];
   }
 
-  private installation(req: { headers: Record<string, string | string[]> }, scope: string, headers: Record<string, string>): nock.ReplyFnResult {
+  private installation(
+    req: { headers: Record<string, string | string[]> },
+    scope: string,
+    headers: Record<string, string>,
+  ): nock.ReplyFnResult {
     const f = this.faults.installation?.shift();
     if (f) return [f.status, f.body ?? { message: `injected ${f.status}` }, headers];
     const v = this.apps.verifyJwt(req.headers.authorization as string | undefined);
     if (!v.ok) return [401, { message: v.message }, headers];
     if (this.apps.installationFor(v.app, scope) === undefined) return [404, { message: 'Not Found' }, headers];
-    return [200, AppRegistry.installationBody(v.app, this.base, this.owner, scope.startsWith('orgs/') ? 'Organization' : 'User'), headers];
+    return [
+      200,
+      AppRegistry.installationBody(v.app, this.base, this.owner, scope.startsWith('orgs/') ? 'Organization' : 'User'),
+      headers,
+    ];
   }
 
   /** The machine holding this JIT config connects: its runner goes online. */

@@ -9,7 +9,13 @@ import { start, type StartDeps } from '../../src/modes/start.js';
 import { FakeWorld } from './world.js';
 import { NockGitHub } from './github.js';
 
-export const ENV = { GITHUB_REPOSITORY: 'acme/widgets', GITHUB_RUN_ID: '4242', GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'start', AWS_REGION: 'us-east-1' };
+export const ENV = {
+  GITHUB_REPOSITORY: 'acme/widgets',
+  GITHUB_RUN_ID: '4242',
+  GITHUB_RUN_ATTEMPT: '1',
+  GITHUB_JOB: 'start',
+  AWS_REGION: 'us-east-1',
+};
 
 /** Every test gets its own GITHUB_STATE file, like a fresh step. */
 export function freshStateFile(): string {
@@ -95,7 +101,10 @@ function simulateMachines(world: FakeWorld, github: NockGitHub, bootMs: number):
   });
 }
 
-export function rig(extra: Partial<StartDeps> = {}, o: ConstructorParameters<typeof FakeWorld>[0] & { machines?: boolean; bootMs?: number } = {}): Rig {
+export function rig(
+  extra: Partial<StartDeps> = {},
+  o: ConstructorParameters<typeof FakeWorld>[0] & { machines?: boolean; bootMs?: number } = {},
+): Rig {
   freshStateFile();
   process.env.SPOT_RUNNER_GITHUB_RETRY_BASE_MS = '1';
   process.env.SPOT_RUNNER_GITHUB_WRITE_GAP_MS = '0';
@@ -138,16 +147,30 @@ export interface SeededRun {
  * start a while ago left them (so already visible to EC2), not through start, so teardown and
  * post tests do not depend on start's flow.
  */
-export async function seedRun(world: FakeWorld, gh: NockGitHub, label: string, o: { count?: number; firstRunnerId?: number } = {}): Promise<SeededRun> {
+export async function seedRun(
+  world: FakeWorld,
+  gh: NockGitHub,
+  label: string,
+  o: { count?: number; firstRunnerId?: number } = {},
+): Promise<SeededRun> {
   const count = o.count ?? 2;
   const launched = new Date(Date.now() - 60_000);
   const templateId = world.addTemplate(label, launched);
-  const instanceIds = Array.from({ length: count }, () => world.addInstance(label, launched, {}, { State: { Name: 'pending' } }));
+  const instanceIds = Array.from({ length: count }, () =>
+    world.addInstance(label, launched, {}, { State: { Name: 'pending' } }),
+  );
   const parameterNames = instanceIds.map((id) => `/spot-runner/jit/${label}/${id}`);
-  for (const name of parameterNames) world.addParameter(name, launched, 'jit-secret', { [TAGS.managed]: 'true', [TAGS.label]: label });
+  for (const name of parameterNames)
+    world.addParameter(name, launched, 'jit-secret', { [TAGS.managed]: 'true', [TAGS.label]: label });
   const runnerIds = instanceIds.map((_, k) => {
     const id = (o.firstRunnerId ?? 500) + k;
-    gh.runners.set(id, { id, name: `${label}-${k + 1}`, status: 'offline', busy: false, labels: [{ id: 1, name: label, type: 'custom' }] });
+    gh.runners.set(id, {
+      id,
+      name: `${label}-${k + 1}`,
+      status: 'offline',
+      busy: false,
+      labels: [{ id: 1, name: label, type: 'custom' }],
+    });
     return id;
   });
   return { label, templateId, instanceIds, parameterNames, runnerIds };

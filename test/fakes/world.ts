@@ -26,7 +26,10 @@ export interface FakeTemplate {
   created: Date;
 }
 
-type FleetAnswer = (req: Record<string, unknown>, call: number) => { launch: { type: string; market: string }[]; errors?: { code: string; type?: string; market: string }[] } | Error;
+type FleetAnswer = (
+  req: Record<string, unknown>,
+  call: number,
+) => { launch: { type: string; market: string }[]; errors?: { code: string; type?: string; market: string }[] } | Error;
 
 interface Override {
   InstanceType: string;
@@ -53,7 +56,14 @@ export interface WorldOptions {
   losePutEvery: number;
 }
 
-export const WORLD_DEFAULTS: WorldOptions = { instanceLooks: 2, templateLooks: 1, shuttingDownLooks: 1, putPerSecond: 3, getPerSecond: 40, losePutEvery: 7 };
+export const WORLD_DEFAULTS: WorldOptions = {
+  instanceLooks: 2,
+  templateLooks: 1,
+  shuttingDownLooks: 1,
+  putPerSecond: 3,
+  getPerSecond: 40,
+  losePutEvery: 7,
+};
 
 const AZS = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
 
@@ -94,7 +104,12 @@ export class FakeWorld extends FakeAws {
     const spec = req.TargetCapacitySpecification as { TotalTargetCapacity: number; DefaultTargetCapacityType: string };
     const cfg = (req.LaunchTemplateConfigs as { Overrides: { InstanceType: string }[] }[])[0];
     const type = cfg?.Overrides[0]?.InstanceType ?? 'c7i.large';
-    return { launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({ type, market: spec.DefaultTargetCapacityType })) };
+    return {
+      launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({
+        type,
+        market: spec.DefaultTargetCapacityType,
+      })),
+    };
   };
 
   constructor(o: { arch?: string; types?: Record<string, string[]>; world?: Partial<WorldOptions> } = {}) {
@@ -111,25 +126,54 @@ export class FakeWorld extends FakeAws {
       return { items: items.slice(start, start + size), NextToken: next };
     };
     const byTags = (tags: { Key: string; Value: string }[], filters: { Name: string; Values: string[] }[]) =>
-      filters.every((f) => !f.Name.startsWith('tag:') || tags.some((t) => t.Key === f.Name.slice(4) && f.Values.includes(t.Value)));
+      filters.every(
+        (f) => !f.Name.startsWith('tag:') || tags.some((t) => t.Key === f.Name.slice(4) && f.Values.includes(t.Value)),
+      );
 
-    this.on('GetCallerIdentity', () => ({ Account: '123456789012', Arn: 'arn:aws:sts::123456789012:assumed-role/spot-runner-control/gha', UserId: 'AROAFAKE:gha' }));
+    this.on('GetCallerIdentity', () => ({
+      Account: '123456789012',
+      Arn: 'arn:aws:sts::123456789012:assumed-role/spot-runner-control/gha',
+      UserId: 'AROAFAKE:gha',
+    }));
     this.on('DescribeInstanceTypes', (input) => ({
-      InstanceTypes: (input.InstanceTypes as string[]).filter((t) => t in types).map((t) => ({ InstanceType: t, ProcessorInfo: { SupportedArchitectures: types[t] }, VCpuInfo: { DefaultVCpus: vcpus(t) } })),
+      InstanceTypes: (input.InstanceTypes as string[])
+        .filter((t) => t in types)
+        .map((t) => ({
+          InstanceType: t,
+          ProcessorInfo: { SupportedArchitectures: types[t] },
+          VCpuInfo: { DefaultVCpus: vcpus(t) },
+        })),
     }));
     this.on('DescribeInstanceTypeOfferings', (input) => {
       const filters = (input.Filters as { Name: string; Values: string[] }[] | undefined) ?? [];
       const want = (name: string) => filters.find((f) => f.Name === name)?.Values;
       const typeList = want('instance-type') ?? Object.keys(types);
       const azList = want('location') ?? AZS;
-      const offers = typeList.filter((t) => t in types).flatMap((t) => azList.filter((az) => !this.notOffered.has(`${t}@${az}`)).map((az) => ({ InstanceType: t, LocationType: 'availability-zone', Location: az })));
+      const offers = typeList
+        .filter((t) => t in types)
+        .flatMap((t) =>
+          azList
+            .filter((az) => !this.notOffered.has(`${t}@${az}`))
+            .map((az) => ({ InstanceType: t, LocationType: 'availability-zone', Location: az })),
+        );
       const p = page(offers, input, 1000);
       return { InstanceTypeOfferings: p.items, NextToken: p.NextToken };
     });
     this.on('DescribeImages', (input) => {
       const id = (input.ImageIds as string[])[0];
-      if (id === 'ami-00000000000000000') throw awsError('InvalidAMIID.NotFound', `The image id '[${id}]' does not exist`);
-      return { Images: [{ ImageId: id, Architecture: id === 'ami-0a0a0a0a0a0a0a0a0' ? 'arm64' : (o.arch ?? 'x86_64'), State: 'available', RootDeviceName: '/dev/sda1', BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 16 } }] }] };
+      if (id === 'ami-00000000000000000')
+        throw awsError('InvalidAMIID.NotFound', `The image id '[${id}]' does not exist`);
+      return {
+        Images: [
+          {
+            ImageId: id,
+            Architecture: id === 'ami-0a0a0a0a0a0a0a0a0' ? 'arm64' : (o.arch ?? 'x86_64'),
+            State: 'available',
+            RootDeviceName: '/dev/sda1',
+            BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { VolumeSize: 16 } }],
+          },
+        ],
+      };
     });
     const getParam = (name: string) => {
       if (!this.getBucket.take()) throw awsError('ThrottlingException', 'Rate exceeded');
@@ -148,19 +192,30 @@ export class FakeWorld extends FakeAws {
     this.on('CreateLaunchTemplate', (input) => {
       const id = `lt-${(++this.seq).toString(16).padStart(17, '0')}`;
       const specs = (input.TagSpecifications as { Tags: { Key: string; Value: string }[] }[] | undefined) ?? [];
-      this.templates.set(id, { name: input.LaunchTemplateName as string, data: input.LaunchTemplateData as Record<string, unknown>, tags: specs[0]?.Tags ?? [], created: new Date() });
+      this.templates.set(id, {
+        name: input.LaunchTemplateName as string,
+        data: input.LaunchTemplateData as Record<string, unknown>,
+        tags: specs[0]?.Tags ?? [],
+        created: new Date(),
+      });
       if (this.opts.templateLooks > 0) this.hiddenTemplates.set(id, this.opts.templateLooks);
       return { LaunchTemplate: { LaunchTemplateId: id, LaunchTemplateName: input.LaunchTemplateName } };
     });
     this.on('DescribeLaunchTemplates', (input) => {
       const filters = (input.Filters as { Name: string; Values: string[] }[] | undefined) ?? [];
-      const list = [...this.templates.entries()].filter(([, t]) => byTags(t.tags, filters)).map(([id, t]) => ({ LaunchTemplateId: id, LaunchTemplateName: t.name, CreateTime: t.created, Tags: t.tags }));
+      const list = [...this.templates.entries()]
+        .filter(([, t]) => byTags(t.tags, filters))
+        .map(([id, t]) => ({ LaunchTemplateId: id, LaunchTemplateName: t.name, CreateTime: t.created, Tags: t.tags }));
       const p = page(list, input, 200);
       return { LaunchTemplates: p.items, NextToken: p.NextToken };
     });
     this.on('DeleteLaunchTemplate', (input) => {
       const id = input.LaunchTemplateId as string;
-      if (!this.templates.delete(id)) throw awsError('InvalidLaunchTemplateId.NotFound', `The specified launch template, with template ID ${id}, does not exist.`);
+      if (!this.templates.delete(id))
+        throw awsError(
+          'InvalidLaunchTemplateId.NotFound',
+          `The specified launch template, with template ID ${id}, does not exist.`,
+        );
       return {};
     });
     this.on('CreateFleet', (input) => this.createFleet(input));
@@ -171,7 +226,12 @@ export class FakeWorld extends FakeAws {
         const unknown = ids.filter((i) => !this.instances.has(i) || this.hidden.has(i));
         if (unknown.length > 0) {
           for (const i of unknown) this.look(i);
-          throw awsError('InvalidInstanceID.NotFound', unknown.length === 1 ? `The instance ID '${unknown[0]}' does not exist` : `The instance IDs '${unknown.join(', ')}' do not exist`);
+          throw awsError(
+            'InvalidInstanceID.NotFound',
+            unknown.length === 1
+              ? `The instance ID '${unknown[0]}' does not exist`
+              : `The instance IDs '${unknown.join(', ')}' do not exist`,
+          );
         }
       }
       let list = [...this.instances.values()].filter((i) => {
@@ -188,8 +248,13 @@ export class FakeWorld extends FakeAws {
       list = list.filter((i) => byTags(i.Tags, filters));
       // EC2 refuses MaxResults with InstanceIds; without ids it pages at up to 1000.
       const p = ids ? { items: list, NextToken: undefined } : page(list, input, 1000);
-      for (const i of p.items) if (this.shutting.has(i.InstanceId)) this.shutting.set(i.InstanceId, (this.shutting.get(i.InstanceId) ?? 1) - 1);
-      return { Reservations: p.items.map((i) => ({ OwnerId: '123456789012', Instances: [{ ...i, State: { ...i.State } }] })), NextToken: p.NextToken };
+      for (const i of p.items)
+        if (this.shutting.has(i.InstanceId))
+          this.shutting.set(i.InstanceId, (this.shutting.get(i.InstanceId) ?? 1) - 1);
+      return {
+        Reservations: p.items.map((i) => ({ OwnerId: '123456789012', Instances: [{ ...i, State: { ...i.State } }] })),
+        NextToken: p.NextToken,
+      };
     });
     this.on('TerminateInstances', (input) => {
       const ids = input.InstanceIds as string[];
@@ -197,7 +262,12 @@ export class FakeWorld extends FakeAws {
       const unknown = ids.filter((i) => !this.instances.has(i) || this.hidden.has(i));
       if (unknown.length > 0) {
         for (const i of unknown) this.look(i);
-        throw awsError('InvalidInstanceID.NotFound', unknown.length === 1 ? `The instance ID '${unknown[0]}' does not exist` : `The instance IDs '${unknown.join(', ')}' do not exist`);
+        throw awsError(
+          'InvalidInstanceID.NotFound',
+          unknown.length === 1
+            ? `The instance ID '${unknown[0]}' does not exist`
+            : `The instance IDs '${unknown.join(', ')}' do not exist`,
+        );
       }
       return {
         TerminatingInstances: ids.map((id) => {
@@ -223,13 +293,27 @@ export class FakeWorld extends FakeAws {
     this.on('StopInstances', (input) => {
       const list = known(input.InstanceIds as string[]);
       const spot = list.find((i) => i.InstanceLifecycle === 'spot');
-      if (spot) throw awsError('UnsupportedOperation', `You can't stop the Spot Instance '${spot.InstanceId}' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.`);
-      return { StoppingInstances: list.map((i) => ({ InstanceId: i.InstanceId, PreviousState: { Name: i.State.Name }, CurrentState: { Name: (i.State = { Name: 'stopped' }).Name } })) };
+      if (spot)
+        throw awsError(
+          'UnsupportedOperation',
+          `You can't stop the Spot Instance '${spot.InstanceId}' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.`,
+        );
+      return {
+        StoppingInstances: list.map((i) => ({
+          InstanceId: i.InstanceId,
+          PreviousState: { Name: i.State.Name },
+          CurrentState: { Name: (i.State = { Name: 'stopped' }).Name },
+        })),
+      };
     });
     this.on('StartInstances', (input) => {
       const list = known(input.InstanceIds as string[]);
       const bad = list.find((i) => ['terminated', 'shutting-down', 'stopping'].includes(i.State.Name));
-      if (bad) throw awsError('IncorrectInstanceState', `The instance '${bad.InstanceId}' is not in a state from which it can be started.`);
+      if (bad)
+        throw awsError(
+          'IncorrectInstanceState',
+          `The instance '${bad.InstanceId}' is not in a state from which it can be started.`,
+        );
       return {
         StartingInstances: list.map((i) => {
           const prev = i.State.Name;
@@ -240,17 +324,26 @@ export class FakeWorld extends FakeAws {
     });
     this.on('ModifyInstanceAttribute', (input) => {
       const [i] = known([input.InstanceId as string]);
-      if (i && ['terminated', 'shutting-down'].includes(i.State.Name)) throw awsError('IncorrectInstanceState', `The instance '${i.InstanceId}' is not in a state from which its attributes can be modified.`);
-      if (input.Attribute === 'instanceInitiatedShutdownBehavior' && i) this.shutdownBehaviour.set(i.InstanceId, String(input.Value));
+      if (i && ['terminated', 'shutting-down'].includes(i.State.Name))
+        throw awsError(
+          'IncorrectInstanceState',
+          `The instance '${i.InstanceId}' is not in a state from which its attributes can be modified.`,
+        );
+      if (input.Attribute === 'instanceInitiatedShutdownBehavior' && i)
+        this.shutdownBehaviour.set(i.InstanceId, String(input.Value));
       return {};
     });
     this.on('DescribeInstanceAttribute', (input) => {
       const [i] = known([input.InstanceId as string]);
-      return { InstanceId: i?.InstanceId, InstanceInitiatedShutdownBehavior: { Value: this.shutdownBehaviour.get(i?.InstanceId ?? '') ?? 'stop' } };
+      return {
+        InstanceId: i?.InstanceId,
+        InstanceInitiatedShutdownBehavior: { Value: this.shutdownBehaviour.get(i?.InstanceId ?? '') ?? 'stop' },
+      };
     });
     this.on('CreateTags', (input) => {
       for (const i of known(input.Resources as string[])) {
-        for (const t of input.Tags as { Key: string; Value: string }[]) i.Tags = i.Tags.filter((x) => x.Key !== t.Key).concat({ Key: t.Key, Value: t.Value });
+        for (const t of input.Tags as { Key: string; Value: string }[])
+          i.Tags = i.Tags.filter((x) => x.Key !== t.Key).concat({ Key: t.Key, Value: t.Value });
       }
       return {};
     });
@@ -258,19 +351,34 @@ export class FakeWorld extends FakeAws {
       if (!this.putBucket.take()) throw awsError('ThrottlingException', 'Rate exceeded');
       const name = input.Name as string;
       const exists = this.params.has(name);
-      if (exists && !input.Overwrite) throw awsError('ParameterAlreadyExists', 'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.');
-      const tags = Object.fromEntries(((input.Tags as { Key: string; Value: string }[]) ?? []).map((t) => [t.Key, t.Value]));
-      this.params.set(name, { value: input.Value as string, tags: exists ? (this.params.get(name)?.tags ?? tags) : tags, lastModified: new Date() });
+      if (exists && !input.Overwrite)
+        throw awsError(
+          'ParameterAlreadyExists',
+          'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.',
+        );
+      const tags = Object.fromEntries(
+        ((input.Tags as { Key: string; Value: string }[]) ?? []).map((t) => [t.Key, t.Value]),
+      );
+      this.params.set(name, {
+        value: input.Value as string,
+        tags: exists ? (this.params.get(name)?.tags ?? tags) : tags,
+        lastModified: new Date(),
+      });
       this.puts++;
       // A lost answer: the write happened; the SDK's retry of the same request then finds it.
       if (this.opts.losePutEvery > 0 && (this.puts - 1) % this.opts.losePutEvery === 0 && !input.Overwrite) {
-        throw awsError('ParameterAlreadyExists', 'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.');
+        throw awsError(
+          'ParameterAlreadyExists',
+          'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.',
+        );
       }
       return { Version: 1, Tier: 'Standard' };
     });
     this.on('DescribeParameters', (input) => {
       const path = `${(input.ParameterFilters as { Values: string[] }[])[0]?.Values[0] ?? ''}/`;
-      const list = [...this.params.entries()].filter(([n]) => n.startsWith(path)).map(([Name, p]) => ({ Name, LastModifiedDate: p.lastModified }));
+      const list = [...this.params.entries()]
+        .filter(([n]) => n.startsWith(path))
+        .map(([Name, p]) => ({ Name, LastModifiedDate: p.lastModified }));
       const p = page(list, input, 50);
       return { Parameters: p.items, NextToken: p.NextToken };
     });
@@ -289,7 +397,13 @@ export class FakeWorld extends FakeAws {
       // Price changes inside the window, plus the last change before it (the price in force at the start); newest first.
       const before = history.filter((h) => h.at <= start).at(-1);
       const inside = history.filter((h) => h.at > start && h.at <= end);
-      const items = [...(before ? [before] : []), ...inside].reverse().map((h) => ({ InstanceType: type, AvailabilityZone: az, ProductDescription: 'Linux/UNIX', SpotPrice: h.price.toFixed(4), Timestamp: h.at }));
+      const items = [...(before ? [before] : []), ...inside].reverse().map((h) => ({
+        InstanceType: type,
+        AvailabilityZone: az,
+        ProductDescription: 'Linux/UNIX',
+        SpotPrice: h.price.toFixed(4),
+        Timestamp: h.at,
+      }));
       const p = page(items, input, 1000);
       return { SpotPriceHistory: p.items, NextToken: p.NextToken };
     });
@@ -330,7 +444,12 @@ export class FakeWorld extends FakeAws {
   }
 
   private createFleet(input: Record<string, unknown>) {
-    const ltc = (input.LaunchTemplateConfigs as { LaunchTemplateSpecification: { LaunchTemplateId: string }; Overrides?: Override[] }[])[0];
+    const ltc = (
+      input.LaunchTemplateConfigs as {
+        LaunchTemplateSpecification: { LaunchTemplateId: string };
+        Overrides?: Override[];
+      }[]
+    )[0];
     const ltId = ltc?.LaunchTemplateSpecification.LaunchTemplateId ?? '';
     const lt = this.templates.get(ltId);
     const left = this.hiddenTemplates.get(ltId);
@@ -339,7 +458,10 @@ export class FakeWorld extends FakeAws {
         if (left <= 1) this.hiddenTemplates.delete(ltId);
         else this.hiddenTemplates.set(ltId, left - 1);
       }
-      throw awsError('InvalidLaunchTemplateId.NotFound', `The specified launch template, with template ID ${ltId}, does not exist.`);
+      throw awsError(
+        'InvalidLaunchTemplateId.NotFound',
+        `The specified launch template, with template ID ${ltId}, does not exist.`,
+      );
     }
     const overrides = ltc?.Overrides ?? [];
     // One fleet may not name two subnets of one AZ for the same type.
@@ -347,15 +469,24 @@ export class FakeWorld extends FakeAws {
     for (const ov of overrides) {
       if (!ov.SubnetId) continue;
       const pool = `${ov.InstanceType}@${this.azOf(ov.SubnetId)}`;
-      if (seen.has(pool)) throw awsError('InvalidFleetConfig', `The fleet configuration contains duplicate instance pools (${pool}).`);
+      if (seen.has(pool))
+        throw awsError('InvalidFleetConfig', `The fleet configuration contains duplicate instance pools (${pool}).`);
       seen.add(pool);
     }
-    const market = (input.TargetCapacitySpecification as { DefaultTargetCapacityType: string }).DefaultTargetCapacityType;
-    const unsupported = overrides.filter((ov) => ov.SubnetId && this.notOffered.has(`${ov.InstanceType}@${this.azOf(ov.SubnetId)}`));
+    const market = (input.TargetCapacitySpecification as { DefaultTargetCapacityType: string })
+      .DefaultTargetCapacityType;
+    const unsupported = overrides.filter(
+      (ov) => ov.SubnetId && this.notOffered.has(`${ov.InstanceType}@${this.azOf(ov.SubnetId)}`),
+    );
     const usable = overrides.filter((ov) => !unsupported.includes(ov));
     const poolErrors = unsupported.map((ov) => {
       const az = this.azOf(ov.SubnetId ?? '');
-      return { ErrorCode: 'Unsupported', ErrorMessage: `Your requested instance type (${ov.InstanceType}) is not supported in your requested Availability Zone (${az}).`, Lifecycle: market, LaunchTemplateAndOverrides: { Overrides: { InstanceType: ov.InstanceType, SubnetId: ov.SubnetId } } };
+      return {
+        ErrorCode: 'Unsupported',
+        ErrorMessage: `Your requested instance type (${ov.InstanceType}) is not supported in your requested Availability Zone (${az}).`,
+        Lifecycle: market,
+        LaunchTemplateAndOverrides: { Overrides: { InstanceType: ov.InstanceType, SubnetId: ov.SubnetId } },
+      };
     });
     if (usable.length === 0) this.fleetsAccepted.push({ input });
     if (usable.length === 0) return { FleetId: `fleet-${++this.seq}`, Instances: [], Errors: poolErrors };
@@ -363,23 +494,48 @@ export class FakeWorld extends FakeAws {
     const req = { ...input, LaunchTemplateConfigs: [{ ...ltc, Overrides: usable }] };
     const ans = this.fleet(req, ++this.fleetCalls);
     if (ans instanceof Error) throw ans;
-    const ltTags = ((lt.data.TagSpecifications as { ResourceType: string; Tags: { Key: string; Value: string }[] }[]) ?? []).find((t) => t.ResourceType === 'instance')?.Tags ?? [];
+    const ltTags =
+      ((lt.data.TagSpecifications as { ResourceType: string; Tags: { Key: string; Value: string }[] }[]) ?? []).find(
+        (t) => t.ResourceType === 'instance',
+      )?.Tags ?? [];
     const groups = ans.launch.map((l) => {
       const id = `i-${(++this.seq).toString(16).padStart(17, '0')}`;
       const ov = usable.find((u) => u.InstanceType === l.type) ?? usable[0];
       const subnet = ov?.SubnetId;
-      this.instances.set(id, { InstanceId: id, InstanceType: l.type, State: { Name: 'pending' }, InstanceLifecycle: l.market === 'spot' ? 'spot' : undefined, Placement: { AvailabilityZone: subnet ? this.azOf(subnet) : 'us-east-1a' }, SubnetId: subnet, LaunchTime: new Date(), Tags: [...ltTags] });
+      this.instances.set(id, {
+        InstanceId: id,
+        InstanceType: l.type,
+        State: { Name: 'pending' },
+        InstanceLifecycle: l.market === 'spot' ? 'spot' : undefined,
+        Placement: { AvailabilityZone: subnet ? this.azOf(subnet) : 'us-east-1a' },
+        SubnetId: subnet,
+        LaunchTime: new Date(),
+        Tags: [...ltTags],
+      });
       if (this.opts.instanceLooks > 0) this.hidden.set(id, this.opts.instanceLooks);
-      if (typeof lt.data.InstanceInitiatedShutdownBehavior === 'string') this.shutdownBehaviour.set(id, lt.data.InstanceInitiatedShutdownBehavior);
-      return { InstanceIds: [id], InstanceType: l.type, Lifecycle: l.market, LaunchTemplateAndOverrides: { Overrides: { InstanceType: l.type, SubnetId: subnet } } };
+      if (typeof lt.data.InstanceInitiatedShutdownBehavior === 'string')
+        this.shutdownBehaviour.set(id, lt.data.InstanceInitiatedShutdownBehavior);
+      return {
+        InstanceIds: [id],
+        InstanceType: l.type,
+        Lifecycle: l.market,
+        LaunchTemplateAndOverrides: { Overrides: { InstanceType: l.type, SubnetId: subnet } },
+      };
     });
-    const errors = (ans.errors ?? []).map((e) => ({ ErrorCode: e.code, ErrorMessage: `${e.code} for ${e.type ?? 'all'}`, Lifecycle: e.market, LaunchTemplateAndOverrides: { Overrides: { InstanceType: e.type } } }));
+    const errors = (ans.errors ?? []).map((e) => ({
+      ErrorCode: e.code,
+      ErrorMessage: `${e.code} for ${e.type ?? 'all'}`,
+      Lifecycle: e.market,
+      LaunchTemplateAndOverrides: { Overrides: { InstanceType: e.type } },
+    }));
     return { FleetId: `fleet-${++this.seq}`, Instances: groups, Errors: [...poolErrors, ...errors] };
   }
 
   /** Instances not on their way out (shutting-down and terminated are both "gone" for money). */
   live(): FakeInstance[] {
-    return [...this.instances.values()].filter((i) => i.State.Name !== 'terminated' && i.State.Name !== 'shutting-down');
+    return [...this.instances.values()].filter(
+      (i) => i.State.Name !== 'terminated' && i.State.Name !== 'shutting-down',
+    );
   }
 
   liveIds(): string[] {
@@ -406,16 +562,34 @@ export class FakeWorld extends FakeAws {
   }
 
   /** A running instance planted directly (reap and stop tests), already visible. */
-  addInstance(label: string | undefined, launchTime: Date, extra: Record<string, string> = {}, over: Partial<FakeInstance> = {}): string {
+  addInstance(
+    label: string | undefined,
+    launchTime: Date,
+    extra: Record<string, string> = {},
+    over: Partial<FakeInstance> = {},
+  ): string {
     const id = `i-${(++this.seq).toString(16).padStart(17, '0')}`;
     const tags = label ? { 'spot-runner:managed': 'true', 'spot-runner:label': label, ...extra } : extra;
-    this.instances.set(id, { InstanceId: id, InstanceType: 'c7i.large', State: { Name: 'running' }, Placement: { AvailabilityZone: 'us-east-1a' }, LaunchTime: launchTime, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })), ...over });
+    this.instances.set(id, {
+      InstanceId: id,
+      InstanceType: 'c7i.large',
+      State: { Name: 'running' },
+      Placement: { AvailabilityZone: 'us-east-1a' },
+      LaunchTime: launchTime,
+      Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+      ...over,
+    });
     return id;
   }
 
   addTemplate(label: string, created: Date, managed = true): string {
     const id = `lt-${(++this.seq).toString(16).padStart(17, '0')}`;
-    const tags = managed ? [{ Key: 'spot-runner:managed', Value: 'true' }, { Key: 'spot-runner:label', Value: label }] : [];
+    const tags = managed
+      ? [
+          { Key: 'spot-runner:managed', Value: 'true' },
+          { Key: 'spot-runner:label', Value: label },
+        ]
+      : [];
     this.templates.set(id, { name: label, data: {}, tags, created });
     return id;
   }
@@ -429,9 +603,34 @@ export class FakeWorld extends FakeAws {
 export function priceListItem(type: string, region: string, usdPerHour: number): string {
   const sku = `FAKE${type.replace(/\W/g, '').toUpperCase()}`;
   return JSON.stringify({
-    product: { productFamily: 'Compute Instance', sku, attributes: { instanceType: type, regionCode: region, operatingSystem: 'Linux', tenancy: 'Shared', preInstalledSw: 'NA', capacitystatus: 'Used' } },
+    product: {
+      productFamily: 'Compute Instance',
+      sku,
+      attributes: {
+        instanceType: type,
+        regionCode: region,
+        operatingSystem: 'Linux',
+        tenancy: 'Shared',
+        preInstalledSw: 'NA',
+        capacitystatus: 'Used',
+      },
+    },
     serviceCode: 'AmazonEC2',
-    terms: { OnDemand: { [`${sku}.JRTCKXETXF`]: { offerTermCode: 'JRTCKXETXF', sku, priceDimensions: { [`${sku}.JRTCKXETXF.6YS6EN2CT7`]: { unit: 'Hrs', pricePerUnit: { USD: usdPerHour.toFixed(10) }, description: `$${usdPerHour} per On Demand Linux ${type} Instance Hour` } } } } },
+    terms: {
+      OnDemand: {
+        [`${sku}.JRTCKXETXF`]: {
+          offerTermCode: 'JRTCKXETXF',
+          sku,
+          priceDimensions: {
+            [`${sku}.JRTCKXETXF.6YS6EN2CT7`]: {
+              unit: 'Hrs',
+              pricePerUnit: { USD: usdPerHour.toFixed(10) },
+              description: `$${usdPerHour} per On Demand Linux ${type} Instance Hour`,
+            },
+          },
+        },
+      },
+    },
     version: 'fake',
     publicationDate: '2026-11-01T00:00:00Z',
   });

@@ -71,7 +71,11 @@ export interface StepOptions {
 
 export async function runStep(o: StepOptions): Promise<StepResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sr-step-'));
-  const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STATE: join(dir, 'state'), GITHUB_STEP_SUMMARY: join(dir, 'summary') };
+  const files = {
+    GITHUB_OUTPUT: join(dir, 'output'),
+    GITHUB_STATE: join(dir, 'state'),
+    GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+  };
   for (const f of Object.values(files)) writeFileSync(f, '');
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -103,7 +107,9 @@ export async function runStep(o: StepOptions): Promise<StepResult> {
   if (o.cancelWhen) void o.cancelWhen.then(cancel);
   if (o.killWhen) void o.killWhen.then(() => child.kill('SIGKILL'));
   timers.push(setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 120_000));
-  const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res) => child.on('exit', (c, s) => res([c, s])));
+  const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res) =>
+    child.on('exit', (c, s) => res([c, s])),
+  );
   for (const t of timers) clearTimeout(t);
   const read = (f: string) => readFileSync(f, 'utf8');
   return {
@@ -122,8 +128,16 @@ export async function runStep(o: StepOptions): Promise<StepResult> {
 /** main, then post when `post-if: failure() || cancelled()` holds, carrying state across. */
 export async function runWithPost(o: StepOptions): Promise<{ main: StepResult; post?: StepResult }> {
   const main = await runStep(o);
-  const failedOrCancelled = main.exitCode !== 0 || o.cancelAfterMs !== undefined || o.cancelWhen !== undefined || o.killWhen !== undefined;
+  const failedOrCancelled =
+    main.exitCode !== 0 || o.cancelAfterMs !== undefined || o.cancelWhen !== undefined || o.killWhen !== undefined;
   if (!failedOrCancelled) return { main };
-  const post = await runStep({ ...o, cancelAfterMs: undefined, cancelWhen: undefined, killWhen: undefined, state: main.state, post: true });
+  const post = await runStep({
+    ...o,
+    cancelAfterMs: undefined,
+    cancelWhen: undefined,
+    killWhen: undefined,
+    state: main.state,
+    post: true,
+  });
   return { main, post };
 }

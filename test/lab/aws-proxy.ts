@@ -37,9 +37,21 @@
 //     terminated, shutting-down or stopping is IncorrectInstanceState (moto would revive a
 //     terminated one); a started instance shows pending for `startingMs` (moto jumps to running).
 import { randomUUID } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DescribeInstanceTypeOfferingsCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client, ModifyInstanceAttributeCommand } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstanceTypeOfferingsCommand,
+  DescribeInstancesCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+  ModifyInstanceAttributeCommand,
+} from '@aws-sdk/client-ec2';
 import { TokenBucket } from '../fakes/token-bucket.js';
 
 export type AwsService = 'ec2' | 'ssm' | 'pricing' | 'other';
@@ -72,7 +84,14 @@ export interface CallRecord {
   /** HTTP status the caller got. */
   status: number;
   /** The fault injected, if any; `replay` for a ClientToken replay. */
-  fault?: AwsFault['kind'] | 'replay' | 'idempotent-mismatch' | 'rate-limit' | 'not-yet-visible' | 'duplicate-pools' | 'lost-answer';
+  fault?:
+    | AwsFault['kind']
+    | 'replay'
+    | 'idempotent-mismatch'
+    | 'rate-limit'
+    | 'not-yet-visible'
+    | 'duplicate-pools'
+    | 'lost-answer';
   at: number;
   ms: number;
 }
@@ -114,10 +133,24 @@ export interface Realism {
   startingMs: number;
 }
 
-export const REALISM_DEFAULTS: Realism = { instanceMs: 1500, templateMs: 500, shuttingDownMs: 1000, putPerSecond: 3, getPerSecond: 40, losePutEvery: 25, notOffered: [], startingMs: 500 };
+export const REALISM_DEFAULTS: Realism = {
+  instanceMs: 1500,
+  templateMs: 500,
+  shuttingDownMs: 1000,
+  putPerSecond: 3,
+  getPerSecond: 40,
+  losePutEvery: 25,
+  notOffered: [],
+  startingMs: 500,
+};
 
 // On-demand Linux USD/hour the lab's Price List answers with (us-east-1, Shared, no software).
-export const LAB_PRICE_LIST: Record<string, number> = { 'c7i.large': 0.0893, 'c6i.large': 0.085, 'c7g.large': 0.0725, 'm7i.large': 0.1008 };
+export const LAB_PRICE_LIST: Record<string, number> = {
+  'c7i.large': 0.0893,
+  'c6i.large': 0.085,
+  'c7g.large': 0.0725,
+  'm7i.large': 0.1008,
+};
 
 interface Rule extends FaultRule {
   times: number;
@@ -138,7 +171,8 @@ export class AwsFaultProxy {
   readonly calls: CallRecord[] = [];
   readonly fleets: FleetLaunch[] = [];
   private rules: Rule[] = [];
-  private capacity: Required<Pick<Capacity, 'spotAvailable' | 'onDemandAvailable'>> & { noSpotTypes: Set<string> } = AwsFaultProxy.noLimits();
+  private capacity: Required<Pick<Capacity, 'spotAvailable' | 'onDemandAvailable'>> & { noSpotTypes: Set<string> } =
+    AwsFaultProxy.noLimits();
   private tokens = new Map<string, Promise<{ body: string; reply: Forwarded }>>();
   private listeners: Array<(f: FleetLaunch) => void> = [];
   realism: Realism = { ...REALISM_DEFAULTS };
@@ -161,7 +195,11 @@ export class AwsFaultProxy {
     readonly url: string,
     readonly target: string,
   ) {
-    this.moto = new EC2Client({ region: 'us-east-1', endpoint: target, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+    this.moto = new EC2Client({
+      region: 'us-east-1',
+      endpoint: target,
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
   }
 
   /** Sets some of the platform behaviours (the rest keep their values). */
@@ -223,13 +261,16 @@ export class AwsFaultProxy {
 
   /** Calls of an action that succeeded (HTTP 200): a CreateFleet refused while its template was not yet known does not count. */
   accepted(action: string, source?: CallSource): number {
-    return this.calls.filter((c) => c.action === action && c.status === 200 && (source === undefined || c.source === source)).length;
+    return this.calls.filter(
+      (c) => c.action === action && c.status === 200 && (source === undefined || c.source === source),
+    ).length;
   }
 
   /** Calls per action, optionally of one source. */
   counts(source?: CallSource): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const c of this.calls) if (source === undefined || c.source === source) out[c.action] = (out[c.action] ?? 0) + 1;
+    for (const c of this.calls)
+      if (source === undefined || c.source === source) out[c.action] = (out[c.action] ?? 0) + 1;
     return out;
   }
 
@@ -267,8 +308,13 @@ export class AwsFaultProxy {
     const body = raw.toString('utf8');
     const { service, action, form } = classify(req, body);
     const ua = String(req.headers['user-agent'] ?? '');
-    const source: CallSource = /spot-runner-lab-shim|spot-runner-bootstrap/.test(ua) ? 'instance' : /aws-sdk-js/i.test(ua) ? 'action' : 'other';
-    const record = (status: number, fault?: CallRecord['fault']) => this.calls.push({ service, action, source, status, fault, at: t0, ms: Date.now() - t0 });
+    const source: CallSource = /spot-runner-lab-shim|spot-runner-bootstrap/.test(ua)
+      ? 'instance'
+      : /aws-sdk-js/i.test(ua)
+        ? 'action'
+        : 'other';
+    const record = (status: number, fault?: CallRecord['fault']) =>
+      this.calls.push({ service, action, source, status, fault, at: t0, ms: Date.now() - t0 });
 
     const rule = this.pickRule(action, source);
     let loseResponse = false;
@@ -295,7 +341,13 @@ export class AwsFaultProxy {
       return;
     }
     let lostByDefault = false;
-    if (!loseResponse && service === 'ssm' && action === 'PutParameter' && source === 'action' && this.realism.losePutEvery > 0) {
+    if (
+      !loseResponse &&
+      service === 'ssm' &&
+      action === 'PutParameter' &&
+      source === 'action' &&
+      this.realism.losePutEvery > 0
+    ) {
       lostByDefault = this.putsFromAction++ % this.realism.losePutEvery === 0;
     }
 
@@ -303,7 +355,17 @@ export class AwsFaultProxy {
     let mark: CallRecord['fault'];
     if (service === 'ec2' && action === 'CreateFleet' && form) {
       ({ reply, mark } = await this.createFleet(req, body, form));
-    } else if (service === 'ec2' && form && (action === 'DescribeInstances' || action === 'TerminateInstances' || action === 'DescribeInstanceTypeOfferings' || action === 'RunInstances' || action === 'CreateLaunchTemplate' || action === 'StopInstances' || action === 'StartInstances')) {
+    } else if (
+      service === 'ec2' &&
+      form &&
+      (action === 'DescribeInstances' ||
+        action === 'TerminateInstances' ||
+        action === 'DescribeInstanceTypeOfferings' ||
+        action === 'RunInstances' ||
+        action === 'CreateLaunchTemplate' ||
+        action === 'StopInstances' ||
+        action === 'StartInstances')
+    ) {
       ({ reply, mark } = await this.ec2Realism(req, raw, form, action));
     } else if (service === 'pricing') {
       reply = priceList(action, body);
@@ -325,7 +387,8 @@ export class AwsFaultProxy {
   /** The first rule that matches and has faults left; a rule's first `after` matches pass untouched. */
   private pickRule(action: string, source: CallSource): Rule | undefined {
     for (const r of this.rules) {
-      if (r.times <= 0 || (r.action !== '*' && r.action !== action) || (r.source !== undefined && r.source !== source)) continue;
+      if (r.times <= 0 || (r.action !== '*' && r.action !== action) || (r.source !== undefined && r.source !== source))
+        continue;
       if (r.after > 0) {
         r.after--;
         continue;
@@ -335,7 +398,11 @@ export class AwsFaultProxy {
     return undefined;
   }
 
-  private async createFleet(req: IncomingMessage, body: string, form: URLSearchParams): Promise<{ reply: Forwarded; mark?: CallRecord['fault'] }> {
+  private async createFleet(
+    req: IncomingMessage,
+    body: string,
+    form: URLSearchParams,
+  ): Promise<{ reply: Forwarded; mark?: CallRecord['fault'] }> {
     const token = form.get('ClientToken') ?? '';
     // Strip nothing but the token itself when comparing: the SDK re-signs a retry, the body is the same.
     if (token) {
@@ -344,21 +411,37 @@ export class AwsFaultProxy {
         const first = await prior.catch(() => undefined);
         if (first && first.reply.status === 200) {
           if (first.body !== body) {
-            return { reply: ec2Error(400, 'IdempotentParameterMismatch', `Client token ${token} was used with a different request.`), mark: 'idempotent-mismatch' };
+            return {
+              reply: ec2Error(
+                400,
+                'IdempotentParameterMismatch',
+                `Client token ${token} was used with a different request.`,
+              ),
+              mark: 'idempotent-mismatch',
+            };
           }
           return { reply: first.reply, mark: 'replay' };
         }
       }
     }
     const work = this.launchFleet(req, body, form, token);
-    if (token) this.tokens.set(token, work.then((reply) => ({ body, reply })));
+    if (token)
+      this.tokens.set(
+        token,
+        work.then((reply) => ({ body, reply })),
+      );
     const reply = await work;
     // A failed call may be retried with the same token and must then really launch.
     if (token && reply.status !== 200) this.tokens.delete(token);
     return { reply };
   }
 
-  private async launchFleet(req: IncomingMessage, body: string, form: URLSearchParams, token: string): Promise<Forwarded> {
+  private async launchFleet(
+    req: IncomingMessage,
+    body: string,
+    form: URLSearchParams,
+    token: string,
+  ): Promise<Forwarded> {
     const market = form.get('TargetCapacitySpecification.DefaultTargetCapacityType') ?? 'on-demand';
     const total = Number(form.get('TargetCapacitySpecification.TotalTargetCapacity') ?? '0');
     const overrides = parseOverrides(form);
@@ -366,14 +449,26 @@ export class AwsFaultProxy {
     const ltIdReq = form.get('LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId') ?? '';
     const ltAt = this.templateVisibleAt.get(ltIdReq);
     if (ltAt !== undefined && Date.now() < ltAt) {
-      return ec2Error(400, 'InvalidLaunchTemplateId.NotFound', `The specified launch template, with template ID ${ltIdReq}, does not exist.`);
+      return ec2Error(
+        400,
+        'InvalidLaunchTemplateId.NotFound',
+        `The specified launch template, with template ID ${ltIdReq}, does not exist.`,
+      );
     }
-    await this.poolFacts([...new Set(overrides.map((o) => o.fields.SubnetId ?? '').filter(Boolean))], [...new Set(overrides.map((o) => o.fields.InstanceType ?? ''))]);
+    await this.poolFacts(
+      [...new Set(overrides.map((o) => o.fields.SubnetId ?? '').filter(Boolean))],
+      [...new Set(overrides.map((o) => o.fields.InstanceType ?? ''))],
+    );
     const pools = new Set<string>();
     for (const o of overrides) {
       if (!o.fields.SubnetId) continue;
       const pool = `${o.fields.InstanceType ?? ''}@${this.subnetAz.get(o.fields.SubnetId) ?? ''}`;
-      if (pools.has(pool)) return ec2Error(400, 'InvalidFleetConfig', `The fleet configuration contains duplicate instance pools (${pool}).`);
+      if (pools.has(pool))
+        return ec2Error(
+          400,
+          'InvalidFleetConfig',
+          `The fleet configuration contains duplicate instance pools (${pool}).`,
+        );
       pools.add(pool);
     }
     const unsupported = overrides.filter((o) => {
@@ -383,23 +478,44 @@ export class AwsFaultProxy {
     });
     for (const o of unsupported) {
       const az = this.subnetAz.get(o.fields.SubnetId ?? '') ?? '';
-      errors.push({ override: o, lifecycle: market, code: 'Unsupported', message: `Your requested instance type (${o.fields.InstanceType ?? ''}) is not supported in your requested Availability Zone (${az}).` });
+      errors.push({
+        override: o,
+        lifecycle: market,
+        code: 'Unsupported',
+        message: `Your requested instance type (${o.fields.InstanceType ?? ''}) is not supported in your requested Availability Zone (${az}).`,
+      });
     }
     let usable = overrides.filter((o) => !unsupported.includes(o));
     if (market === 'spot' && this.capacity.noSpotTypes.size > 0) {
       const before = usable;
       usable = before.filter((o) => !this.capacity.noSpotTypes.has(o.fields.InstanceType ?? ''));
-      for (const o of before.filter((x) => !usable.includes(x))) errors.push({ override: o, lifecycle: market, code: 'InsufficientInstanceCapacity', message: `There is no Spot capacity available that matches your request (${o.fields.InstanceType ?? '?'}).` });
+      for (const o of before.filter((x) => !usable.includes(x)))
+        errors.push({
+          override: o,
+          lifecycle: market,
+          code: 'InsufficientInstanceCapacity',
+          message: `There is no Spot capacity available that matches your request (${o.fields.InstanceType ?? '?'}).`,
+        });
     }
     const room = market === 'spot' ? this.capacity.spotAvailable : this.capacity.onDemandAvailable;
     const granted = usable.length === 0 ? 0 : Math.min(total, room);
     if (granted < total && usable.length > 0) {
-      for (const o of usable) errors.push({ override: o, lifecycle: market, code: 'InsufficientInstanceCapacity', message: `We currently do not have sufficient ${o.fields.InstanceType ?? ''} capacity in the Availability Zone you requested.` });
+      for (const o of usable)
+        errors.push({
+          override: o,
+          lifecycle: market,
+          code: 'InsufficientInstanceCapacity',
+          message: `We currently do not have sufficient ${o.fields.InstanceType ?? ''} capacity in the Availability Zone you requested.`,
+        });
     }
     const ltId = form.get('LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId') ?? '';
     let reply: Forwarded;
     if (granted === 0) {
-      reply = { status: 200, headers: { 'content-type': 'text/xml' }, body: Buffer.from(fleetXml(`fleet-${randomUUID()}`, '', errors, ltId)) };
+      reply = {
+        status: 200,
+        headers: { 'content-type': 'text/xml' },
+        body: Buffer.from(fleetXml(`fleet-${randomUUID()}`, '', errors, ltId)),
+      };
     } else {
       const rewritten = errors.length > 0 ? rewriteFleetForm(form, usable, granted, market) : body;
       reply = await this.forward(req, Buffer.from(rewritten));
@@ -409,7 +525,11 @@ export class AwsFaultProxy {
     }
     if (reply.status === 200) {
       const text = reply.body.toString('utf8');
-      const ids = [...(/<fleetInstanceSet>([\s\S]*)<\/fleetInstanceSet>/.exec(text)?.[1] ?? '').matchAll(/<item>(i-[0-9a-f]+)<\/item>/g)].map((m) => m[1] ?? '');
+      const ids = [
+        ...(/<fleetInstanceSet>([\s\S]*)<\/fleetInstanceSet>/.exec(text)?.[1] ?? '').matchAll(
+          /<item>(i-[0-9a-f]+)<\/item>/g,
+        ),
+      ].map((m) => m[1] ?? '');
       if (market === 'spot') this.capacity.spotAvailable -= ids.length;
       else this.capacity.onDemandAvailable -= ids.length;
       for (const id of ids) this.visibleAt.set(id, Date.now() + this.realism.instanceMs);
@@ -417,9 +537,22 @@ export class AwsFaultProxy {
       // EC2 gives the instances the template's shutdown behaviour; moto keeps its default (stop).
       const behaviour = this.templateShutdown.get(ltId);
       if (behaviour) {
-        for (const id of ids) await this.moto.send(new ModifyInstanceAttributeCommand({ InstanceId: id, Attribute: 'instanceInitiatedShutdownBehavior', Value: behaviour }));
+        for (const id of ids)
+          await this.moto.send(
+            new ModifyInstanceAttributeCommand({
+              InstanceId: id,
+              Attribute: 'instanceInitiatedShutdownBehavior',
+              Value: behaviour,
+            }),
+          );
       }
-      const launch: FleetLaunch = { fleetId: /<fleetId>([^<]*)<\/fleetId>/.exec(text)?.[1] ?? '', clientToken: token || undefined, market, instanceIds: ids, at: Date.now() };
+      const launch: FleetLaunch = {
+        fleetId: /<fleetId>([^<]*)<\/fleetId>/.exec(text)?.[1] ?? '',
+        clientToken: token || undefined,
+        market,
+        instanceIds: ids,
+        at: Date.now(),
+      };
       this.fleets.push(launch);
       for (const l of this.listeners) l(launch);
     }
@@ -442,7 +575,8 @@ export class AwsFaultProxy {
 
   private withinSsmQuota(action: string): boolean {
     if (action === 'PutParameter') return this.putBucket.take();
-    if (action === 'GetParameter' || action === 'GetParameters' || action === 'GetParametersByPath') return this.getBucket.take();
+    if (action === 'GetParameter' || action === 'GetParameters' || action === 'GetParametersByPath')
+      return this.getBucket.take();
     return true;
   }
 
@@ -451,32 +585,60 @@ export class AwsFaultProxy {
     return at !== undefined && Date.now() < at;
   }
 
-  private async ec2Realism(req: IncomingMessage, raw: Buffer, form: URLSearchParams, action: string): Promise<{ reply: Forwarded; mark?: CallRecord['fault'] }> {
+  private async ec2Realism(
+    req: IncomingMessage,
+    raw: Buffer,
+    form: URLSearchParams,
+    action: string,
+  ): Promise<{ reply: Forwarded; mark?: CallRecord['fault'] }> {
     const ids = [...form.entries()].filter(([k]) => /^InstanceId\.\d+$/.test(k)).map(([, v]) => v);
     if (action === 'TerminateInstances' || (action === 'DescribeInstances' && ids.length > 0)) {
       const unseen = ids.filter((id) => this.hidden(id));
       if (unseen.length > 0) {
-        const msg = unseen.length === 1 ? `The instance ID '${unseen[0]}' does not exist` : `The instance IDs '${unseen.join(', ')}' do not exist`;
+        const msg =
+          unseen.length === 1
+            ? `The instance ID '${unseen[0]}' does not exist`
+            : `The instance IDs '${unseen.join(', ')}' do not exist`;
         return { reply: ec2Error(400, 'InvalidInstanceID.NotFound', msg), mark: 'not-yet-visible' };
       }
     }
     if (action === 'StopInstances') {
       const spot = ids.filter((id) => this.spotIds.has(id));
       if (spot.length > 0) {
-        return { reply: ec2Error(400, 'UnsupportedOperation', `You can't stop the Spot Instance '${spot[0]}' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.`) };
+        return {
+          reply: ec2Error(
+            400,
+            'UnsupportedOperation',
+            `You can't stop the Spot Instance '${spot[0]}' because it is associated with a one-time Spot Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.`,
+          ),
+        };
       }
     }
     if (action === 'StartInstances') {
       const out = await this.moto.send(new DescribeInstancesCommand({ InstanceIds: ids })).catch(() => undefined);
-      const bad = (out?.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((i) => ['terminated', 'shutting-down', 'stopping'].includes(i.State?.Name ?? '') || this.terminatedAt.has(i.InstanceId ?? ''));
-      if (bad) return { reply: ec2Error(400, 'IncorrectInstanceState', `The instance '${bad.InstanceId ?? ''}' is not in a state from which it can be started.`) };
+      const bad = (out?.Reservations ?? [])
+        .flatMap((r) => r.Instances ?? [])
+        .find(
+          (i) =>
+            ['terminated', 'shutting-down', 'stopping'].includes(i.State?.Name ?? '') ||
+            this.terminatedAt.has(i.InstanceId ?? ''),
+        );
+      if (bad)
+        return {
+          reply: ec2Error(
+            400,
+            'IncorrectInstanceState',
+            `The instance '${bad.InstanceId ?? ''}' is not in a state from which it can be started.`,
+          ),
+        };
     }
     let reply = await this.forward(req, raw);
     if (reply.status !== 200) return { reply };
     const now = Date.now();
     let text = reply.body.toString('utf8');
     if (action === 'RunInstances') {
-      for (const m of text.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g)) this.visibleAt.set(m[1] ?? '', now + this.realism.instanceMs);
+      for (const m of text.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g))
+        this.visibleAt.set(m[1] ?? '', now + this.realism.instanceMs);
     } else if (action === 'CreateLaunchTemplate') {
       const id = /<launchTemplateId>(lt-[0-9a-f]+)<\/launchTemplateId>/.exec(text)?.[1];
       if (id) this.templateVisibleAt.set(id, now + this.realism.templateMs);
@@ -488,7 +650,10 @@ export class AwsFaultProxy {
     } else if (action === 'TerminateInstances') {
       for (const id of ids) if (!this.terminatedAt.has(id)) this.terminatedAt.set(id, now);
     } else if (action === 'DescribeInstanceTypeOfferings' && this.realism.notOffered.length > 0) {
-      text = text.replace(/<item>\s*<instanceType>([^<]+)<\/instanceType>\s*<locationType>[^<]*<\/locationType>\s*<location>([^<]+)<\/location>\s*<\/item>/g, (all, t: string, az: string) => (this.realism.notOffered.includes(`${t}@${az}`) ? '' : all));
+      text = text.replace(
+        /<item>\s*<instanceType>([^<]+)<\/instanceType>\s*<locationType>[^<]*<\/locationType>\s*<location>([^<]+)<\/location>\s*<\/item>/g,
+        (all, t: string, az: string) => (this.realism.notOffered.includes(`${t}@${az}`) ? '' : all),
+      );
     } else if (action === 'DescribeInstances') {
       // Under filters a not-yet-visible instance is simply absent: ask moto again for the visible ones only.
       const found = [...new Set([...text.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g)].map((m) => m[1] ?? ''))];
@@ -507,12 +672,22 @@ export class AwsFaultProxy {
       // moto jumps to running; EC2 shows pending first.
       for (const [id, at] of this.startedAt) {
         if (now - at >= this.realism.startingMs) continue;
-        text = text.replace(new RegExp(`(<instanceId>${id}</instanceId>[\\s\\S]*?<instanceState>\\s*<code>)16(</code>\\s*<name>)running(</name>)`), '$10$2pending$3');
+        text = text.replace(
+          new RegExp(
+            `(<instanceId>${id}</instanceId>[\\s\\S]*?<instanceState>\\s*<code>)16(</code>\\s*<name>)running(</name>)`,
+          ),
+          '$10$2pending$3',
+        );
       }
       // moto jumps to terminated; EC2 shows shutting-down first.
       for (const [id, at] of this.terminatedAt) {
         if (now - at >= this.realism.shuttingDownMs) continue;
-        text = text.replace(new RegExp(`(<instanceId>${id}</instanceId>[\\s\\S]*?<instanceState>\\s*<code>)48(</code>\\s*<name>)terminated(</name>)`), '$132$2shutting-down$3');
+        text = text.replace(
+          new RegExp(
+            `(<instanceId>${id}</instanceId>[\\s\\S]*?<instanceState>\\s*<code>)48(</code>\\s*<name>)terminated(</name>)`,
+          ),
+          '$132$2shutting-down$3',
+        );
       }
     }
     reply = { ...reply, body: Buffer.from(text) };
@@ -528,7 +703,12 @@ export class AwsFaultProxy {
     }
     const unknownTypes = types.filter((t) => !this.offered.has(t));
     if (unknownTypes.length > 0) {
-      const out = await this.moto.send(new DescribeInstanceTypeOfferingsCommand({ LocationType: 'availability-zone', Filters: [{ Name: 'instance-type', Values: unknownTypes }] }));
+      const out = await this.moto.send(
+        new DescribeInstanceTypeOfferingsCommand({
+          LocationType: 'availability-zone',
+          Filters: [{ Name: 'instance-type', Values: unknownTypes }],
+        }),
+      );
       for (const t of unknownTypes) this.offered.set(t, new Set());
       for (const o of out.InstanceTypeOfferings ?? []) this.offered.get(o.InstanceType ?? '')?.add(o.Location ?? '');
     }
@@ -544,7 +724,9 @@ export class AwsFaultProxy {
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const h: Record<string, string> = {};
-          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !['content-length', 'connection', 'transfer-encoding'].includes(k)) h[k] = Array.isArray(v) ? v.join(', ') : v;
+          for (const [k, v] of Object.entries(res.headers))
+            if (v !== undefined && !['content-length', 'connection', 'transfer-encoding'].includes(k))
+              h[k] = Array.isArray(v) ? v.join(', ') : v;
           resolve({ status: res.statusCode ?? 502, headers: h, body: Buffer.concat(chunks) });
         });
         res.on('error', reject);
@@ -580,22 +762,40 @@ function ec2Error(status: number, code: string, message: string): Forwarded {
 function jsonError(status: number, type: string, message: string): Forwarded {
   return {
     status,
-    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID(), 'x-amzn-errortype': type },
+    headers: {
+      'content-type': 'application/x-amz-json-1.1',
+      'x-amzn-requestid': randomUUID(),
+      'x-amzn-errortype': type,
+    },
     body: Buffer.from(JSON.stringify({ __type: type, message })),
   };
 }
 
-function faultReply(service: AwsService, action: string, f: Exclude<AwsFault, { kind: 'latency' } | { kind: 'lose-response' }> | { kind: 'server-error'; status: number }): Forwarded {
+function faultReply(
+  service: AwsService,
+  action: string,
+  f: Exclude<AwsFault, { kind: 'latency' } | { kind: 'lose-response' }> | { kind: 'server-error'; status: number },
+): Forwarded {
   const json = service === 'ssm';
   switch (f.kind) {
     case 'throttle':
-      return json ? jsonError(400, 'ThrottlingException', 'Rate exceeded') : ec2Error(503, 'RequestLimitExceeded', 'Request limit exceeded.');
+      return json
+        ? jsonError(400, 'ThrottlingException', 'Rate exceeded')
+        : ec2Error(503, 'RequestLimitExceeded', 'Request limit exceeded.');
     case 'capacity':
-      return ec2Error(500, 'InsufficientInstanceCapacity', `We currently do not have sufficient capacity to serve ${action}.`);
+      return ec2Error(
+        500,
+        'InsufficientInstanceCapacity',
+        `We currently do not have sufficient capacity to serve ${action}.`,
+      );
     case 'server-error': {
       const status = f.status ?? 500;
       if (json) return jsonError(status, 'InternalServerError', 'lab: injected server error');
-      return ec2Error(status, status === 503 ? 'Unavailable' : 'InternalError', 'An internal error has occurred (injected by the lab).');
+      return ec2Error(
+        status,
+        status === 503 ? 'Unavailable' : 'InternalError',
+        'An internal error has occurred (injected by the lab).',
+      );
     }
   }
 }
@@ -643,7 +843,12 @@ function rewriteFleetForm(form: URLSearchParams, usable: Override[], granted: nu
     for (const [f, v] of Object.entries(o.fields)) out.append(`LaunchTemplateConfigs.1.Overrides.${i + 1}.${f}`, v);
   });
   out.set('TargetCapacitySpecification.TotalTargetCapacity', String(granted));
-  out.set(market === 'spot' ? 'TargetCapacitySpecification.SpotTargetCapacity' : 'TargetCapacitySpecification.OnDemandTargetCapacity', String(granted));
+  out.set(
+    market === 'spot'
+      ? 'TargetCapacitySpecification.SpotTargetCapacity'
+      : 'TargetCapacitySpecification.OnDemandTargetCapacity',
+    String(granted),
+  );
   return out.toString();
 }
 
@@ -674,21 +879,50 @@ function addErrorSet(xml: string, errors: FleetErrorItem[], ltId: string): strin
 
 /** The Price List Query API's GetProducts (moto has no pricing), for TERM_MATCH filters on instanceType and regionCode. */
 function priceList(action: string, body: string): Forwarded {
-  if (action !== 'GetProducts') return jsonError(400, 'InvalidParameterException', `lab: pricing ${action} is not modelled`);
+  if (action !== 'GetProducts')
+    return jsonError(400, 'InvalidParameterException', `lab: pricing ${action} is not modelled`);
   const req = JSON.parse(body || '{}') as { ServiceCode?: string; Filters?: { Field: string; Value: string }[] };
   const f = (name: string) => req.Filters?.find((x) => x.Field === name)?.Value;
   const type = f('instanceType') ?? '';
-  const price = req.ServiceCode === 'AmazonEC2' && (f('regionCode') ?? 'us-east-1') === 'us-east-1' ? LAB_PRICE_LIST[type] : undefined;
+  const price =
+    req.ServiceCode === 'AmazonEC2' && (f('regionCode') ?? 'us-east-1') === 'us-east-1'
+      ? LAB_PRICE_LIST[type]
+      : undefined;
   const sku = `LAB${type.replace(/\W/g, '').toUpperCase()}`;
   const items =
     price === undefined
       ? []
       : [
           JSON.stringify({
-            product: { productFamily: 'Compute Instance', sku, attributes: { instanceType: type, regionCode: 'us-east-1', operatingSystem: 'Linux', tenancy: 'Shared', preInstalledSw: 'NA', capacitystatus: 'Used' } },
+            product: {
+              productFamily: 'Compute Instance',
+              sku,
+              attributes: {
+                instanceType: type,
+                regionCode: 'us-east-1',
+                operatingSystem: 'Linux',
+                tenancy: 'Shared',
+                preInstalledSw: 'NA',
+                capacitystatus: 'Used',
+              },
+            },
             serviceCode: 'AmazonEC2',
-            terms: { OnDemand: { [`${sku}.JRTCKXETXF`]: { offerTermCode: 'JRTCKXETXF', sku, priceDimensions: { [`${sku}.JRTCKXETXF.6YS6EN2CT7`]: { unit: 'Hrs', pricePerUnit: { USD: price.toFixed(10) } } } } } },
+            terms: {
+              OnDemand: {
+                [`${sku}.JRTCKXETXF`]: {
+                  offerTermCode: 'JRTCKXETXF',
+                  sku,
+                  priceDimensions: {
+                    [`${sku}.JRTCKXETXF.6YS6EN2CT7`]: { unit: 'Hrs', pricePerUnit: { USD: price.toFixed(10) } },
+                  },
+                },
+              },
+            },
           }),
         ];
-  return { status: 200, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() }, body: Buffer.from(JSON.stringify({ FormatVersion: 'aws_v1', PriceList: items })) };
+  return {
+    status: 200,
+    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() },
+    body: Buffer.from(JSON.stringify({ FormatVersion: 'aws_v1', PriceList: items })),
+  };
 }

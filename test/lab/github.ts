@@ -292,7 +292,12 @@ export class GitHubStandIn {
   }
 
   get rateLimit(): { limit: number; remaining: number; used: number; reset: number } {
-    return { limit: this.rate.limit, remaining: this.rate.remaining, used: this.rate.limit - this.rate.remaining, reset: this.rate.resetAt };
+    return {
+      limit: this.rate.limit,
+      remaining: this.rate.remaining,
+      used: this.rate.limit - this.rate.remaining,
+      reset: this.rate.resetAt,
+    };
   }
 
   /** Queues a job (in run LAB_RUN_ID unless given); an online runner whose labels include all of `labels` takes it. */
@@ -300,7 +305,13 @@ export class GitHubStandIn {
     const runId = job.runId ?? LAB_RUN_ID;
     const run = this.runs.get(runId);
     if (!run) this.runs.set(runId, { id: runId, status: 'in_progress' });
-    const j: LabJob = { id: job.id ?? this.nextJobId++, runId, labels: [...job.labels], queuedAt: Date.now(), ...(job.pending ? { pending: true } : {}) };
+    const j: LabJob = {
+      id: job.id ?? this.nextJobId++,
+      runId,
+      labels: [...job.labels],
+      queuedAt: Date.now(),
+      ...(job.pending ? { pending: true } : {}),
+    };
     // A job of a cancelled run is never queued: it ends cancelled.
     if (run?.status === 'completed') Object.assign(j, { finishedAt: Date.now(), result: 'cancelled' });
     this.jobs.push(j);
@@ -325,9 +336,23 @@ export class GitHubStandIn {
   }
 
   /** Registers a runner directly (ghosts for reap, or many for pagination); it has no JIT config. */
-  seedRunner(r: { scope: string; name: string; labels?: string[]; status?: 'online' | 'offline'; busy?: boolean; ephemeral?: boolean; runnerGroupId?: number; os?: string }): LabRunner {
+  seedRunner(r: {
+    scope: string;
+    name: string;
+    labels?: string[];
+    status?: 'online' | 'offline';
+    busy?: boolean;
+    ephemeral?: boolean;
+    runnerGroupId?: number;
+    os?: string;
+  }): LabRunner {
     const runner = this.register(r.scope, r.name, r.labels ?? ['self-hosted'], r.runnerGroupId ?? 1, '_work');
-    Object.assign(runner, { status: r.status ?? 'offline', busy: r.busy ?? false, ephemeral: r.ephemeral ?? false, os: r.os ?? 'Linux' });
+    Object.assign(runner, {
+      status: r.status ?? 'offline',
+      busy: r.busy ?? false,
+      ephemeral: r.ephemeral ?? false,
+      os: r.os ?? 'Linux',
+    });
     return runner;
   }
 
@@ -352,7 +377,9 @@ export class GitHubStandIn {
   /** Throws with every recorded OpenAPI violation. Call it in afterEach. */
   assertNoViolations(): void {
     if (this.violations.length === 0) return;
-    const lines = this.violations.map((v) => `${v.kind} ${v.method} ${v.path}${v.operation ? ` (${v.operation})` : ''}: ${v.errors.join('; ')}`);
+    const lines = this.violations.map(
+      (v) => `${v.kind} ${v.method} ${v.path}${v.operation ? ` (${v.operation})` : ''}: ${v.errors.join('; ')}`,
+    );
     throw new Error(`GitHub stand-in saw ${lines.length} OpenAPI violation(s):\n${lines.join('\n')}`);
   }
 
@@ -400,20 +427,28 @@ export class GitHubStandIn {
   }
 
   /** GitHub's order: route → auth → primary rate limit → request checks → (faults) → handler; then response checks. */
-  private apiRoute(url: URL, method: string, raw: string, authorization: string | undefined): { reply: Reply; operation?: LabOperation } {
+  private apiRoute(
+    url: URL,
+    method: string,
+    raw: string,
+    authorization: string | undefined,
+  ): { reply: Reply; operation?: LabOperation } {
     const path = url.pathname;
     const match = this.validator.match(method, path);
     const operation = match ? OPERATIONS[match.op.operationId] : undefined;
     if (!match || !operation) {
       const why = match
         ? `${match.op.operationId} is in GitHub's API but the stand-in does not implement it`
-        : this.validator.knowsPath(path) ? `method ${method} is not allowed on this path` : "no such path in GitHub's API";
+        : this.validator.knowsPath(path)
+          ? `method ${method} is not allowed on this path`
+          : "no such path in GitHub's API";
       this.violations.push({ kind: 'route', method, path, errors: [why] });
       return { reply: error(404, 'Not Found') };
     }
     this.calls[operation]++;
     const op = match.op;
-    const flag = (kind: Violation['kind'], errors: string[]) => this.violations.push({ kind, method, path, operation: op.operationId, errors });
+    const flag = (kind: Violation['kind'], errors: string[]) =>
+      this.violations.push({ kind, method, path, operation: op.operationId, errors });
 
     const given = /^(?:bearer|token)\s+(\S+)$/i.exec(authorization ?? '')?.[1];
     if (given === undefined) return { reply: error(401, 'Requires authentication', { status: '401' }), operation };
@@ -435,13 +470,18 @@ export class GitHubStandIn {
 
     // generate-jitconfig draws on its own bucket; everything else here on core.
     const bucket = operation === 'generate-jitconfig' ? this.registration : this.rate;
-    if (Date.now() / 1000 >= bucket.resetAt) Object.assign(bucket, { remaining: bucket.limit, resetAt: Math.ceil(Date.now() / 1000) + bucket.window });
+    if (Date.now() / 1000 >= bucket.resetAt)
+      Object.assign(bucket, { remaining: bucket.limit, resetAt: Math.ceil(Date.now() / 1000) + bucket.window });
     this.lastBucket = operation === 'generate-jitconfig' ? 'actions_runner_registration' : 'core';
     if (bucket.remaining <= 0) {
       return {
-        reply: error(403, 'API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.', {
-          documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api',
-        }),
+        reply: error(
+          403,
+          'API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.',
+          {
+            documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api',
+          },
+        ),
         operation,
       };
     }
@@ -463,10 +503,19 @@ export class GitHubStandIn {
     if (problems.length > 0) {
       flag('request', problems);
       // 500, not GitHub's 422: a client that breaks the published contract is a bug the test must see
-      return { reply: error(500, `spot-runner lab: request violates GitHub's OpenAPI description (${op.operationId}): ${problems.join('; ')}`), operation };
+      return {
+        reply: error(
+          500,
+          `spot-runner lab: request violates GitHub's OpenAPI description (${op.operationId}): ${problems.join('; ')}`,
+        ),
+        operation,
+      };
     }
 
-    const act = () => (app ? this.appRoute(operation, app, match.params) : this.dispatch(operation, path, match.params, query, body as Record<string, unknown>));
+    const act = () =>
+      app
+        ? this.appRoute(operation, app, match.params)
+        : this.dispatch(operation, path, match.params, query, body as Record<string, unknown>);
     let reply = this.fault(operation, act) ?? this.spamGuard(operation) ?? act();
     const corrupt = this.corruptions.findIndex((c) => c.operation === operation);
     if (corrupt >= 0) {
@@ -476,7 +525,13 @@ export class GitHubStandIn {
     const bad = this.validator.validateResponse(op, reply.status, reply.body);
     if (bad.length > 0) {
       flag('response', bad);
-      return { reply: error(500, `spot-runner lab: response violates GitHub's OpenAPI description (${op.operationId}): ${bad.join('; ')}`), operation };
+      return {
+        reply: error(
+          500,
+          `spot-runner lab: response violates GitHub's OpenAPI description (${op.operationId}): ${bad.join('; ')}`,
+        ),
+        operation,
+      };
     }
     return { reply, operation };
   }
@@ -487,12 +542,23 @@ export class GitHubStandIn {
       const scope = params.org !== undefined ? `orgs/${params.org}` : `repos/${params.owner}/${params.repo}`;
       if (this.apps.installationFor(app, scope) === undefined) return error(404, 'Not Found', { status: '404' });
       const owner = params.org ?? params.owner ?? '';
-      return { status: 200, body: AppRegistry.installationBody(app, this.url, owner, params.org !== undefined ? 'Organization' : 'User') };
+      return {
+        status: 200,
+        body: AppRegistry.installationBody(app, this.url, owner, params.org !== undefined ? 'Organization' : 'User'),
+      };
     }
     const issued = this.apps.issueToken(app, Number(params.installation_id));
     if (!issued) return error(404, 'Not Found', { status: '404' });
     this.issued.push(issued.token);
-    return { status: 201, body: { token: issued.token, expires_at: issued.expiresAt, permissions: { administration: 'write', organization_self_hosted_runners: 'write' }, repository_selection: 'selected' } };
+    return {
+      status: 201,
+      body: {
+        token: issued.token,
+        expires_at: issued.expiresAt,
+        permissions: { administration: 'write', organization_self_hosted_runners: 'write' },
+        repository_selection: 'selected',
+      },
+    };
   }
 
   /**
@@ -510,9 +576,14 @@ export class GitHubStandIn {
     if (spent.reduce((a, [, p]) => a + p, 0) + cost > limit) {
       this.secondaryLimitHits++;
       return {
-        ...error(403, 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.', {
-          documentation_url: 'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
-        }),
+        ...error(
+          403,
+          'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.',
+          {
+            documentation_url:
+              'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
+          },
+        ),
         headers: { 'retry-after': '60' },
       };
     }
@@ -526,7 +597,8 @@ export class GitHubStandIn {
     const now = Date.now();
     this.deletes = this.deletes.filter((t) => now - t < 1000);
     this.deletes.push(now);
-    if (this.deletes.length > (this.opts.deleteSpamPerSecond ?? 20)) return error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
+    if (this.deletes.length > (this.opts.deleteSpamPerSecond ?? 20))
+      return error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
     return undefined;
   }
 
@@ -541,9 +613,14 @@ export class GitHubStandIn {
     if (f.status === 'spammed') return error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
     if (f.status === 'secondary-rate-limit') {
       return {
-        ...error(403, 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.', {
-          documentation_url: 'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
-        }),
+        ...error(
+          403,
+          'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.',
+          {
+            documentation_url:
+              'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
+          },
+        ),
         headers: { 'retry-after': String(f.retryAfter ?? 60) },
       };
     }
@@ -551,7 +628,13 @@ export class GitHubStandIn {
     return error(f.status, f.status === 500 ? 'Server Error' : 'Service Unavailable');
   }
 
-  private dispatch(operation: LabOperation, path: string, params: Record<string, string>, query: Record<string, string>, body: Record<string, unknown>): Reply {
+  private dispatch(
+    operation: LabOperation,
+    path: string,
+    params: Record<string, string>,
+    query: Record<string, string>,
+    body: Record<string, unknown>,
+  ): Reply {
     const scope = params.org !== undefined ? `orgs/${params.org}` : `repos/${params.owner}/${params.repo}`;
     const runner = params.runner_id !== undefined ? this.runners.get(Number(params.runner_id)) : undefined;
     const mine = runner && runner.scope === scope ? runner : undefined;
@@ -559,13 +642,20 @@ export class GitHubStandIn {
       case 'generate-jitconfig':
         return this.generateJitConfig(scope, body);
       case 'list-runners': {
-        const all = [...this.runners.values()].filter((r) => r.scope === scope && (query.name === undefined || r.name === query.name));
-        return this.page(path, all, query, (items, total) => ({ total_count: total, runners: items.map((r) => this.toApi(r)) }));
+        const all = [...this.runners.values()].filter(
+          (r) => r.scope === scope && (query.name === undefined || r.name === query.name),
+        );
+        return this.page(path, all, query, (items, total) => ({
+          total_count: total,
+          runners: items.map((r) => this.toApi(r)),
+        }));
       }
       case 'get-runner':
         return mine ? { status: 200, body: this.toApi(mine) } : error(404, 'Not Found', { status: '404' });
       case 'list-labels':
-        return mine ? { status: 200, body: { total_count: mine.labels.length, labels: mine.labels } } : error(404, 'Not Found', { status: '404' });
+        return mine
+          ? { status: 200, body: { total_count: mine.labels.length, labels: mine.labels } }
+          : error(404, 'Not Found', { status: '404' });
       case 'delete-runner':
         if (!mine) return error(404, 'Not Found', { status: '404' });
         if (mine.busy) return error(422, `Bad request - Runner "${mine.name}" is still running a job"`);
@@ -604,7 +694,8 @@ export class GitHubStandIn {
   private cancelRun(runId: number): Reply {
     const run = this.runs.get(runId);
     if (!run) return error(404, 'Not Found', { status: '404' });
-    if (run.status === 'completed') return error(409, 'Cannot cancel a workflow run that is completed.', { status: '409' });
+    if (run.status === 'completed')
+      return error(409, 'Cannot cancel a workflow run that is completed.', { status: '409' });
     run.cancelRequestedAt ??= Date.now();
     for (const j of this.jobs) {
       if (j.runId !== runId || j.finishedAt !== undefined) continue;
@@ -644,7 +735,12 @@ export class GitHubStandIn {
   }
 
   /** GitHub's pagination: per_page (≤ 100, default 30), page, and a Link header with first/prev/next/last. */
-  private page<T>(path: string, all: T[], query: Record<string, string>, render: (items: T[], total: number) => unknown): Reply {
+  private page<T>(
+    path: string,
+    all: T[],
+    query: Record<string, string>,
+    render: (items: T[], total: number) => unknown,
+  ): Reply {
     const perPage = Math.min(Math.max(Number(query.per_page ?? 30) || 30, 1), 100);
     const page = Math.max(Number(query.page ?? 1) || 1, 1);
     const last = Math.max(Math.ceil(all.length / perPage), 1);
@@ -762,7 +858,11 @@ export class GitHubStandIn {
         const job = this.jobs.find((j) => j.runnerId === runner.id && j.finishedAt === undefined);
         if (!runner.busy || !job) return error(409, `runner ${runner.name} has no job in progress`);
         job.finishedAt = Date.now();
-        job.result = job.cancelRequested ? 'cancelled' : typeof fields.result === 'string' ? fields.result : 'succeeded';
+        job.result = job.cancelRequested
+          ? 'cancelled'
+          : typeof fields.result === 'string'
+            ? fields.result
+            : 'succeeded';
         runner.busy = false;
         runner.jobsRun++;
         this.settleRun(this.runs.get(job.runId));
@@ -786,13 +886,20 @@ export class GitHubStandIn {
   private async takeJob(runner: LabRunner, waitMs: number): Promise<Reply> {
     if (runner.status !== 'online') return error(409, `runner ${runner.name} is not connected`);
     if (runner.busy) return error(409, `runner ${runner.name} is already busy`);
-    if (runner.ephemeral && runner.jobsRun > 0) return error(409, `ephemeral runner ${runner.name} already ran its job`);
+    if (runner.ephemeral && runner.jobsRun > 0)
+      return error(409, `ephemeral runner ${runner.name} already ran its job`);
     const have = new Set(runner.labels.map((l) => l.name.toLowerCase()));
     const deadline = Date.now() + (Number.isFinite(waitMs) ? waitMs : 0);
     for (;;) {
       // the runner may have been deleted or taken offline while we waited
       if (this.closed || this.runners.get(runner.id) !== runner || runner.status !== 'online') return { status: 204 };
-      const job = this.jobs.find((j) => j.runnerId === undefined && !j.pending && j.finishedAt === undefined && j.labels.every((l) => have.has(l.toLowerCase())));
+      const job = this.jobs.find(
+        (j) =>
+          j.runnerId === undefined &&
+          !j.pending &&
+          j.finishedAt === undefined &&
+          j.labels.every((l) => have.has(l.toLowerCase())),
+      );
       if (job) {
         Object.assign(job, { runnerId: runner.id, runnerName: runner.name, startedAt: Date.now() });
         runner.busy = true;

@@ -9,7 +9,13 @@
 //   await lab.stop(main.outputs.label);                        // dist/index.js, mode stop
 //   await lab.assertNoLeaks();                                 // 0 instances, parameters, templates, runners
 //   await lab.close();
-import { DescribeImagesCommand, DescribeInstancesCommand, DescribeLaunchTemplatesCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeLaunchTemplatesCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
 import { DescribeParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { existsSync } from 'node:fs';
 import { DIST, runStep, runWithPost, type StepOptions, type StepResult } from './action.js';
@@ -68,7 +74,11 @@ export class Lab {
     const r = runnerId === undefined ? undefined : this.gh.runners.get(runnerId);
     if (!r) return;
     const job = this.gh.jobs.find((j) => j.runnerId === r.id && j.finishedAt === undefined);
-    if (job) Object.assign(job, { finishedAt: Date.now(), result: job.cancelRequested ? 'cancelled' : 'failed: the runner lost communication with the server' });
+    if (job)
+      Object.assign(job, {
+        finishedAt: Date.now(),
+        result: job.cancelRequested ? 'cancelled' : 'failed: the runner lost communication with the server',
+      });
     if (job) this.gh.settleRun(this.gh.runs.get(job.runId));
     if (r.busy) r.jobsRun++;
     r.busy = false;
@@ -83,7 +93,9 @@ export class Lab {
     if (!ami) throw new Error('moto offers no x86_64 image');
     this.ami = ami;
     await this.ssm.send(new PutParameterCommand({ Name: AMI_PARAMETER, Value: ami, Type: 'String', Overwrite: true }));
-    this.subnets = ((await this.ec2.send(new DescribeSubnetsCommand({}))).Subnets ?? []).slice(0, 2).map((s) => s.SubnetId ?? '');
+    this.subnets = ((await this.ec2.send(new DescribeSubnetsCommand({}))).Subnets ?? [])
+      .slice(0, 2)
+      .map((s) => s.SubnetId ?? '');
   }
 
   /** The environment of a workflow step: AWS through the fault proxy, GitHub at the stand-in. */
@@ -128,7 +140,12 @@ export class Lab {
    * mode watch from dist (then its post on failure), with the start inputs it needs and what the
    * runner fills in from action.yml: cancel-token is the job's GITHUB_TOKEN (the stand-in's jobToken).
    */
-  watch(label: string, runners: string, inputs: Record<string, string> = {}, o: StepRun = {}): Promise<{ main: StepResult; post?: StepResult }> {
+  watch(
+    label: string,
+    runners: string,
+    inputs: Record<string, string> = {},
+    o: StepRun = {},
+  ): Promise<{ main: StepResult; post?: StepResult }> {
     return runWithPost({
       timeoutMs: 180_000,
       ...o,
@@ -139,27 +156,53 @@ export class Lab {
 
   /** mode pool from dist: fills pool `pool` to `size` with start's lab launch inputs (so lab starts with the same inputs match its hash). */
   pool(pool: string, size: number, inputs: Record<string, string> = {}, o: StepRun = {}): Promise<StepResult> {
-    return runStep({ ...o, inputs: { ...this.startInputs(inputs), mode: 'pool', pool, size: String(size) }, env: this.env({ GITHUB_JOB: 'fill-pool', ...o.env }) });
+    return runStep({
+      ...o,
+      inputs: { ...this.startInputs(inputs), mode: 'pool', pool, size: String(size) },
+      env: this.env({ GITHUB_JOB: 'fill-pool', ...o.env }),
+    });
   }
 
   /** mode stop from dist, by label (and/or instance-ids). */
   stop(label: string, inputs: Record<string, string> = {}, o: StepRun = {}): Promise<StepResult> {
-    return runStep({ ...o, inputs: { mode: 'stop', 'github-token': this.gh.token, label, ...inputs }, env: this.env({ GITHUB_JOB: 'stop', ...o.env }) });
+    return runStep({
+      ...o,
+      inputs: { mode: 'stop', 'github-token': this.gh.token, label, ...inputs },
+      env: this.env({ GITHUB_JOB: 'stop', ...o.env }),
+    });
   }
 
   /** mode reap from dist. */
   reap(inputs: Record<string, string> = {}, o: StepRun = {}): Promise<StepResult> {
-    return runStep({ ...o, inputs: { mode: 'reap', 'github-token': this.gh.token, ...inputs }, env: this.env({ GITHUB_JOB: 'reap', GITHUB_EVENT_NAME: 'schedule', ...o.env }) });
+    return runStep({
+      ...o,
+      inputs: { mode: 'reap', 'github-token': this.gh.token, ...inputs },
+      env: this.env({ GITHUB_JOB: 'reap', GITHUB_EVENT_NAME: 'schedule', ...o.env }),
+    });
   }
 
   async leaks(): Promise<Leaks> {
-    const inst = await this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }] }));
-    const params = await this.ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: ['/spot-runner/jit'] }] }));
+    const inst = await this.ec2.send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] },
+        ],
+      }),
+    );
+    const params = await this.ssm.send(
+      new DescribeParametersCommand({
+        ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: ['/spot-runner/jit'] }],
+      }),
+    );
     const lts = await this.ec2.send(new DescribeLaunchTemplatesCommand({}));
     return {
-      instances: (inst.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => `${i.InstanceId ?? ''} (${i.State?.Name ?? ''})`),
+      instances: (inst.Reservations ?? [])
+        .flatMap((r) => r.Instances ?? [])
+        .map((i) => `${i.InstanceId ?? ''} (${i.State?.Name ?? ''})`),
       parameters: (params.Parameters ?? []).map((p) => p.Name ?? ''),
-      launchTemplates: (lts.LaunchTemplates ?? []).map((t) => `${t.LaunchTemplateId ?? ''} ${t.LaunchTemplateName ?? ''}`),
+      launchTemplates: (lts.LaunchTemplates ?? []).map(
+        (t) => `${t.LaunchTemplateId ?? ''} ${t.LaunchTemplateName ?? ''}`,
+      ),
       runners: [...this.gh.runners.values()].map((r) => `${r.name} (${r.status}${r.busy ? ', busy' : ''})`),
     };
   }
@@ -179,7 +222,10 @@ export class Lab {
       ...this.sim.problems.map((p) => `simulator: ${p}`),
       ...[...this.sim.instances.values()].filter((i) => i.anomaly).map((i) => `${i.instanceId}: ${i.anomaly}`),
     ];
-    if (problems.length > 0) throw new Error(`lab: leaks after the kill path ran:\n- ${problems.join('\n- ')}\ninstances: ${this.sim.describe()}`);
+    if (problems.length > 0)
+      throw new Error(
+        `lab: leaks after the kill path ran:\n- ${problems.join('\n- ')}\ninstances: ${this.sim.describe()}`,
+      );
     this.gh.assertNoViolations();
   }
 
@@ -209,7 +255,14 @@ export async function startLab(o: LabOptions = {}): Promise<Lab> {
   const moto = await startMoto();
   const gh = await GitHubStandIn.start(o.github);
   const proxy = await AwsFaultProxy.start(moto.endpoint);
-  const sim = InstanceSimulator.start({ ...o.simulator, motoEndpoint: moto.endpoint, awsEndpoint: proxy.url, githubUrl: gh.url, proxy, region: LAB_REGION });
+  const sim = InstanceSimulator.start({
+    ...o.simulator,
+    motoEndpoint: moto.endpoint,
+    awsEndpoint: proxy.url,
+    githubUrl: gh.url,
+    proxy,
+    region: LAB_REGION,
+  });
   const lab = new Lab(moto, gh, proxy, sim);
   await lab.seed();
   return lab;

@@ -17,7 +17,9 @@ export async function startMoto(): Promise<Moto> {
   const python = process.env.MOTO_PYTHON ?? 'python3';
   const probe = spawnSync(python, ['-c', 'import moto.server'], { encoding: 'utf8' });
   if (probe.status !== 0) {
-    throw new Error(`${MOTO_INSTALL_HINT}\n(${python} -c 'import moto.server' said: ${(probe.stderr || probe.error?.message || '').trim()})`);
+    throw new Error(
+      `${MOTO_INSTALL_HINT}\n(${python} -c 'import moto.server' said: ${(probe.stderr || probe.error?.message || '').trim()})`,
+    );
   }
   const port = await freePort();
   const child: ChildProcess = spawn(python, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {

@@ -37,7 +37,8 @@ export interface RouteMatch {
 // per-process cost to a small JSON file instead of the 70 MB description.
 // Plus the GitHub App calls an action authenticating as an App makes: find the installation,
 // mint its token.
-const KEEP = /^\/((repos\/\{owner\}\/\{repo\}|orgs\/\{org\})\/(actions\/runner|installation$)|app\/installations\/\{installation_id\}\/access_tokens$|repos\/\{owner\}\/\{repo\}\/actions\/runs\/\{run_id\}\/cancel$)/;
+const KEEP =
+  /^\/((repos\/\{owner\}\/\{repo\}|orgs\/\{org\})\/(actions\/runner|installation$)|app\/installations\/\{installation_id\}\/access_tokens$|repos\/\{owner\}\/\{repo\}\/actions\/runs\/\{run_id\}\/cancel$)/;
 
 // Statuses GitHub returns on any operation although most operations do not list them:
 // auth failures, rate limits, "not found", and server errors.
@@ -112,7 +113,23 @@ export function toJsonSchema(node: Json): Json {
   if (!node || typeof node !== 'object') return node;
   const out: Schema = {};
   for (const [k, v] of Object.entries(node as Schema)) {
-    if (k.startsWith('x-') || ['example', 'examples', 'description', 'externalDocs', 'discriminator', 'xml', 'nullable', 'deprecated', 'readOnly', 'writeOnly', 'title'].includes(k)) continue;
+    if (
+      k.startsWith('x-') ||
+      [
+        'example',
+        'examples',
+        'description',
+        'externalDocs',
+        'discriminator',
+        'xml',
+        'nullable',
+        'deprecated',
+        'readOnly',
+        'writeOnly',
+        'title',
+      ].includes(k)
+    )
+      continue;
     // properties/patternProperties hold names, not keywords: keep every key there.
     if (k === 'properties' || k === 'patternProperties') {
       out[k] = Object.fromEntries(Object.entries(v as Schema).map(([name, s]) => [name, toJsonSchema(s)]));
@@ -155,7 +172,8 @@ export function loadOperations(): Operation[] {
 
 // ajv-formats is CJS with a default export; under NodeNext its callable sits on .default.
 type FormatsPlugin = (ajv: Ajv) => Ajv;
-const addFormats = ((ajvFormats as unknown as { default?: FormatsPlugin }).default ?? ajvFormats) as unknown as FormatsPlugin;
+const addFormats = ((ajvFormats as unknown as { default?: FormatsPlugin }).default ??
+  ajvFormats) as unknown as FormatsPlugin;
 
 function newAjv(coerceTypes: boolean): Ajv {
   const ajv = new Ajv({ strict: false, allErrors: true, coerceTypes, logger: false });
@@ -166,7 +184,10 @@ function newAjv(coerceTypes: boolean): Ajv {
 }
 
 function fmt(v: ValidateFunction, where: string): string[] {
-  return (v.errors ?? []).map((e) => `${where}${e.instancePath || ''} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}${e.params && 'allowedValues' in e.params ? ` ${JSON.stringify(e.params.allowedValues)}` : ''}`);
+  return (v.errors ?? []).map(
+    (e) =>
+      `${where}${e.instancePath || ''} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}${e.params && 'allowedValues' in e.params ? ` ${JSON.stringify(e.params.allowedValues)}` : ''}`,
+  );
 }
 
 /** Validates requests and responses of the runner operations. Compiled validators are cached per operation. */
@@ -256,7 +277,10 @@ export class OpenApiValidator {
     else if (`${code[0]}XX` in op.responses) schema = op.responses[`${code[0]}XX`];
     else if ('default' in op.responses) schema = op.responses.default;
     else if (GENERIC_ERROR_STATUSES.has(code)) schema = GENERIC_ERROR_SCHEMA;
-    else return [`status ${status} is not a documented response of ${op.operationId} (documented: ${Object.keys(op.responses).join(', ')})`];
+    else
+      return [
+        `status ${status} is not a documented response of ${op.operationId} (documented: ${Object.keys(op.responses).join(', ')})`,
+      ];
     if (schema === null) return body === undefined ? [] : [`status ${status} of ${op.operationId} must have no body`];
     if (body === undefined) return [`status ${status} of ${op.operationId} must have a JSON body`];
     const v = this.validator(`${op.operationId} ${code} response`, this.bodyAjv, schema ?? {});

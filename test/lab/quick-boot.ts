@@ -12,7 +12,12 @@ export interface QuickBoot {
   stop(): Promise<void>;
 }
 
-export function quickBoot(ec2: EC2Client, ssm: SSMClient, githubUrl: string, opts: { bootDelayMs?: number; pollMs?: number; paramWaitMs?: number } = {}): QuickBoot {
+export function quickBoot(
+  ec2: EC2Client,
+  ssm: SSMClient,
+  githubUrl: string,
+  opts: { bootDelayMs?: number; pollMs?: number; paramWaitMs?: number } = {},
+): QuickBoot {
   const booted: string[] = [];
   const seen = new Set<string>();
   let running = true;
@@ -40,7 +45,14 @@ export function quickBoot(ec2: EC2Client, ssm: SSMClient, githubUrl: string, opt
   };
   const loop = (async () => {
     while (running) {
-      const out = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag-key`, Values: [TAGS.label] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }] }));
+      const out = await ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            { Name: `tag-key`, Values: [TAGS.label] },
+            { Name: 'instance-state-name', Values: ['pending', 'running'] },
+          ],
+        }),
+      );
       for (const r of out.Reservations ?? []) {
         for (const i of r.Instances ?? []) {
           const id = i.InstanceId ?? '';

@@ -24,16 +24,29 @@ export interface ScaleRun {
   terminateNotFound: number;
 }
 
-export async function scaleStart(lab: Lab, o: { count: number; starts?: number; realism?: Partial<Realism>; putsPerSecond?: number }): Promise<ScaleRun> {
+export async function scaleStart(
+  lab: Lab,
+  o: { count: number; starts?: number; realism?: Partial<Realism>; putsPerSecond?: number },
+): Promise<ScaleRun> {
   if (o.realism) lab.proxy.setRealism(o.realism);
   lab.sim.behaviour = { boot: 'never' };
-  const ssm = new SSMClient({ region: LAB_REGION, endpoint: lab.proxy.url, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, maxAttempts: 10, retryMode: 'adaptive' });
+  const ssm = new SSMClient({
+    region: LAB_REGION,
+    endpoint: lab.proxy.url,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    maxAttempts: 10,
+    retryMode: 'adaptive',
+  });
   const boot = quickBoot(lab.ec2, ssm, lab.gh.url, { pollMs: 300 });
-  const env: Record<string, string> = o.putsPerSecond === undefined ? {} : { SPOT_RUNNER_SSM_PUTS_PER_SECOND: String(o.putsPerSecond) };
+  const env: Record<string, string> =
+    o.putsPerSecond === undefined ? {} : { SPOT_RUNNER_SSM_PUTS_PER_SECOND: String(o.putsPerSecond) };
   const t0 = Date.now();
   const runs = await Promise.all(
     Array.from({ length: o.starts ?? 1 }, (_, k) =>
-      lab.start({ count: String(o.count), 'wait-timeout': '5', 'max-lifetime': '10', 'idle-timeout': '5' }, { env: { ...env, MATRIX_LEG: String(k) }, timeoutMs: 600_000 }),
+      lab.start(
+        { count: String(o.count), 'wait-timeout': '5', 'max-lifetime': '10', 'idle-timeout': '5' },
+        { env: { ...env, MATRIX_LEG: String(k) }, timeoutMs: 600_000 },
+      ),
     ),
   );
   const startMs = Date.now() - t0;
@@ -51,6 +64,7 @@ export async function scaleStart(lab: Lab, o: { count: number; starts?: number; 
     putLost: puts.filter((c) => c.fault === 'lost-answer').length,
     putsPerSecond: span > 0 ? puts.filter((c) => c.status === 200 || c.fault === 'lost-answer').length / span : NaN,
     createFleetCalls: lab.proxy.count('CreateFleet', 'action'),
-    terminateNotFound: lab.proxy.calls.filter((c) => c.action === 'TerminateInstances' && c.fault === 'not-yet-visible').length,
+    terminateNotFound: lab.proxy.calls.filter((c) => c.action === 'TerminateInstances' && c.fault === 'not-yet-visible')
+      .length,
   };
 }

@@ -18,10 +18,30 @@
 // which is a tmpfs) stays. When someone starts it again, the simulator boots it as cloud-init
 // would on a second boot: user-data scripts run once per instance, so only the executables in
 // root/var/lib/cloud/scripts/per-boot run (after `resumeDelayMs`).
-import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, EC2Client, StopInstancesCommand, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -150,7 +170,12 @@ export class InstanceSimulator {
     this.workDir = o.workDir ?? mkdtempSync(join(tmpdir(), 'sr-sim-'));
     this.behaviour = o.behaviour;
     this.onEnd = o.onEnd;
-    this.ec2 = new EC2Client({ region: o.region ?? 'us-east-1', endpoint: o.motoEndpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, maxAttempts: 5 });
+    this.ec2 = new EC2Client({
+      region: o.region ?? 'us-east-1',
+      endpoint: o.motoEndpoint,
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+      maxAttempts: 5,
+    });
   }
 
   /** Starts watching moto. */
@@ -166,7 +191,10 @@ export class InstanceSimulator {
 
   get(id: string): SimInstance {
     const i = this.instances.get(id);
-    if (!i) throw new Error(`instance simulator: no instance ${id} (known: ${[...this.instances.keys()].join(', ') || 'none'})`);
+    if (!i)
+      throw new Error(
+        `instance simulator: no instance ${id} (known: ${[...this.instances.keys()].join(', ') || 'none'})`,
+      );
     return i;
   }
 
@@ -203,7 +231,10 @@ export class InstanceSimulator {
   async waitFor(what: string, pred: () => boolean, timeoutMs = 30_000): Promise<void> {
     const end = Date.now() + timeoutMs;
     while (!pred()) {
-      if (Date.now() > end) throw new Error(`instance simulator: timed out after ${timeoutMs} ms waiting for ${what}; instances: ${this.describe()}`);
+      if (Date.now() > end)
+        throw new Error(
+          `instance simulator: timed out after ${timeoutMs} ms waiting for ${what}; instances: ${this.describe()}`,
+        );
       await sleep(50);
     }
   }
@@ -211,7 +242,11 @@ export class InstanceSimulator {
   /** Waits until every instance seen so far (or the given ones) is terminated. */
   async waitAllTerminated(timeoutMs = 30_000, ids?: string[]): Promise<void> {
     const set = () => (ids ?? [...this.instances.keys()]).map((id) => this.get(id));
-    await this.waitFor('every instance to be terminated', () => set().every((i) => i.terminatedAt !== undefined), timeoutMs);
+    await this.waitFor(
+      'every instance to be terminated',
+      () => set().every((i) => i.terminatedAt !== undefined),
+      timeoutMs,
+    );
     await Promise.all(set().map((i) => (i as Internal).exited));
   }
 
@@ -219,7 +254,10 @@ export class InstanceSimulator {
   describe(): string {
     return (
       [...this.instances.values()]
-        .map((i) => `${i.instanceId} ${i.instanceType} ${i.market} ${i.end ?? 'alive'}${i.powerOffReason ? ` (${i.powerOffReason})` : ''}${i.lifetimeMs() !== undefined ? ` ${i.lifetimeMs()} ms` : ''}${i.anomaly ? ` ANOMALY ${i.anomaly}` : ''}`)
+        .map(
+          (i) =>
+            `${i.instanceId} ${i.instanceType} ${i.market} ${i.end ?? 'alive'}${i.powerOffReason ? ` (${i.powerOffReason})` : ''}${i.lifetimeMs() !== undefined ? ` ${i.lifetimeMs()} ms` : ''}${i.anomaly ? ` ANOMALY ${i.anomaly}` : ''}`,
+        )
         .join('; ') || 'none'
     );
   }
@@ -261,7 +299,8 @@ export class InstanceSimulator {
     await this.loop;
     await this.reset();
     this.ec2.destroy();
-    if (!(this.o.keep ?? process.env.SPOT_RUNNER_LAB_KEEP === '1') && this.o.workDir === undefined) rmSync(this.workDir, { recursive: true, force: true });
+    if (!(this.o.keep ?? process.env.SPOT_RUNNER_LAB_KEEP === '1') && this.o.workDir === undefined)
+      rmSync(this.workDir, { recursive: true, force: true });
   }
 
   // ---- the watch loop ------------------------------------------------------------------
@@ -287,7 +326,9 @@ export class InstanceSimulator {
   private async pollOnce(): Promise<void> {
     const gen = this.generation;
     const askedAt = Date.now();
-    const out = await this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag-key', Values: [TAGS.label] }] }));
+    const out = await this.ec2.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: 'tag-key', Values: [TAGS.label] }] }),
+    );
     if (gen !== this.generation) return;
     for (const r of out.Reservations ?? []) {
       for (const x of r.Instances ?? []) {
@@ -303,12 +344,20 @@ export class InstanceSimulator {
             market: x.InstanceLifecycle === 'spot' ? 'spot' : 'on-demand',
           };
           this.launch(info);
-        } else if (known.stoppedAt !== undefined && known.stoppedAt < askedAt && (state === 'pending' || state === 'running')) {
+        } else if (
+          known.stoppedAt !== undefined &&
+          known.stoppedAt < askedAt &&
+          (state === 'pending' || state === 'running')
+        ) {
           // (An answer to a question asked before the stop says nothing about a start.)
           // Started again (StartInstances): a second boot.
           known.stoppedAt = undefined;
           this.resume(known);
-        } else if ((state === 'shutting-down' || state === 'terminated') && known.terminatedAt === undefined && !known.terminating) {
+        } else if (
+          (state === 'shutting-down' || state === 'terminated') &&
+          known.terminatedAt === undefined &&
+          !known.terminating
+        ) {
           // Someone else (stop, post, reap) terminated it: the machine loses power.
           known.terminatedAt = Date.now();
           known.end = 'terminated-externally';
@@ -333,7 +382,12 @@ export class InstanceSimulator {
         this.problems.push(`${info.instanceId}: onEnd: ${String(e)}`);
       }
     };
-    const paths = { state: join(dir, 'state'), root: join(dir, 'root'), runner: join(dir, 'runner'), out: join(dir, 'out') };
+    const paths = {
+      state: join(dir, 'state'),
+      root: join(dir, 'root'),
+      runner: join(dir, 'runner'),
+      out: join(dir, 'out'),
+    };
     const inst: Internal = {
       ...info,
       dir,
@@ -355,7 +409,8 @@ export class InstanceSimulator {
       runnerId: {
         get: () => {
           try {
-            return (JSON.parse(readFileSync(join(paths.out, 'connect.json'), 'utf8')) as { runner?: { id?: number } }).runner?.id;
+            return (JSON.parse(readFileSync(join(paths.out, 'connect.json'), 'utf8')) as { runner?: { id?: number } })
+              .runner?.id;
           } catch {
             return undefined;
           }
@@ -383,17 +438,27 @@ export class InstanceSimulator {
   }
 
   private async boot(inst: Internal, b: InstanceBehaviour, gen: number): Promise<void> {
-    const attr = await this.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: inst.instanceId, Attribute: 'userData' }));
+    const attr = await this.ec2.send(
+      new DescribeInstanceAttributeCommand({ InstanceId: inst.instanceId, Attribute: 'userData' }),
+    );
     const userData = Buffer.from(attr.UserData?.Value ?? '', 'base64').toString('utf8');
-    if (!userData.startsWith('#!')) throw new Error(`user-data is not a script: ${JSON.stringify(userData.slice(0, 80))}`);
+    if (!userData.startsWith('#!'))
+      throw new Error(`user-data is not a script: ${JSON.stringify(userData.slice(0, 80))}`);
     const d = inst.dir;
-    const paths = { state: join(d, 'state'), root: join(d, 'root'), runner: join(d, 'runner'), out: join(d, 'out'), tmp: join(d, 'tmp') };
+    const paths = {
+      state: join(d, 'state'),
+      root: join(d, 'root'),
+      runner: join(d, 'runner'),
+      out: join(d, 'out'),
+      tmp: join(d, 'tmp'),
+    };
     for (const p of Object.values(paths)) mkdirSync(p, { recursive: true });
     chmodSync(paths.state, 0o700);
     writeFileSync(join(d, 'user-data.sh'), userData, { mode: 0o700 });
     const hooks = join(paths.root, 'etc', 'spot-runner', 'interruption.d');
     mkdirSync(hooks, { recursive: true });
-    for (const [name, body] of Object.entries(b.interruptionHooks ?? {})) writeFileSync(join(hooks, name), `#!/bin/bash\n${body}\n`, { mode: 0o755 });
+    for (const [name, body] of Object.entries(b.interruptionHooks ?? {}))
+      writeFileSync(join(hooks, name), `#!/bin/bash\n${body}\n`, { mode: 0o755 });
     copyFileSync(LAB_RUN_SH, join(paths.runner, 'run.sh'));
     chmodSync(join(paths.runner, 'run.sh'), 0o755);
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -405,7 +470,12 @@ export class InstanceSimulator {
       LAB_MARKER: join(paths.root, 'run', 'spot-runner', 'interrupted'),
       LAB_TAKE_WAIT_MS: '5000',
     };
-    writeFileSync(join(paths.runner, 'lab-runner.env'), Object.entries(env).map(([k, v]) => `${k}=${q(v)}\n`).join(''));
+    writeFileSync(
+      join(paths.runner, 'lab-runner.env'),
+      Object.entries(env)
+        .map(([k, v]) => `${k}=${q(v)}\n`)
+        .join(''),
+    );
 
     await this.spawnBoot(inst, gen, [join(d, 'user-data.sh')]);
   }
@@ -418,19 +488,34 @@ export class InstanceSimulator {
       if (b.resumeDelayMs) await sleep(b.resumeDelayMs);
       if (inst.terminatedAt !== undefined || gen !== this.generation) return;
       const dir = join(inst.paths.root, 'var', 'lib', 'cloud', 'scripts', 'per-boot');
-      const hooks = existsSync(dir) ? readdirSync(dir).sort().map((f) => join(dir, f)) : [];
+      const hooks = existsSync(dir)
+        ? readdirSync(dir)
+            .sort()
+            .map((f) => join(dir, f))
+        : [];
       if (hooks.length === 0) {
-        inst.anomaly = 'started again, but no per-boot script exists: the machine would idle, running nothing, until something terminates it';
+        inst.anomaly =
+          'started again, but no per-boot script exists: the machine would idle, running nothing, until something terminates it';
         return;
       }
       inst.resumedAt = Date.now();
-      await this.spawnBoot(inst, gen, hooks.length === 1 ? (hooks as [string]) : ['-c', hooks.map((h) => `'${h}'`).join('; ')]);
+      await this.spawnBoot(
+        inst,
+        gen,
+        hooks.length === 1 ? (hooks as [string]) : ['-c', hooks.map((h) => `'${h}'`).join('; ')],
+      );
     })().catch((e: unknown) => this.problems.push(`${inst.instanceId}: resume failed: ${String(e)}`));
   }
 
   private async spawnBoot(inst: Internal, gen: number, args: string[]): Promise<void> {
     const d = inst.dir;
-    const paths = { state: join(d, 'state'), root: join(d, 'root'), runner: join(d, 'runner'), out: join(d, 'out'), tmp: join(d, 'tmp') };
+    const paths = {
+      state: join(d, 'state'),
+      root: join(d, 'root'),
+      runner: join(d, 'runner'),
+      out: join(d, 'out'),
+      tmp: join(d, 'tmp'),
+    };
     inst.imds = await this.imds(inst);
     const { port } = inst.imds.address() as AddressInfo;
     if (gen !== this.generation || inst.terminatedAt !== undefined) {
@@ -505,7 +590,9 @@ export class InstanceSimulator {
 
   private async shutdownBehaviour(id: string): Promise<string> {
     try {
-      const out = await this.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: id, Attribute: 'instanceInitiatedShutdownBehavior' }));
+      const out = await this.ec2.send(
+        new DescribeInstanceAttributeCommand({ InstanceId: id, Attribute: 'instanceInitiatedShutdownBehavior' }),
+      );
       return out.InstanceInitiatedShutdownBehavior?.Value ?? 'stop';
     } catch (e) {
       this.problems.push(`${id}: reading instanceInitiatedShutdownBehavior failed: ${String(e)}`);
@@ -522,7 +609,8 @@ export class InstanceSimulator {
       try {
         await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [inst.instanceId] }));
       } catch (e) {
-        if (gen === this.generation && !/InvalidInstanceID/.test(String(e))) this.problems.push(`${inst.instanceId}: terminate failed: ${String(e)}`);
+        if (gen === this.generation && !/InvalidInstanceID/.test(String(e)))
+          this.problems.push(`${inst.instanceId}: terminate failed: ${String(e)}`);
       }
       inst.terminatedAt ??= Date.now();
     })();
@@ -563,7 +651,8 @@ export class InstanceSimulator {
       if (!tokens.has(String(req.headers['x-aws-ec2-metadata-token'] ?? ''))) return reply(401);
       if (req.url === '/latest/meta-data/instance-id') return reply(200, inst.instanceId);
       if (req.url === '/latest/meta-data/instance-type') return reply(200, inst.instanceType);
-      if (req.url === '/latest/meta-data/spot/instance-action') return inst.spotNotice ? reply(200, inst.spotNotice) : reply(404);
+      if (req.url === '/latest/meta-data/spot/instance-action')
+        return inst.spotNotice ? reply(200, inst.spotNotice) : reply(404);
       reply(404);
     });
     return new Promise((resolveServer, reject) => {

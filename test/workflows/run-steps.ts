@@ -19,7 +19,17 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCommandFile } from '../lab/action.js';
-import { ACTION_REF, actionInputs, callInputs, callSecrets, callTrigger, expandComposites, isObj, type ActionInputs, type Obj } from './check.js';
+import {
+  ACTION_REF,
+  actionInputs,
+  callInputs,
+  callSecrets,
+  callTrigger,
+  expandComposites,
+  isObj,
+  type ActionInputs,
+  type Obj,
+} from './check.js';
 
 // ---------------------------------------------------------------- expressions
 
@@ -84,7 +94,9 @@ function tokenize(src: string): Tok[] {
       i += op[0].length;
       continue;
     }
-    throw new WorkflowError(`unsupported syntax at '${rest.slice(0, 12)}' in '${src}' (this interpreter knows ==, !=, &&, ||, !, (), literals, contexts and a few functions)`);
+    throw new WorkflowError(
+      `unsupported syntax at '${rest.slice(0, 12)}' in '${src}' (this interpreter knows ==, !=, &&, ||, !, (), literals, contexts and a few functions)`,
+    );
   }
   return toks;
 }
@@ -236,7 +248,8 @@ function evalNode(n: Node, s: Scope): Value {
       return n.op === '==' ? eq : !eq;
     }
     case 'call': {
-      if (!STATUS_FUNCTIONS.includes(n.name)) throw new WorkflowError(`${s.where}: function ${n.name}() is not supported by this interpreter`);
+      if (!STATUS_FUNCTIONS.includes(n.name))
+        throw new WorkflowError(`${s.where}: function ${n.name}() is not supported by this interpreter`);
       if (n.args.length) throw new WorkflowError(`${s.where}: ${n.name}() takes no arguments`);
       if (!s.status) throw new WorkflowError(`${s.where}: ${n.name}() is only allowed in if:`);
       if (n.name === 'always') return true;
@@ -246,7 +259,10 @@ function evalNode(n: Node, s: Scope): Value {
     case 'path': {
       const [root, ...rest] = n.parts as [string, ...string[]];
       const resolve = s.contexts[root];
-      if (!resolve) throw new WorkflowError(`${s.where}: context '${root}' is not available here (allowed: ${Object.keys(s.contexts).join(', ')})`);
+      if (!resolve)
+        throw new WorkflowError(
+          `${s.where}: context '${root}' is not available here (allowed: ${Object.keys(s.contexts).join(', ')})`,
+        );
       return resolve(rest);
     }
   }
@@ -321,7 +337,12 @@ export interface ActionRun {
 
 export interface Host {
   /** Runs the action (main, and post when the runner would) with these INPUT_* and GITHUB_* env. */
-  action(o: { job: string; step: string; inputs: Record<string, string>; env: Record<string, string> }): Promise<ActionRun>;
+  action(o: {
+    job: string;
+    step: string;
+    inputs: Record<string, string>;
+    env: Record<string, string>;
+  }): Promise<ActionRun>;
   /**
    * A job for a self-hosted runner label: a runner carrying `label` takes it and runSteps() runs
    * its steps while it holds the job. Resolves with `lost` (the job's failure as GitHub records
@@ -383,23 +404,37 @@ export interface WorkflowRun {
 
 const HOSTED = ['ubuntu-latest', 'ubuntu-24.04', 'ubuntu-22.04'];
 const WORKFLOW_KEYS = ['name', 'on', 'run-name', 'permissions', 'concurrency', 'jobs'];
-const JOB_KEYS = ['name', 'needs', 'if', 'runs-on', 'timeout-minutes', 'continue-on-error', 'permissions', 'outputs', 'steps', 'concurrency'];
+const JOB_KEYS = [
+  'name',
+  'needs',
+  'if',
+  'runs-on',
+  'timeout-minutes',
+  'continue-on-error',
+  'permissions',
+  'outputs',
+  'steps',
+  'concurrency',
+];
 const STEP_KEYS = ['name', 'id', 'if', 'uses', 'with', 'run', 'env', 'working-directory', 'continue-on-error'];
 
 /** Steps this interpreter does not run, and why. Their `with:` is evaluated all the same. */
 const NOT_RUN: Array<[RegExp, string]> = [
-  [/^aws-actions\/configure-aws-credentials@[0-9a-f]{40}$/, 'configures real AWS credentials; the lab gives the action its AWS endpoint and keys in the env'],
+  [
+    /^aws-actions\/configure-aws-credentials@[0-9a-f]{40}$/,
+    'configures real AWS credentials; the lab gives the action its AWS endpoint and keys in the env',
+  ],
   [/^actions\/checkout@[0-9a-f]{40}$/, 'needs a real GitHub repository; the workspace is an empty directory'],
   [/^actions\/upload-artifact@[0-9a-f]{40}$/, 'needs the GitHub artifact service'],
 ];
 
 const asObj = (v: unknown): Obj => (isObj(v) ? v : {});
 
-
 const asList = (v: unknown): string[] => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
 
 function checkKeys(o: Obj, allowed: string[], where: string): void {
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new WorkflowError(`${where}: '${k}' is not supported by this interpreter`);
+  for (const k of Object.keys(o))
+    if (!allowed.includes(k)) throw new WorkflowError(`${where}: '${k}' is not supported by this interpreter`);
 }
 
 /** The jobs in `needs` order, ties in file order. */
@@ -449,15 +484,19 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
   for (const [k, v] of Object.entries(call.inputs)) {
     const d = declared[k];
     if (!d) throw new WorkflowError(`the caller passes input '${k}', which the workflow does not declare`);
-    if (typeof v !== d.type) throw new WorkflowError(`input '${k}' is declared ${d.type} but the caller passes ${typeof v}`);
+    if (typeof v !== d.type)
+      throw new WorkflowError(`input '${k}' is declared ${d.type} but the caller passes ${typeof v}`);
   }
   for (const [k, d] of Object.entries(declared)) {
-    if (d.required && d.default === undefined && !(k in call.inputs)) throw new WorkflowError(`required input '${k}' is missing`);
+    if (d.required && d.default === undefined && !(k in call.inputs))
+      throw new WorkflowError(`required input '${k}' is missing`);
     const v = k in call.inputs ? call.inputs[k] : d.default;
     inputs[k] = v === undefined ? null : (v as Value);
   }
   const secretsDeclared = callSecrets(wf);
-  for (const k of Object.keys(call.secrets)) if (!(k in secretsDeclared)) throw new WorkflowError(`the caller passes secret '${k}', which the workflow does not declare`);
+  for (const k of Object.keys(call.secrets))
+    if (!(k in secretsDeclared))
+      throw new WorkflowError(`the caller passes secret '${k}', which the workflow does not declare`);
 
   const jobsYml = asObj(wf.jobs);
   const order = jobOrder(wf);
@@ -465,32 +504,50 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
   const runId = String(call.github.run_id ?? '1');
 
   const leaf = (name: string, rest: string[], value: Value | undefined, where: string): Value => {
-    if (rest.length !== 1) throw new WorkflowError(`${where}: '${[name, ...rest].join('.')}' is not a <context>.<name> reference`);
+    if (rest.length !== 1)
+      throw new WorkflowError(`${where}: '${[name, ...rest].join('.')}' is not a <context>.<name> reference`);
     if (value === undefined) throw new WorkflowError(`${where}: ${name}.${rest[0]} is not declared`);
     return value;
   };
   const ctx = {
     inputs: (where: string) => (rest: string[]) => leaf('inputs', rest, inputs[rest[0] ?? ''], where),
-    secrets: (where: string) => (rest: string[]) => leaf('secrets', rest, rest[0] !== undefined && rest[0] in secretsDeclared ? (call.secrets[rest[0]] ?? '') : undefined, where),
+    secrets: (where: string) => (rest: string[]) =>
+      leaf(
+        'secrets',
+        rest,
+        rest[0] !== undefined && rest[0] in secretsDeclared ? (call.secrets[rest[0]] ?? '') : undefined,
+        where,
+      ),
     vars: (where: string) => (rest: string[]) => leaf('vars', rest, call.vars?.[rest[0] ?? ''], where),
     github: (where: string) => (rest: string[]) => {
       const [first, ...deeper] = rest;
-      if (first === undefined || !(first in call.github)) throw new WorkflowError(`${where}: github.${first ?? ''} is not in the github context given to the interpreter`);
+      if (first === undefined || !(first in call.github))
+        throw new WorkflowError(
+          `${where}: github.${first ?? ''} is not in the github context given to the interpreter`,
+        );
       // below the first level, a missing property is null (event payloads are sparse)
       let v: unknown = call.github[first];
       for (const p of deeper) v = isObj(v) ? v[p] : undefined;
       if (v === undefined) return null;
-      if (isObj(v) || Array.isArray(v)) throw new WorkflowError(`${where}: github.${rest.join('.')} is an object; this interpreter has no toJSON()`);
+      if (isObj(v) || Array.isArray(v))
+        throw new WorkflowError(`${where}: github.${rest.join('.')} is an object; this interpreter has no toJSON()`);
       return v as Value;
     },
     /** needs.X.outputs.Y / needs.X.result, X in the job's needs, Y declared by X. */
     needs: (where: string, needs: string[]) => (rest: string[]) => {
       const [dep, what, out, ...more] = rest;
-      if (dep === undefined || !needs.includes(dep)) throw new WorkflowError(`${where}: needs.${dep ?? ''}: '${dep ?? ''}' is not in this job's needs (${needs.join(', ')})`);
+      if (dep === undefined || !needs.includes(dep))
+        throw new WorkflowError(
+          `${where}: needs.${dep ?? ''}: '${dep ?? ''}' is not in this job's needs (${needs.join(', ')})`,
+        );
       const rec = records[dep] as JobRecord;
       if (what === 'result' && out === undefined) return rec.result;
-      if (what !== 'outputs' || out === undefined || more.length) throw new WorkflowError(`${where}: needs.${rest.join('.')} is neither needs.<job>.outputs.<name> nor needs.<job>.result`);
-      if (!(out in asObj(asObj(jobsYml[dep]).outputs))) throw new WorkflowError(`${where}: needs.${dep}.outputs.${out}: job '${dep}' declares no output '${out}'`);
+      if (what !== 'outputs' || out === undefined || more.length)
+        throw new WorkflowError(
+          `${where}: needs.${rest.join('.')} is neither needs.<job>.outputs.<name> nor needs.<job>.result`,
+        );
+      if (!(out in asObj(asObj(jobsYml[dep]).outputs)))
+        throw new WorkflowError(`${where}: needs.${dep}.outputs.${out}: job '${dep}' declares no output '${out}'`);
       return rec.outputs[out] ?? '';
     },
     /** steps.S.outputs.Y / outcome / conclusion, S an earlier step of this job. */
@@ -499,7 +556,10 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
       const st = done.find((s) => s.id === sid);
       if (!st) throw new WorkflowError(`${where}: steps.${sid ?? ''}: no earlier step has id '${sid ?? ''}'`);
       if ((what === 'outcome' || what === 'conclusion') && out === undefined) return st[what];
-      if (what !== 'outputs' || out === undefined || more.length) throw new WorkflowError(`${where}: steps.${rest.join('.')} is not steps.<id>.outputs.<name>, .outcome or .conclusion`);
+      if (what !== 'outputs' || out === undefined || more.length)
+        throw new WorkflowError(
+          `${where}: steps.${rest.join('.')} is not steps.<id>.outputs.<name>, .outcome or .conclusion`,
+        );
       return st.outputs[out] ?? '';
     },
   };
@@ -522,146 +582,217 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
   const running: Record<string, Promise<void>> = {};
   for (const id of order) {
     running[id] = (async () => {
-    await Promise.all(asList(asObj(jobsYml[id]).needs).map((n) => running[n]));
-    const job = asObj(jobsYml[id]);
-    const jw = `jobs.${id}`;
-    checkKeys(job, JOB_KEYS, jw);
-    const needs = asList(job.needs);
-    const anc = ancestors(id);
-    const rec: JobRecord = { id, result: 'skipped', failed: false, outputs: {}, steps: [], summary: '' };
-    records[id] = rec;
-    const jobScope = (where: string, withStatus = false): Scope => ({
-      where,
-      contexts: { inputs: ctx.inputs(where), needs: ctx.needs(where, needs), github: ctx.github(where), vars: ctx.vars(where) },
-      status: withStatus
-        ? { success: () => anc.every((a) => records[a]?.result === 'success'), failure: () => anc.some((a) => records[a]?.result === 'failure') }
-        : undefined,
-    });
-    if (!evalCondition(job.if, jobScope(`${jw}.if`, true))) return;
+      await Promise.all(asList(asObj(jobsYml[id]).needs).map((n) => running[n]));
+      const job = asObj(jobsYml[id]);
+      const jw = `jobs.${id}`;
+      checkKeys(job, JOB_KEYS, jw);
+      const needs = asList(job.needs);
+      const anc = ancestors(id);
+      const rec: JobRecord = { id, result: 'skipped', failed: false, outputs: {}, steps: [], summary: '' };
+      records[id] = rec;
+      const jobScope = (where: string, withStatus = false): Scope => ({
+        where,
+        contexts: {
+          inputs: ctx.inputs(where),
+          needs: ctx.needs(where, needs),
+          github: ctx.github(where),
+          vars: ctx.vars(where),
+        },
+        status: withStatus
+          ? {
+              success: () => anc.every((a) => records[a]?.result === 'success'),
+              failure: () => anc.some((a) => records[a]?.result === 'failure'),
+            }
+          : undefined,
+      });
+      if (!evalCondition(job.if, jobScope(`${jw}.if`, true))) return;
 
-    const rawRunsOn = job['runs-on'];
-    if (typeof rawRunsOn !== 'string') throw new WorkflowError(`${jw}.runs-on: only a single label is supported`);
-    const runsOn = str(evalTemplate(rawRunsOn, jobScope(`${jw}.runs-on`)));
-    rec.runsOn = runsOn;
-    const selfHosted = rawRunsOn.includes('${{');
-    if (!selfHosted && !HOSTED.includes(runsOn)) throw new WorkflowError(`${jw}.runs-on: '${runsOn}' is neither a hosted label nor an expression`);
-    if (selfHosted && runsOn === '') throw new WorkflowError(`${jw}.runs-on evaluates to an empty label`);
-    if (job['timeout-minutes'] !== undefined) {
-      const t = evalTemplate(job['timeout-minutes'], jobScope(`${jw}.timeout-minutes`));
-      if (typeof t !== 'number' || !(t > 0)) throw new WorkflowError(`${jw}.timeout-minutes evaluates to ${JSON.stringify(t)}, not a positive number`);
-      rec.timeoutMinutes = t;
-    }
-    const idToken = asObj(job.permissions)['id-token'] === 'write';
-    const workspace = mkdtempSync(join(tmpdir(), `wf-${id}-`));
-    const baseEnv: Record<string, string> = {
-      CI: 'true',
-      GITHUB_ACTIONS: 'true',
-      GITHUB_JOB: id,
-      GITHUB_REPOSITORY: String(call.github.repository ?? ''),
-      GITHUB_EVENT_NAME: String(call.github.event_name ?? ''),
-      GITHUB_RUN_ID: runId,
-      GITHUB_RUN_ATTEMPT: String(call.github.run_attempt ?? '1'),
-      GITHUB_WORKSPACE: workspace,
-      // GitHub hands a job the OIDC request URL only when it is granted id-token: write.
-      ...(idToken && !selfHosted ? { ACTIONS_ID_TOKEN_REQUEST_URL: 'https://oidc.invalid/token' } : {}),
-    };
-
-    const runSteps = async () => {
-      let steps: Obj[];
-      try {
-        steps = expandComposites(Array.isArray(job.steps) ? job.steps.map(asObj) : [], jw);
-      } catch (e) {
-        throw new WorkflowError((e as Error).message);
+      const rawRunsOn = job['runs-on'];
+      if (typeof rawRunsOn !== 'string') throw new WorkflowError(`${jw}.runs-on: only a single label is supported`);
+      const runsOn = str(evalTemplate(rawRunsOn, jobScope(`${jw}.runs-on`)));
+      rec.runsOn = runsOn;
+      const selfHosted = rawRunsOn.includes('${{');
+      if (!selfHosted && !HOSTED.includes(runsOn))
+        throw new WorkflowError(`${jw}.runs-on: '${runsOn}' is neither a hosted label nor an expression`);
+      if (selfHosted && runsOn === '') throw new WorkflowError(`${jw}.runs-on evaluates to an empty label`);
+      if (job['timeout-minutes'] !== undefined) {
+        const t = evalTemplate(job['timeout-minutes'], jobScope(`${jw}.timeout-minutes`));
+        if (typeof t !== 'number' || !(t > 0))
+          throw new WorkflowError(`${jw}.timeout-minutes evaluates to ${JSON.stringify(t)}, not a positive number`);
+        rec.timeoutMinutes = t;
       }
-      for (const [index, step] of steps.entries()) {
-        const name = String(step.name ?? step.uses ?? step.run ?? `step ${index + 1}`);
-        const sw = `${jw}.steps[${index}] '${name}'`;
-        checkKeys(step, STEP_KEYS, sw);
-        const done = rec.steps;
-        const stepScope = (field: string, withSecrets: boolean, withStatus = false): Scope => {
-          const where = `${sw}.${field}`;
-          const contexts: Scope['contexts'] = { inputs: ctx.inputs(where), needs: ctx.needs(where, needs), github: ctx.github(where), vars: ctx.vars(where), steps: ctx.steps(where, done) };
-          if (withSecrets) contexts.secrets = ctx.secrets(where);
-          const failed = () => done.some((s) => s.conclusion === 'failure');
-          return { where, contexts, status: withStatus ? { success: () => !failed(), failure: failed } : undefined };
-        };
-        const stepId = typeof step.id === 'string' ? step.id : undefined;
-        const sr: StepRecord = { index, name, id: stepId, kind: 'run', ran: false, outcome: 'skipped', conclusion: 'skipped', outputs: {}, summary: '', log: '' };
-        const evalMap = (m: unknown, field: string) => Object.fromEntries(Object.entries(asObj(m)).map(([k, v]) => [k, str(evalTemplate(v, stepScope(`${field}.${k}`, true)))]));
-        if (typeof step.uses === 'string') {
-          sr.uses = step.uses;
-          sr.with = evalMap(step.with, 'with');
-          if (step.uses === ACTION_REF) sr.kind = 'action';
-          else {
-            const reason = NOT_RUN.find(([re]) => re.test(step.uses as string))?.[1];
-            if (!reason) throw new WorkflowError(`${sw}: uses '${step.uses}', which this interpreter can neither run nor skip`);
-            sr.kind = 'not-run';
-            sr.reason = reason;
-          }
-        } else if (typeof step.run === 'string') {
-          sr.env = evalMap(step.env, 'env');
-          sr.workingDirectory = step['working-directory'] === undefined ? '.' : str(evalTemplate(step['working-directory'], stepScope('working-directory', false)));
-        } else throw new WorkflowError(`${sw}: neither uses: nor run:`);
-        // with:, env: and working-directory are evaluated even for a step its if: skips: stricter.
-        const cond = evalCondition(step.if, stepScope('if', false, true));
-        done.push(sr);
-        if (!cond) continue;
-        sr.ran = true;
-        let ok = true;
-        if (sr.kind === 'action') {
-          const given = sr.with ?? {};
-          for (const k of Object.keys(given)) if (!(k in action)) throw new WorkflowError(`${sw}: with.${k} is not an input of the action`);
-          const all: Record<string, string> = {};
-          for (const [k, d] of Object.entries(action)) {
-            if (k in given) all[k] = given[k] as string;
-            else if (d.required) throw new WorkflowError(`${sw}: the action's required input '${k}' is missing`);
-            else if (d.default !== undefined) all[k] = String(d.default); // the runner fills action.yml defaults
-          }
-          const r = await host.action({ job: id, step: name, inputs: all, env: baseEnv });
-          Object.assign(sr, { outputs: r.outputs, summary: r.summary, log: r.log, exitCode: r.exitCode, with: all });
-          ok = r.exitCode === 0;
-        } else if (sr.kind === 'not-run') {
-          ok = true; // assumed to succeed; it has no outputs the workflow reads
-        } else {
-          const cwd = join(workspace, sr.workingDirectory ?? '.');
-          sr.cwd = cwd;
-          mkdirSync(cwd, { recursive: true }); // checkout would have made it
-          const dir = mkdtempSync(join(tmpdir(), 'wf-step-'));
-          const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STEP_SUMMARY: join(dir, 'summary'), GITHUB_ENV: join(dir, 'env'), GITHUB_PATH: join(dir, 'path') };
-          for (const f of Object.values(files)) writeFileSync(f, '');
-          writeFileSync(join(dir, 'step.sh'), step.run as string);
-          const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', RUNNER_TEMP: dir, ...baseEnv, ...files, ...sr.env };
-          const r = await bash(join(dir, 'step.sh'), cwd, env);
-          if (readFileSync(files.GITHUB_ENV, 'utf8') || readFileSync(files.GITHUB_PATH, 'utf8')) throw new WorkflowError(`${sw}: writes GITHUB_ENV/GITHUB_PATH, which this interpreter does not carry to later steps`);
-          Object.assign(sr, { outputs: parseCommandFile(readFileSync(files.GITHUB_OUTPUT, 'utf8')), summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'), log: r.log, exitCode: r.code });
-          ok = r.code === 0;
+      const idToken = asObj(job.permissions)['id-token'] === 'write';
+      const workspace = mkdtempSync(join(tmpdir(), `wf-${id}-`));
+      const baseEnv: Record<string, string> = {
+        CI: 'true',
+        GITHUB_ACTIONS: 'true',
+        GITHUB_JOB: id,
+        GITHUB_REPOSITORY: String(call.github.repository ?? ''),
+        GITHUB_EVENT_NAME: String(call.github.event_name ?? ''),
+        GITHUB_RUN_ID: runId,
+        GITHUB_RUN_ATTEMPT: String(call.github.run_attempt ?? '1'),
+        GITHUB_WORKSPACE: workspace,
+        // GitHub hands a job the OIDC request URL only when it is granted id-token: write.
+        ...(idToken && !selfHosted ? { ACTIONS_ID_TOKEN_REQUEST_URL: 'https://oidc.invalid/token' } : {}),
+      };
+
+      const runSteps = async () => {
+        let steps: Obj[];
+        try {
+          steps = expandComposites(Array.isArray(job.steps) ? job.steps.map(asObj) : [], jw);
+        } catch (e) {
+          throw new WorkflowError((e as Error).message);
         }
-        sr.outcome = ok ? 'success' : 'failure';
-        const coe = step['continue-on-error'] === undefined ? false : truthy(evalTemplate(step['continue-on-error'], stepScope('continue-on-error', false)));
-        sr.conclusion = ok || coe ? 'success' : 'failure';
-        rec.summary += sr.summary;
-      }
-    };
+        for (const [index, step] of steps.entries()) {
+          const name = String(step.name ?? step.uses ?? step.run ?? `step ${index + 1}`);
+          const sw = `${jw}.steps[${index}] '${name}'`;
+          checkKeys(step, STEP_KEYS, sw);
+          const done = rec.steps;
+          const stepScope = (field: string, withSecrets: boolean, withStatus = false): Scope => {
+            const where = `${sw}.${field}`;
+            const contexts: Scope['contexts'] = {
+              inputs: ctx.inputs(where),
+              needs: ctx.needs(where, needs),
+              github: ctx.github(where),
+              vars: ctx.vars(where),
+              steps: ctx.steps(where, done),
+            };
+            if (withSecrets) contexts.secrets = ctx.secrets(where);
+            const failed = () => done.some((s) => s.conclusion === 'failure');
+            return { where, contexts, status: withStatus ? { success: () => !failed(), failure: failed } : undefined };
+          };
+          const stepId = typeof step.id === 'string' ? step.id : undefined;
+          const sr: StepRecord = {
+            index,
+            name,
+            id: stepId,
+            kind: 'run',
+            ran: false,
+            outcome: 'skipped',
+            conclusion: 'skipped',
+            outputs: {},
+            summary: '',
+            log: '',
+          };
+          const evalMap = (m: unknown, field: string) =>
+            Object.fromEntries(
+              Object.entries(asObj(m)).map(([k, v]) => [k, str(evalTemplate(v, stepScope(`${field}.${k}`, true)))]),
+            );
+          if (typeof step.uses === 'string') {
+            sr.uses = step.uses;
+            sr.with = evalMap(step.with, 'with');
+            if (step.uses === ACTION_REF) sr.kind = 'action';
+            else {
+              const reason = NOT_RUN.find(([re]) => re.test(step.uses as string))?.[1];
+              if (!reason)
+                throw new WorkflowError(`${sw}: uses '${step.uses}', which this interpreter can neither run nor skip`);
+              sr.kind = 'not-run';
+              sr.reason = reason;
+            }
+          } else if (typeof step.run === 'string') {
+            sr.env = evalMap(step.env, 'env');
+            sr.workingDirectory =
+              step['working-directory'] === undefined
+                ? '.'
+                : str(evalTemplate(step['working-directory'], stepScope('working-directory', false)));
+          } else throw new WorkflowError(`${sw}: neither uses: nor run:`);
+          // with:, env: and working-directory are evaluated even for a step its if: skips: stricter.
+          const cond = evalCondition(step.if, stepScope('if', false, true));
+          done.push(sr);
+          if (!cond) continue;
+          sr.ran = true;
+          let ok = true;
+          if (sr.kind === 'action') {
+            const given = sr.with ?? {};
+            for (const k of Object.keys(given))
+              if (!(k in action)) throw new WorkflowError(`${sw}: with.${k} is not an input of the action`);
+            const all: Record<string, string> = {};
+            for (const [k, d] of Object.entries(action)) {
+              if (k in given) all[k] = given[k] as string;
+              else if (d.required) throw new WorkflowError(`${sw}: the action's required input '${k}' is missing`);
+              else if (d.default !== undefined) all[k] = String(d.default); // the runner fills action.yml defaults
+            }
+            const r = await host.action({ job: id, step: name, inputs: all, env: baseEnv });
+            Object.assign(sr, { outputs: r.outputs, summary: r.summary, log: r.log, exitCode: r.exitCode, with: all });
+            ok = r.exitCode === 0;
+          } else if (sr.kind === 'not-run') {
+            ok = true; // assumed to succeed; it has no outputs the workflow reads
+          } else {
+            const cwd = join(workspace, sr.workingDirectory ?? '.');
+            sr.cwd = cwd;
+            mkdirSync(cwd, { recursive: true }); // checkout would have made it
+            const dir = mkdtempSync(join(tmpdir(), 'wf-step-'));
+            const files = {
+              GITHUB_OUTPUT: join(dir, 'output'),
+              GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+              GITHUB_ENV: join(dir, 'env'),
+              GITHUB_PATH: join(dir, 'path'),
+            };
+            for (const f of Object.values(files)) writeFileSync(f, '');
+            writeFileSync(join(dir, 'step.sh'), step.run as string);
+            const env = {
+              PATH: process.env.PATH ?? '/usr/bin:/bin',
+              HOME: process.env.HOME ?? '/tmp',
+              RUNNER_TEMP: dir,
+              ...baseEnv,
+              ...files,
+              ...sr.env,
+            };
+            const r = await bash(join(dir, 'step.sh'), cwd, env);
+            if (readFileSync(files.GITHUB_ENV, 'utf8') || readFileSync(files.GITHUB_PATH, 'utf8'))
+              throw new WorkflowError(
+                `${sw}: writes GITHUB_ENV/GITHUB_PATH, which this interpreter does not carry to later steps`,
+              );
+            Object.assign(sr, {
+              outputs: parseCommandFile(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
+              summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
+              log: r.log,
+              exitCode: r.code,
+            });
+            ok = r.code === 0;
+          }
+          sr.outcome = ok ? 'success' : 'failure';
+          const coe =
+            step['continue-on-error'] === undefined
+              ? false
+              : truthy(evalTemplate(step['continue-on-error'], stepScope('continue-on-error', false)));
+          sr.conclusion = ok || coe ? 'success' : 'failure';
+          rec.summary += sr.summary;
+        }
+      };
 
-    if (selfHosted) {
-      rec.runnerLabel = runsOn;
-      const r = await host.runnerJob({ job: id, label: runsOn, runSteps });
-      rec.lost = r.lost;
-    } else {
-      await runSteps();
-    }
-    rec.failed = rec.lost !== undefined || rec.steps.some((s) => s.conclusion === 'failure');
-    const coe = job['continue-on-error'] === undefined ? false : truthy(evalTemplate(job['continue-on-error'], jobScope(`${jw}.continue-on-error`)));
-    rec.result = rec.failed && !coe ? 'failure' : 'success';
-    // A lost runner never reports the job's outputs.
-    if (rec.lost === undefined) {
-      for (const [k, v] of Object.entries(asObj(job.outputs))) {
-        const where = `${jw}.outputs.${k}`;
-        rec.outputs[k] = str(
-          evalTemplate(v, { where, contexts: { inputs: ctx.inputs(where), needs: ctx.needs(where, needs), github: ctx.github(where), vars: ctx.vars(where), secrets: ctx.secrets(where), steps: ctx.steps(where, rec.steps) } }),
-        );
+      if (selfHosted) {
+        rec.runnerLabel = runsOn;
+        const r = await host.runnerJob({ job: id, label: runsOn, runSteps });
+        rec.lost = r.lost;
+      } else {
+        await runSteps();
       }
-    }
+      rec.failed = rec.lost !== undefined || rec.steps.some((s) => s.conclusion === 'failure');
+      const coe =
+        job['continue-on-error'] === undefined
+          ? false
+          : truthy(evalTemplate(job['continue-on-error'], jobScope(`${jw}.continue-on-error`)));
+      rec.result = rec.failed && !coe ? 'failure' : 'success';
+      // A lost runner never reports the job's outputs.
+      if (rec.lost === undefined) {
+        for (const [k, v] of Object.entries(asObj(job.outputs))) {
+          const where = `${jw}.outputs.${k}`;
+          rec.outputs[k] = str(
+            evalTemplate(v, {
+              where,
+              contexts: {
+                inputs: ctx.inputs(where),
+                needs: ctx.needs(where, needs),
+                github: ctx.github(where),
+                vars: ctx.vars(where),
+                secrets: ctx.secrets(where),
+                steps: ctx.steps(where, rec.steps),
+              },
+            }),
+          );
+        }
+      }
     })();
   }
   await Promise.all(Object.values(running));
@@ -674,11 +805,18 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
       const [j, what, out, ...more] = rest;
       if (j === undefined || !(j in records)) throw new WorkflowError(`${where}: jobs.${j ?? ''} is not a job`);
       if (what === 'result' && out === undefined) return (records[j] as JobRecord).result;
-      if (what !== 'outputs' || out === undefined || more.length) throw new WorkflowError(`${where}: jobs.${rest.join('.')} is not jobs.<job>.outputs.<name>`);
-      if (!(out in asObj(asObj(jobsYml[j]).outputs))) throw new WorkflowError(`${where}: job '${j}' declares no output '${out}'`);
+      if (what !== 'outputs' || out === undefined || more.length)
+        throw new WorkflowError(`${where}: jobs.${rest.join('.')} is not jobs.<job>.outputs.<name>`);
+      if (!(out in asObj(asObj(jobsYml[j]).outputs)))
+        throw new WorkflowError(`${where}: job '${j}' declares no output '${out}'`);
       return (records[j] as JobRecord).outputs[out] ?? '';
     };
-    outputs[k] = str(evalTemplate(asObj(d).value, { where, contexts: { jobs: jobsCtx, inputs: ctx.inputs(where), github: ctx.github(where), vars: ctx.vars(where) } }));
+    outputs[k] = str(
+      evalTemplate(asObj(d).value, {
+        where,
+        contexts: { jobs: jobsCtx, inputs: ctx.inputs(where), github: ctx.github(where), vars: ctx.vars(where) },
+      }),
+    );
   }
   const ran = order.map((j) => records[j] as JobRecord);
   return {
