@@ -111,6 +111,23 @@ describe('waitForRunners watches EC2, not GitHub', () => {
     expect(seenAt).toEqual([0, 1_000, 2_000, 3_000, 3_500, 4_000, 4_500, 5_000]);
   });
 
+  it('a resumed pool machine is polled fast from its StartInstances on (it is seconds from listening), then once a second', async () => {
+    const s = setup();
+    const id = s.machine('pooled', 'pending');
+    const p = { ...s.runner(id, 'online'), resumedAt: 2_000 };
+    s.at.push({ t: 14_000, run: () => s.world.setPhase(id, 'listening') });
+    const seenAt: number[] = [];
+    const describe = s.world.handlerOf('DescribeInstances');
+    s.world.on('DescribeInstances', async (input, n) => {
+      seenAt.push(s.now());
+      return describe(input, n);
+    });
+    await waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o);
+    // Fast (0.5 s) while the resume is under fastWindowMs (10 s) old, i.e. until 12 s; then 1 s.
+    const fast = Array.from({ length: 25 }, (_, k) => k * 500);
+    expect(seenAt).toEqual([...fast, 13_000, 14_000]);
+  });
+
   it('goes back to once a second when runner-started lasts longer than the fast window', async () => {
     const s = setup();
     const p = s.runner(s.machine('runner-started'), 'online');

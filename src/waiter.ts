@@ -18,8 +18,9 @@ export interface WaitOptions {
   /** How often EC2 is asked (fixed rate, from the launch); one DescribeInstances by label covers every machine. */
   intervalMs: number;
   /**
-   * Faster, for at most fastWindowMs after a machine says `runner-started`: its listener is
-   * then seconds from `listening`, which is when start's tail begins.
+   * Faster, for at most fastWindowMs after a machine says `runner-started` (or after a pool
+   * machine's StartInstances): its listener is then seconds from `listening`, which is when
+   * start's tail begins.
    */
   fastIntervalMs: number;
   fastWindowMs: number;
@@ -245,8 +246,11 @@ export async function waitForRunners(
       if (waiting.size === 0) return { polls, ec2Polls, instances: seen };
     }
     const t = o.now();
-    const soon = [...waiting.keys()].some(
-      (id) => !listening.has(id) && t - (runnerStartedAt.get(id) ?? -Infinity) < o.fastWindowMs,
+    // A resumed pool machine is seconds from listening from its StartInstances on: fast from then.
+    const soon = [...waiting.values()].some(
+      (p) =>
+        !listening.has(p.instanceId) &&
+        t - Math.max(runnerStartedAt.get(p.instanceId) ?? -Infinity, p.resumedAt ?? -Infinity) < o.fastWindowMs,
     );
     const interval = soon ? o.fastIntervalMs : o.intervalMs;
     await o.sleep(Math.max(0, Math.min(interval - (t - pollAt), o.timeoutMs - (t - start) + 1)), o.signal);
