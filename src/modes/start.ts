@@ -240,18 +240,22 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
   const now = deps.now ?? Date.now;
   const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
 
-  // 1. Everything read-only first: a bad input costs nothing.
-  const { image, pools, notes } = await resolveLaunchInputs(cfg, aws, signal);
+  // 1. Everything read-only first: a bad input costs nothing. The checks are independent: at once.
+  const inputsP = resolveLaunchInputs(cfg, aws, signal);
+  // The account for the instance ARNs (the instance role's policy matches them): from STS, since
+  // DescribeInstances may not list a just-launched instance yet.
+  const accountP = deps.accountId ? deps.accountId() : accountId(aws, signal);
+  const groupP = checkGitHubAccess(gh, target).then(() => resolveRunnerGroup(gh, target, cfg.runnerGroup));
+  const admitP = admit(cfg, aws, deps.log);
+  // All settle before the first failure is thrown: nothing is left running behind it.
+  const settled = await Promise.allSettled([inputsP, accountP, groupP, admitP]);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  const { image, pools, notes } = await inputsP;
+  const [account, groupId] = await Promise.all([accountP, groupP]);
   deps.log(
     `Validated: image ${image.id} (${image.arch}${image.parameter ? `, from ${image.parameter}` : ''}), types ${cfg.instanceTypes.join(', ')}, ${cfg.count} × ${cfg.market}${cfg.market === 'spot' && cfg.onDemandFallback ? ' with on-demand fallback' : ''}, ${pools.length} pool(s), spot ${cfg.allocationStrategy}`,
   );
   for (const n of notes) deps.log(`Note: ${n}`);
-  // The account for the instance ARNs (the instance role's policy matches them): from STS, since
-  // DescribeInstances may not list a just-launched instance yet.
-  const account = await (deps.accountId ? deps.accountId() : accountId(aws, signal));
-  await checkGitHubAccess(gh, target);
-  await admit(cfg, aws, deps.log);
-  const groupId = await resolveRunnerGroup(gh, target, cfg.runnerGroup);
 
   const label = deps.label ?? makeLabel(cfg.run);
   const labels = runnerLabels(label, image.arch, homeLabel(cfg.region, account), cfg.extraLabels);
