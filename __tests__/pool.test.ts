@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { InstanceInfo } from '../src/aws/instances.js';
 import type { PoolConfig } from '../src/config.js';
 import { findInstances, findPoolInstances, planReap, type Rules } from '../src/modes/reap.js';
-import { claim, claimFromPool, poolMachineState, poolSettings } from '../src/pool.js';
+import { claim, claimNext, poolMachineState, poolSettings, readyMachines } from '../src/pool.js';
 import { TAGS } from '../src/tags.js';
 import { config, rig, runStart, startConfig } from '../test/fakes/harness.js';
 import { FakeWorld } from '../test/fakes/world.js';
@@ -135,8 +135,8 @@ describe('reap: pool rules', () => {
     const old = machine('i-00000000000000011');
     const fresh = machine('i-00000000000000012');
     const params = [
-      { name: '/spot-runner/jit/pool-claims/i-00000000000000011', lastModified: new Date(NOW - 30 * MIN) },
-      { name: '/spot-runner/jit/pool-claims/i-00000000000000012', lastModified: new Date(NOW - 1 * MIN) },
+      { name: '/spot-runner/jit/pool-build/i-00000000000000011', lastModified: new Date(NOW - 30 * MIN) },
+      { name: '/spot-runner/jit/pool-build/i-00000000000000012', lastModified: new Date(NOW - 1 * MIN) },
     ];
     const found = findPoolInstances([old, fresh], params, rules);
     expect(found.map((f) => [f.id, f.needsClaim ?? false])).toEqual([['i-00000000000000011', false]]);
@@ -146,7 +146,7 @@ describe('reap: pool rules', () => {
       {
         instances: [],
         parameters: [
-          { name: '/spot-runner/jit/pool-claims/i-00000000000000013', lastModified: new Date(NOW - 60 * MIN) },
+          { name: '/spot-runner/jit/pool-build/i-00000000000000013', lastModified: new Date(NOW - 60 * MIN) },
         ],
         templates: [],
         runners: [],
@@ -154,7 +154,7 @@ describe('reap: pool rules', () => {
       rules,
     );
     expect(plan.parameters.map((p) => [p.id, p.reason])).toEqual([
-      ['/spot-runner/jit/pool-claims/i-00000000000000013', 'its instance i-00000000000000013 is gone'],
+      ['/spot-runner/jit/pool-build/i-00000000000000013', 'its instance i-00000000000000013 is gone'],
     ]);
   });
 });
@@ -164,45 +164,99 @@ describe('the claim', () => {
     // losePutEvery 1: every PutParameter takes effect and its answer is lost (the retry meets ParameterAlreadyExists).
     const w = new FakeWorld({ world: { losePutEvery: 1, putPerSecond: Infinity } });
     const aws = w.clients();
-    const first = await claim(aws, 'i-00000000000000014', 'spot-runner-a/1', {});
-    const second = await claim(aws, 'i-00000000000000014', 'spot-runner-b/2', {});
+    const name = '/spot-runner/jit/pool-build/i-00000000000000014';
+    const first = await claim(aws, name, 'Zmlyc3Qtaml0', {}, { secret: true });
+    const second = await claim(aws, name, 'c2Vjb25kLWppdA', {}, { secret: true });
     expect([first, second]).toEqual(['won', 'lost']);
-    expect(w.params.get('/spot-runner/jit/pool-claims/i-00000000000000014')?.value).toBe('spot-runner-a/1');
+    expect(w.params.get(name)?.value).toBe('Zmlyc3Qtaml0');
+    expect(w.calls.filter((c) => c.command === 'PutParameter').map((c) => c.input.Type)).toContain('SecureString');
   });
-  it('claimFromPool takes only ready machines of its hash, retags them and sets shutdown behaviour terminate', async () => {
+
+  const poolWorld = () => {
     const w = new FakeWorld({ world: { instanceLooks: 0, putPerSecond: Infinity } });
     const base = {
       [TAGS.managed]: 'true',
       [TAGS.label]: 'spot-runner-fill-1',
       [TAGS.pool]: 'build',
       [TAGS.poolHash]: 'aaaa',
+      [TAGS.phase]: 'pooled',
     };
-    const ready = w.addInstance(
-      undefined,
-      new Date(),
-      { ...base, [TAGS.phase]: 'pooled' },
-      { State: { Name: 'stopped' } },
-    );
-    w.addInstance(
-      undefined,
-      new Date(),
-      { ...base, [TAGS.poolHash]: 'bbbb', [TAGS.phase]: 'pooled' },
-      { State: { Name: 'stopped' } },
-    );
-    w.addInstance(undefined, new Date(), { ...base, [TAGS.phase]: 'booting' }, { State: { Name: 'running' } });
-    const got = await claimFromPool(
-      'build',
-      'aaaa',
-      3,
-      'spot-runner-42-1-abc-00000001',
-      { [TAGS.label]: 'spot-runner-42-1-abc-00000001' },
-      { aws: w.clients(), log: () => undefined, onClaimParameter: () => undefined, onInstance: () => undefined },
-    );
-    expect(got.map((c) => c.instanceId)).toEqual([ready]);
+    const add = (tags: Record<string, string>, state: string) =>
+      w.addInstance(undefined, new Date(), { ...base, ...tags }, { State: { Name: state } });
+    const recorded: { params: string[]; instances: string[] } = { params: [], instances: [] };
+    const deps = {
+      aws: w.clients(),
+      log: () => undefined,
+      onClaimParameter: (n: string) => recorded.params.push(n),
+      onInstance: (id: string) => recorded.instances.push(id),
+    };
+    return { w, add, recorded, deps };
+  };
+
+  it('claimNext claims a ready machine of its hash with the JIT config, starts it, retags it, sets shutdown behaviour terminate', async () => {
+    const { w, add, recorded, deps } = poolWorld();
+    const ready = add({}, 'stopped');
+    add({ [TAGS.poolHash]: 'bbbb' }, 'stopped');
+    add({ [TAGS.phase]: 'booting' }, 'running');
+    const listed = [...w.instances.values()].map((i) => ({
+      instanceId: i.InstanceId,
+      state: i.State.Name,
+      instanceType: 'c7i.large',
+      availabilityZone: 'us-east-1a',
+      tags: Object.fromEntries(i.Tags.map((t) => [t.Key, t.Value])),
+    })) as InstanceInfo[];
+    const queue = readyMachines(listed, 'aaaa').ready;
+    expect(queue.map((i) => i.instanceId)).toEqual([ready]);
+    const label = 'spot-runner-42-1-abc-00000001';
+    const got = await claimNext('build', queue, 'aml0LWNvbmZpZw==', () => ({}), { [TAGS.label]: label }, deps);
+    expect(got.claimed?.instanceId).toBe(ready);
+    expect(got.claimed?.claimName).toBe(`/spot-runner/jit/pool-build/${ready}`);
+    // The claim is the JIT parameter the machine reads on resume: one PutParameter.
+    expect(w.params.get(`/spot-runner/jit/pool-build/${ready}`)?.value).toBe('aml0LWNvbmZpZw==');
+    expect(w.count('PutParameter')).toBe(1);
     const i = w.instances.get(ready);
-    expect(i?.Tags.find((t) => t.Key === TAGS.label)?.Value).toBe('spot-runner-42-1-abc-00000001');
+    expect(i?.State.Name).toBe('pending');
+    expect(i?.Tags.find((t) => t.Key === TAGS.label)?.Value).toBe(label);
     expect(i?.Tags.find((t) => t.Key === TAGS.pool)?.Value).toBe('claimed:build');
     expect(w.shutdownBehaviour.get(ready)).toBe('terminate');
+    // The shutdown behaviour is set before the machine starts: it never runs able to stop again.
+    const order = w.calls
+      .map((c) => c.command)
+      .filter((c) => ['ModifyInstanceAttribute', 'StartInstances', 'CreateTags'].includes(c));
+    expect(order).toEqual(['ModifyInstanceAttribute', 'StartInstances', 'CreateTags']);
+    expect(recorded).toEqual({ params: [`/spot-runner/jit/pool-build/${ready}`], instances: [ready] });
+  });
+
+  it("a claim won on a machine that is no longer stopped (it read and deleted its winner's JIT config) lets go: no retag, no record, its own parameter deleted", async () => {
+    const { w, add, recorded, deps } = poolWorld();
+    // Listed while stopped; since then another start claimed it, started it, and it consumed that claim.
+    const m = add({}, 'stopped');
+    const listed = machine(m);
+    (w.instances.get(m) as { State: { Name: string } }).State = { Name: 'running' };
+    const got = await claimNext(
+      'build',
+      [listed],
+      'bGF0ZS1qaXQ=',
+      () => ({}),
+      { [TAGS.label]: 'spot-runner-late' },
+      deps,
+    );
+    expect(got).toEqual({ refused: [] });
+    expect(w.params.has(`/spot-runner/jit/pool-build/${m}`)).toBe(false);
+    expect(w.instances.get(m)?.Tags.find((t) => t.Key === TAGS.label)?.Value).toBe('spot-runner-fill-1');
+    expect(recorded.instances).toEqual([]);
+  });
+
+  it("a lost claim is not recorded (the name is another start's JIT parameter), and the next machine is tried", async () => {
+    const { w, add, recorded, deps } = poolWorld();
+    const a = add({}, 'stopped');
+    const b = add({}, 'stopped');
+    const info = (id: string) => machine(id);
+    expect(await claim(w.clients(), `/spot-runner/jit/pool-build/${a}`, 'b3RoZXI=', {}, { secret: true })).toBe('won');
+    const got = await claimNext('build', [info(a), info(b)], 'bWluZQ==', () => ({}), {}, deps);
+    expect(got.claimed?.instanceId).toBe(b);
+    expect(recorded.params).toEqual([`/spot-runner/jit/pool-build/${b}`]);
+    expect(w.params.get(`/spot-runner/jit/pool-build/${a}`)?.value).toBe('b3RoZXI=');
   });
 });
 
@@ -232,7 +286,9 @@ describe('start with a pool, in the unit world', () => {
     expect([...r.world.params.keys()].filter((n) => n.startsWith('/spot-runner/jit/pool-build/')).sort()).toEqual(
       [`/spot-runner/jit/pool-build/${a}`, `/spot-runner/jit/pool-build/${b}`].sort(),
     );
-    expect(r.world.count('StartInstances')).toBe(1);
+    // One claim, one StartInstances per machine: each starts as soon as its own claim is won.
+    expect(r.world.count('StartInstances')).toBe(2);
+    expect(r.world.count('PutParameter')).toBe(3);
     expect(r.world.shutdownBehaviour.get(a)).toBe('terminate');
     // One cold fleet for the one missing.
     expect(
@@ -241,7 +297,7 @@ describe('start with a pool, in the unit world', () => {
       ),
     ).toEqual([1]);
     expect(r.state.resources.parameterNames).toEqual(
-      expect.arrayContaining([`/spot-runner/jit/pool-claims/${a}`, `/spot-runner/jit/pool-claims/${b}`]),
+      expect.arrayContaining([`/spot-runner/jit/pool-build/${a}`, `/spot-runner/jit/pool-build/${b}`]),
     );
   });
 
@@ -263,7 +319,6 @@ describe('start with a pool, in the unit world', () => {
     );
     await expect(runStart(r, { count: '1', pool: 'build' })).rejects.toThrow(/rolled back/);
     expect(r.world.instances.get(a)?.State.Name).toMatch(/shutting-down|terminated/);
-    expect(r.world.params.has(`/spot-runner/jit/pool-claims/${a}`)).toBe(false);
     expect(r.world.params.has(`/spot-runner/jit/pool-build/${a}`)).toBe(false);
   });
 });

@@ -4,18 +4,20 @@
 //
 // Race-freedom: EC2 tags have no compare-and-set, SSM PutParameter without Overwrite does (the
 // loser gets ParameterAlreadyExists). Every party that takes a stopped pool machine — a start, a
-// fill removing a stale one, reap — first wins its claim parameter; nobody touches a machine whose
-// claim someone else holds. A claim lives as long as its machine; stop, post and reap remove it.
+// fill removing a stale one, reap — first wins its claim parameter, which is the machine's JIT
+// parameter itself: a start's claim is its JIT config, one PutParameter per machine. Nobody
+// touches a machine whose claim someone else holds. The machine deletes it once read; a claim won
+// after that finds the machine no longer stopped (StartInstances' PreviousState) and lets go.
 import { createHash, randomBytes } from 'node:crypto';
 import { CreateTagsCommand, ModifyInstanceAttributeCommand, StartInstancesCommand } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import type { AwsClients } from './aws/clients.js';
 import type { ResolvedImage } from './aws/image.js';
 import { describeByTag, type InstanceInfo } from './aws/instances.js';
-import type { Pacer } from './aws/params.js';
+import { deleteParameters, type Pacer } from './aws/params.js';
 import type { StartConfig } from './config.js';
 import { errorCode, errorMessage } from './errors.js';
-import { CLAIMED_POOL_PREFIX, NAME_PREFIX, PARAMETER_ROOT, TAGS, poolClaimName, poolParameterPrefix } from './tags.js';
+import { CLAIMED_POOL_PREFIX, NAME_PREFIX, TAGS, poolClaimName, poolParameterPrefix } from './tags.js';
 import { renderUserData, type BootstrapOptions } from './userdata/render.js';
 
 /** The label pool machines' user-data carries (log lines only): fixed per pool, so it is part of the settings hash. */
@@ -93,69 +95,71 @@ export async function poolMachines(aws: AwsClients, pool: string, signal?: Abort
 
 export type ClaimOutcome = 'won' | 'lost';
 
+export interface ClaimOptions {
+  signal?: AbortSignal;
+  pacer?: Pacer;
+  /** A start's claim is the machine's JIT config itself: a SecureString, read back decrypted. */
+  secret?: boolean;
+}
+
 /**
- * Claims one machine: PutParameter without Overwrite on its claim name. The loser gets
- * ParameterAlreadyExists. A lost answer makes the SDK's retry meet our own claim, so on
+ * Claims one machine: PutParameter without Overwrite on its claim name (its JIT parameter). The
+ * loser gets ParameterAlreadyExists. A lost answer makes the SDK's retry meet our own claim, so on
  * ParameterAlreadyExists the value is read back: ours (each claimer's value is unique) is a win.
  */
 export async function claim(
   aws: AwsClients,
-  instanceId: string,
-  owner: string,
+  name: string,
+  value: string,
   tags: Record<string, string>,
-  signal?: AbortSignal,
-  pacer?: Pacer,
+  o: ClaimOptions = {},
 ): Promise<ClaimOutcome> {
-  const name = poolClaimName(instanceId);
-  await pacer?.take();
+  await o.pacer?.take();
   try {
     await aws.ssm.send(
       new PutParameterCommand({
         Name: name,
-        Value: owner,
-        Type: 'String',
+        Value: value,
+        ...(o.secret ? { Type: 'SecureString', Tier: 'Intelligent-Tiering' } : { Type: 'String' }),
         Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
       }),
-      { abortSignal: signal },
+      { abortSignal: o.signal },
     );
     return 'won';
   } catch (e) {
     if (errorCode(e) !== 'ParameterAlreadyExists') throw e;
     try {
-      const out = await aws.ssm.send(new GetParameterCommand({ Name: name }), { abortSignal: signal });
-      return out.Parameter?.Value === owner ? 'won' : 'lost';
+      const out = await aws.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: o.secret }), {
+        abortSignal: o.signal,
+      });
+      return out.Parameter?.Value === value ? 'won' : 'lost';
     } catch (e2) {
-      // Deleted in between: its machine is gone (only teardown and reap delete claims). Not ours.
+      // Deleted in between: its machine read it (only a winner starts one) or is gone. Not ours.
       if (errorCode(e2) === 'ParameterNotFound') return 'lost';
       throw e2;
     }
   }
 }
 
-/** A claim value no other claimer can produce: the label and some randomness. */
+/**
+ * A claim value no other claimer can produce: the label and some randomness. Reap's and fill's
+ * claims hold this, never a JIT config; the ':' keeps it from passing the bootstrap's base64 check.
+ */
 export function claimOwner(label: string): string {
-  return `${label}/${randomBytes(6).toString('hex')}`;
+  return `claim:${label}/${randomBytes(6).toString('hex')}`;
 }
 
 export interface Claimed {
   instanceId: string;
   instanceType: string;
   availabilityZone: string;
+  /** The claim, which is also the machine's JIT parameter. */
   claimName: string;
+  /** When StartInstances answered. */
+  resumedAt: number;
 }
 
-export interface ClaimDeps {
-  aws: AwsClients;
-  log: (line: string) => void;
-  signal?: AbortSignal;
-  pacer?: Pacer;
-  /** Recorded the moment it exists (claim parameter before the call, instance once won). */
-  onClaimParameter: (name: string) => void;
-  onInstance: (id: string) => void;
-  shuffle?: <T>(xs: T[]) => T[];
-}
-
-const shuffled = <T>(xs: T[]): T[] => {
+export const shuffled = <T>(xs: T[]): T[] => {
   const a = [...xs];
   for (let i = a.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
@@ -164,117 +168,128 @@ const shuffled = <T>(xs: T[]): T[] => {
   return a;
 };
 
+/** The machines of a pool a start may claim: stopped at the checkpoint, built with its hash. */
+export function readyMachines(listed: InstanceInfo[], hash: string): { ready: InstanceInfo[]; stale: number } {
+  return {
+    ready: listed.filter((i) => poolMachineState(i, hash) === 'ready'),
+    stale: listed.filter((i) => poolMachineState(i, hash) === 'stale').length,
+  };
+}
+
+export type ResumeOutcome = { kind: 'started' } | { kind: 'taken'; state: string } | { kind: 'refused'; why: string };
+
 /**
- * Claims up to `want` ready machines of the pool built with `hash`, for the start with `label`.
- * Candidates are tried in random order, so concurrent starts rarely contend for the same one.
- * A won machine is retagged to the start (label, expiry, `claimed:<pool>`), and its shutdown
- * behaviour set to terminate: after its one job its power-off ends it, exactly as a cold machine.
+ * Starts a machine whose claim this caller just won: shutdown behaviour terminate first (after its
+ * one job its power-off ends it, exactly as a cold machine), then StartInstances. `taken`: it was
+ * no longer stopped (PreviousState), so an earlier winner started it and it has already read and
+ * deleted that winner's JIT config, which is how this claim could win: not ours. `refused`: EC2
+ * will not start it (capacity, or terminated since it was listed).
  */
-export async function claimFromPool(
-  pool: string,
-  hash: string,
-  want: number,
-  label: string,
-  tags: Record<string, string>,
-  d: ClaimDeps,
-): Promise<Claimed[]> {
-  if (want <= 0) return [];
-  const listed = await poolMachines(d.aws, pool, d.signal);
-  const ready = listed.filter((i) => poolMachineState(i, hash) === 'ready');
-  const stale = listed.filter((i) => poolMachineState(i, hash) === 'stale').length;
-  d.log(
-    `Pool ${pool}: ${ready.length} ready of ${listed.length} listed${stale ? ` (${stale} built from other settings: a fill or reap removes them)` : ''}`,
-  );
-  const owner = claimOwner(label);
-  const out: Claimed[] = [];
-  const queue = (d.shuffle ?? shuffled)(ready);
-  // In waves of what is still missing: concurrent, never more claims in flight than machines wanted.
-  while (out.length < want && queue.length > 0) {
-    d.signal?.throwIfAborted();
-    const wave = queue.splice(0, want - out.length);
-    const won = await Promise.all(
-      wave.map(async (i) => {
-        const claimName = poolClaimName(i.instanceId);
-        d.onClaimParameter(claimName);
-        const ptags = {
-          [TAGS.managed]: 'true',
-          [TAGS.label]: label,
-          [TAGS.instanceId]: i.instanceId,
-          ...(tags[TAGS.expiresAt] ? { [TAGS.expiresAt]: tags[TAGS.expiresAt] as string } : {}),
-        };
-        if ((await claim(d.aws, i.instanceId, owner, ptags, d.signal, d.pacer)) === 'lost') return undefined;
-        d.onInstance(i.instanceId);
-        return {
-          instanceId: i.instanceId,
-          instanceType: i.instanceType,
-          availabilityZone: i.availabilityZone,
-          claimName,
-        } satisfies Claimed;
+export async function resumeClaimed(aws: AwsClients, instanceId: string, signal?: AbortSignal): Promise<ResumeOutcome> {
+  try {
+    await aws.ec2.send(
+      new ModifyInstanceAttributeCommand({
+        InstanceId: instanceId,
+        Attribute: 'instanceInitiatedShutdownBehavior',
+        Value: 'terminate',
       }),
+      { abortSignal: signal },
     );
-    for (const c of won) if (c) out.push(c);
+  } catch (e) {
+    if (!/IncorrectInstanceState|InvalidInstanceID/.test(errorCode(e))) throw e;
+    return { kind: 'refused', why: `no longer stopped (${errorCode(e)})` };
   }
-  if (out.length === 0) return out;
-  // Retagged before anything else: from here stop, post and reap know it as this start's.
-  await d.aws.ec2.send(
+  try {
+    const out = await aws.ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }), { abortSignal: signal });
+    const prev = out.StartingInstances?.find((x) => x.InstanceId === instanceId)?.PreviousState?.Name;
+    if (prev !== undefined && prev !== 'stopped') return { kind: 'taken', state: prev };
+    return { kind: 'started' };
+  } catch (e) {
+    return { kind: 'refused', why: errorMessage(e) };
+  }
+}
+
+export interface ClaimNextDeps {
+  aws: AwsClients;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+  pacer?: Pacer;
+  now?: () => number;
+  /** Recorded once won, never before: a lost claim's name is another claimer's JIT parameter. */
+  onClaimParameter: (name: string) => void;
+  /** Recorded once it is ours (started, or refused and to be terminated). */
+  onInstance: (id: string) => void;
+}
+
+/**
+ * Takes machines off `queue` (shared by the caller's runners) until one is claimed with `value`
+ * (a JIT config) and started; it is then retagged with `tags`. Returns it, or undefined when the
+ * queue ran dry, with the won machines EC2 refused to start (for the caller to terminate).
+ */
+export async function claimNext(
+  pool: string,
+  queue: InstanceInfo[],
+  value: string,
+  paramTags: (instanceId: string) => Record<string, string>,
+  tags: Record<string, string>,
+  d: ClaimNextDeps,
+): Promise<{ claimed?: Claimed; refused: string[] }> {
+  const refused: string[] = [];
+  for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
+    d.signal?.throwIfAborted();
+    const claimName = poolClaimName(pool, m.instanceId);
+    const won = await claim(d.aws, claimName, value, paramTags(m.instanceId), {
+      signal: d.signal,
+      pacer: d.pacer,
+      secret: true,
+    });
+    if (won === 'lost') continue;
+    d.onClaimParameter(claimName);
+    const r = await resumeClaimed(d.aws, m.instanceId, d.signal);
+    if (r.kind === 'taken') {
+      d.log(`Pool ${pool}: ${m.instanceId} was already ${r.state} (another start's); trying the next`);
+      // Ours, and never to be read: the machine read its winner's before ours could exist.
+      await deleteParameters(d.aws, [claimName]).catch(() => undefined);
+      continue;
+    }
+    d.onInstance(m.instanceId);
+    if (r.kind === 'refused') {
+      d.log(`Pool ${pool}: StartInstances refused ${m.instanceId} (${r.why}); terminating it, trying the next`);
+      refused.push(m.instanceId);
+      continue;
+    }
+    const resumedAt = (d.now ?? Date.now)();
+    await retagClaimed(d.aws, m.instanceId, pool, tags, d.signal);
+    return {
+      claimed: {
+        instanceId: m.instanceId,
+        instanceType: m.instanceType,
+        availabilityZone: m.availabilityZone,
+        claimName,
+        resumedAt,
+      },
+      refused,
+    };
+  }
+  return { refused };
+}
+
+/** Retags a started machine to its start (label, expiry, `claimed:<pool>`): stop, post and reap know it as that start's. */
+export async function retagClaimed(
+  aws: AwsClients,
+  instanceId: string,
+  pool: string,
+  tags: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<void> {
+  await aws.ec2.send(
     new CreateTagsCommand({
-      Resources: out.map((c) => c.instanceId),
+      Resources: [instanceId],
       Tags: Object.entries({ ...tags, [TAGS.pool]: `${CLAIMED_POOL_PREFIX}${pool}` }).map(([Key, Value]) => ({
         Key,
         Value,
       })),
     }),
-    { abortSignal: d.signal },
+    { abortSignal: signal },
   );
-  const kept: Claimed[] = [];
-  await Promise.all(
-    out.map(async (c) => {
-      try {
-        await d.aws.ec2.send(
-          new ModifyInstanceAttributeCommand({
-            InstanceId: c.instanceId,
-            Attribute: 'instanceInitiatedShutdownBehavior',
-            Value: 'terminate',
-          }),
-          { abortSignal: d.signal },
-        );
-        kept.push(c);
-      } catch (e) {
-        // Terminated since it was listed (a fill or reap removing it won its claim first and has
-        // since let it go): not usable; teardown removes what is left.
-        if (!/IncorrectInstanceState|InvalidInstanceID/.test(errorCode(e))) throw e;
-        d.log(`Pool ${pool}: ${c.instanceId} is no longer stopped (${errorCode(e)}); not used`);
-      }
-    }),
-  );
-  return kept;
 }
-
-/** StartInstances for the claimed machines; returns the ones EC2 refused (with why) so the caller can launch cold ones instead. */
-export async function resume(
-  aws: AwsClients,
-  claimed: Claimed[],
-  signal?: AbortSignal,
-): Promise<{ started: Claimed[]; refused: { c: Claimed; why: string }[] }> {
-  if (claimed.length === 0) return { started: [], refused: [] };
-  try {
-    await aws.ec2.send(new StartInstancesCommand({ InstanceIds: claimed.map((c) => c.instanceId) }), {
-      abortSignal: signal,
-    });
-    return { started: claimed, refused: [] };
-  } catch (e) {
-    if (claimed.length === 1) return { started: [], refused: [{ c: claimed[0] as Claimed, why: errorMessage(e) }] };
-    // One refusal fails the whole call (e.g. InsufficientInstanceCapacity for one type): one by one.
-    const started: Claimed[] = [];
-    const refused: { c: Claimed; why: string }[] = [];
-    for (const c of claimed) {
-      const r = await resume(aws, [c], signal);
-      started.push(...r.started);
-      refused.push(...r.refused);
-    }
-    return { started, refused };
-  }
-}
-
-/** Parameter path helpers reap needs. */
-export const POOL_CLAIM_ROOT = `${PARAMETER_ROOT}/pool-claims`;

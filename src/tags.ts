@@ -51,14 +51,17 @@ export function parameterName(label: string, instanceId: string): string {
   return `${PARAMETER_ROOT}/${label}/${instanceId}`;
 }
 
-/** Warm pool: the claim parameter of a stopped pool machine (PutParameter without overwrite is the compare-and-set). */
-export function poolClaimName(instanceId: string): string {
-  return `${PARAMETER_ROOT}/pool-claims/${instanceId}`;
-}
-
 /** Warm pool: where a pool machine reads its JIT config: the pool's fixed prefix (its user-data cannot know the claiming start's label). */
 export function poolParameterPrefix(pool: string): string {
   return `${PARAMETER_ROOT}/pool-${pool}`;
+}
+
+/**
+ * Warm pool: the claim of a stopped pool machine is its JIT parameter (PutParameter without
+ * overwrite is the compare-and-set); a start claims with the JIT config itself.
+ */
+export function poolClaimName(pool: string, instanceId: string): string {
+  return `${poolParameterPrefix(pool)}/${instanceId}`;
 }
 
 /** Warm pool: the value of spot-runner:pool once a start has claimed the machine. */

@@ -13,7 +13,7 @@ import { errorMessage } from './errors.js';
 import type { GitHub } from './github/client.js';
 import { deleteRunner, listRunners, type Target } from './github/runners.js';
 import type { Resources } from './state.js';
-import { CLAIMED_POOL_PREFIX, PARAMETER_ROOT, TAGS, poolClaimName, poolParameterPrefix } from './tags.js';
+import { CLAIMED_POOL_PREFIX, PARAMETER_ROOT, TAGS, poolClaimName } from './tags.js';
 
 export interface TeardownReport {
   /** Every instance seen, in its state before termination. */
@@ -96,10 +96,10 @@ export async function teardown(
     attempt('deleting parameters', async () => {
       const names = new Set(res.parameterNames);
       for (const l of labels) for (const p of await describeUnder(aws, `${PARAMETER_ROOT}/${l}`)) names.add(p.name);
-      // Warm-pool machines keep their claim and JIT parameter under the pool's paths, not the label's.
+      // A warm-pool machine's claim, its JIT parameter, is under the pool's path, not the label's.
       for (const i of report.instances) {
         const pool = i.tags[TAGS.pool]?.replace(CLAIMED_POOL_PREFIX, '');
-        if (pool) names.add(poolClaimName(i.instanceId)).add(`${poolParameterPrefix(pool)}/${i.instanceId}`);
+        if (pool) names.add(poolClaimName(pool, i.instanceId));
       }
       report.parametersDeleted = await deleteParameters(aws, [...names]);
     }),

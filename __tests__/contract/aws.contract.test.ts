@@ -421,13 +421,17 @@ describe.each([
     await until(w, async () => ((await states(w, [od as string]))[0] === 'stopped' ? true : undefined));
   });
 
-  it('StartInstances: a stopped instance starts (pending first); a terminated one is IncorrectInstanceState, never revived', async () => {
+  it('StartInstances: a stopped instance starts (pending first; PreviousState stopped, and not stopped once started); a terminated one is IncorrectInstanceState, never revived', async () => {
     w.set({ shuttingDown: true });
     const [a, b] = await launch(w, 2);
     await w.ec2.send(new StopInstancesCommand({ InstanceIds: [a as string] }));
     await until(w, async () => ((await states(w, [a as string]))[0] === 'stopped' ? true : undefined));
     const started = await w.ec2.send(new StartInstancesCommand({ InstanceIds: [a as string] }));
     expect(started.StartingInstances?.[0]?.CurrentState?.Name).toBe('pending');
+    expect(started.StartingInstances?.[0]?.PreviousState?.Name).toBe('stopped');
+    // Started again (the pool's late claimer): no error, and PreviousState says it was not stopped.
+    const again = await w.ec2.send(new StartInstancesCommand({ InstanceIds: [a as string] }));
+    expect(['pending', 'running']).toContain(again.StartingInstances?.[0]?.PreviousState?.Name);
     await w.ec2.send(new TerminateInstancesCommand({ InstanceIds: [b as string] }));
     expect(await codeOf(w.ec2.send(new StartInstancesCommand({ InstanceIds: [b as string] })))).toBe(
       'IncorrectInstanceState',
@@ -440,7 +444,7 @@ describe.each([
   });
 
   it("the claim: PutParameter without Overwrite is a compare-and-set; the loser gets ParameterAlreadyExists and the winner's value stays", async () => {
-    const name = '/spot-runner/jit/pool-claims/i-0123456789abcdef0';
+    const name = '/spot-runner/jit/pool-build/i-0123456789abcdef0';
     const codes = await Promise.all(
       ['first', 'second', 'third'].map((v) =>
         codeOf(w.ssm.send(new PutParameterCommand({ Name: name, Value: v, Type: 'String' }))),

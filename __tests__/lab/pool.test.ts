@@ -8,7 +8,7 @@ import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, type Instan
 import { DescribeParametersCommand } from '@aws-sdk/client-ssm';
 import { fileURLToPath } from 'node:url';
 import { makeAwsClients } from '../../src/aws/clients.js';
-import { claimFromPool, poolSettings } from '../../src/pool.js';
+import { claimNext, poolMachines, poolSettings, readyMachines, shuffled } from '../../src/pool.js';
 import { useLab } from '../../test/lab/use-lab.js';
 
 const lab = useLab();
@@ -25,13 +25,14 @@ async function instances(idList: string[]): Promise<Instance[]> {
   );
 }
 
+/** Pool claims: a pool machine's JIT parameter, /spot-runner/jit/pool-<pool>/<instance-id>. */
 async function claimParams(): Promise<string[]> {
   const out = await lab.ssm.send(
     new DescribeParametersCommand({
-      ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: ['/spot-runner/jit/pool-claims'] }],
+      ParameterFilters: [{ Key: 'Path', Option: 'Recursive', Values: ['/spot-runner/jit'] }],
     }),
   );
-  return (out.Parameters ?? []).map((p) => p.Name ?? '');
+  return (out.Parameters ?? []).map((p) => p.Name ?? '').filter((n) => /^\/spot-runner\/jit\/pool-[^/]+\/i-/.test(n));
 }
 
 describe('warm pool', () => {
@@ -95,9 +96,65 @@ describe('warm pool', () => {
       expect(sim.console()).toContain('resumed from pool lab');
     }
     expect(lab.sim.filesContaining([...lab.gh.issuedSecrets, lab.gh.token])).toEqual([]);
+    // The claim was the JIT config: each machine found it at its first read after the resume.
+    expect(
+      lab.proxy.calls.filter((c) => c.source === 'instance' && c.action === 'GetParameter' && c.status !== 200),
+    ).toEqual([]);
     const stop = await lab.stop(label);
     expect(stop.errors).toEqual([]);
     expect(await claimParams()).toEqual([]);
+    await lab.assertNoLeaks();
+  }, 120_000);
+
+  it("a claim won after the machine consumed its winner's JIT config lets go: EC2 says it was no longer stopped", async () => {
+    const fill = await lab.pool('late', 1);
+    expect(fill.exitCode).toBe(0);
+    const [m = ''] = ids(fill.outputs['pool-ready']);
+    const env = lab.env();
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL,
+      AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
+    });
+    try {
+      const aws = makeAwsClients('us-east-1');
+      // A slow claimer listed the machine while it was still stopped…
+      const listed = (await poolMachines(aws, 'late')).filter((i) => i.instanceId === m);
+      expect(listed.map((i) => i.state)).toEqual(['stopped']);
+      // …meanwhile a start claimed it, started it, and it read (and deleted) that start's JIT config.
+      const { main } = await lab.start({ count: '1', pool: 'late' });
+      expect(main.exitCode).toBe(0);
+      expect(ids(main.outputs['from-pool'])).toEqual([m]);
+      expect(await claimParams()).toEqual([]);
+      const logs: string[] = [];
+      const got = await claimNext(
+        'late',
+        listed,
+        'claim:late',
+        () => ({}),
+        { 'spot-runner:label': 'spot-runner-late' },
+        {
+          aws,
+          log: (l) => logs.push(l),
+          onClaimParameter: () => undefined,
+          onInstance: () => undefined,
+        },
+      );
+      expect(got).toEqual({ refused: [] });
+      expect(logs.join('\n')).toMatch(/was already (pending|running) \(another start's\)/);
+      // Its own parameter is gone again and the machine still belongs to the start that has it.
+      expect(await claimParams()).toEqual([]);
+      const [i] = await instances([m]);
+      expect(tag(i, 'spot-runner:label')).toBe(main.outputs.label);
+      const job = lab.gh.queueJob({ labels: [main.outputs.label ?? ''] });
+      await lab.sim.waitAllTerminated(30_000, [m]);
+      expect(job.result).toBe('succeeded');
+      expect(lab.sim.get(m).reasons).toEqual(['pooled', 'job-done']);
+      expect((await lab.stop(main.outputs.label ?? '')).exitCode).toBe(0);
+    } finally {
+      process.env = saved;
+    }
     await lab.assertNoLeaks();
   }, 120_000);
 
@@ -223,21 +280,23 @@ describe('warm pool', () => {
       AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
     });
     try {
-      const claimers = Array.from({ length: 20 }, (_, k) =>
-        claimFromPool(
+      // Each claimer lists the pool, then claims one machine as a start does (claim, start, retag).
+      // Its value is no JIT config ("claim:" fails the bootstrap's check): a won machine powers off.
+      const claimers = Array.from({ length: 20 }, async (_, k) => {
+        const c = makeAwsClients('us-east-1');
+        const queue = shuffled(readyMachines(await poolMachines(c, 'race'), hash).ready);
+        const r = await claimNext(
           'race',
-          hash,
-          1,
-          `spot-runner-race-${k}`,
-          { 'spot-runner:label': `spot-runner-race-${k}` },
+          queue,
+          `claim:race-${k}`,
+          () => ({}),
           {
-            aws: makeAwsClients('us-east-1'),
-            log: () => undefined,
-            onClaimParameter: () => undefined,
-            onInstance: () => undefined,
+            'spot-runner:label': `spot-runner-race-${k}`,
           },
-        ),
-      );
+          { aws: c, log: () => undefined, onClaimParameter: () => undefined, onInstance: () => undefined },
+        );
+        return r.claimed ? [r.claimed] : [];
+      });
       const got = await Promise.all(claimers);
       const taken = got.flat().map((c) => c.instanceId);
       expect(taken).toHaveLength(10);
@@ -249,7 +308,8 @@ describe('warm pool', () => {
         const k = got.findIndex((g) => g[0]?.instanceId === i.InstanceId);
         expect(tag(i, 'spot-runner:label')).toBe(`spot-runner-race-${k}`);
       }
-      expect(await claimParams()).toHaveLength(10);
+      // Ten starts: one per machine, the losers' claims never got as far.
+      expect(lab.proxy.accepted('StartInstances', 'action')).toBe(10);
       // The race really raced: losers met ParameterAlreadyExists (or throttling) from SSM.
       expect(lab.proxy.count('PutParameter', 'action')).toBeGreaterThan(10);
     } finally {

@@ -75,10 +75,10 @@ export async function fillPool(cfg: PoolConfig, deps: FillDeps): Promise<FillRes
     if (
       (await claim(
         aws,
-        i.instanceId,
+        poolClaimName(cfg.pool, i.instanceId),
         owner,
         { [TAGS.managed]: 'true', [TAGS.label]: label, [TAGS.instanceId]: i.instanceId },
-        signal,
+        { signal },
       )) === 'won'
     )
       stale.push(i.instanceId);
@@ -86,9 +86,10 @@ export async function fillPool(cfg: PoolConfig, deps: FillDeps): Promise<FillRes
   if (stale.length > 0) {
     await terminate(aws, stale, t);
     // Safe once it is terminating: StartInstances and ModifyInstanceAttribute now fail for anyone.
-    await deleteParameters(aws, stale.map(poolClaimName)).catch((e: unknown) =>
-      deps.log(`Pool ${cfg.pool}: could not delete claims: ${errorMessage(e)} (reap will)`),
-    );
+    await deleteParameters(
+      aws,
+      stale.map((id) => poolClaimName(cfg.pool, id)),
+    ).catch((e: unknown) => deps.log(`Pool ${cfg.pool}: could not delete claims: ${errorMessage(e)} (reap will)`));
     deps.log(
       `Pool ${cfg.pool}: terminated ${stale.length} machine(s) built from other settings: ${stale.join(', ')} (their claims go with them: reap removes claims of gone machines)`,
     );

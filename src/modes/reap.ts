@@ -36,6 +36,8 @@ export interface Finding {
   outcome?: Outcome;
   /** A stopped warm-pool machine: reap must win its claim parameter first (a start may be taking it). */
   needsClaim?: boolean;
+  /** That claim's name (the machine's JIT parameter, under its pool's path). */
+  claimName?: string;
 }
 
 export interface Inventory {
@@ -138,17 +140,15 @@ export function findPoolInstances(instances: InstanceInfo[], params: Inventory['
     const cur = newest.get(pool);
     if (!cur || (i.launchTime?.getTime() ?? 0) > (cur.launchTime?.getTime() ?? 0)) newest.set(pool, i);
   }
-  const claims = new Map(
-    params
-      .filter((p) => p.name.startsWith(`${PARAMETER_ROOT}/pool-claims/`))
-      .map((p) => [p.name.split('/').pop() ?? '', p]),
-  );
+  // A claim is the machine's JIT parameter: a start's (with its JIT config), a fill's or reap's.
+  const claims = new Map(params.map((p) => [p.name, p]));
   const out: Finding[] = [];
   for (const i of waiting) {
     const pool = i.tags[TAGS.pool] as string;
     const label = i.tags[TAGS.label];
-    const claimAge = claims.has(i.instanceId) ? ageOf(claims.get(i.instanceId)?.lastModified, rules.now) : undefined;
-    if (claims.has(i.instanceId)) {
+    const claimName = poolClaimName(pool, i.instanceId);
+    const claimAge = claims.has(claimName) ? ageOf(claims.get(claimName)?.lastModified, rules.now) : undefined;
+    if (claims.has(claimName)) {
       if (claimAge === undefined || claimAge > grace)
         out.push({
           kind: 'instance',
@@ -171,7 +171,7 @@ export function findPoolInstances(instances: InstanceInfo[], params: Inventory['
     if (i.state === 'stopped' && i.tags[TAGS.phase] !== 'pooled' && (age === undefined || age > grace))
       reasons.push(`pool ${pool}: stopped without reaching the checkpoint (phase ${i.tags[TAGS.phase] ?? 'none'})`);
     if (reasons.length > 0)
-      out.push({ kind: 'instance', id: i.instanceId, label, reason: reasons.join('; '), needsClaim: true });
+      out.push({ kind: 'instance', id: i.instanceId, label, reason: reasons.join('; '), needsClaim: true, claimName });
   }
   return out;
 }
@@ -454,7 +454,8 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
   const owner = claimOwner(`${NAME_PREFIX}reap`);
   for (const f of plan.instances.filter((x) => x.needsClaim)) {
     try {
-      if ((await claim(aws, f.id, owner, { [TAGS.managed]: 'true', [TAGS.instanceId]: f.id })) === 'lost')
+      const name = f.claimName as string;
+      if ((await claim(aws, name, owner, { [TAGS.managed]: 'true', [TAGS.instanceId]: f.id })) === 'lost')
         f.outcome = 'kept: claimed';
     } catch (e) {
       f.outcome = 'failed';
@@ -474,7 +475,7 @@ export async function reap(cfg: ReapConfig, deps: ReapDeps): Promise<ReapResult>
   // The claims reap itself just won, for machines now terminating: nobody can start those any more.
   const ownClaims = plan.instances
     .filter((f) => f.needsClaim && f.outcome === 'removed')
-    .map((f) => poolClaimName(f.id));
+    .map((f) => f.claimName as string);
   if (ownClaims.length > 0)
     await deleteParameters(aws, ownClaims).catch((e: unknown) =>
       problems.push(`deleting reap's own pool claims: ${errorMessage(e)}`),

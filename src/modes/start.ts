@@ -22,7 +22,7 @@ import { currentSpotPrices } from '../aws/pricing.js';
 import { tuning, type StartConfig } from '../config.js';
 import { InputError, SpotRunnerError, errorMessage, httpStatus } from '../errors.js';
 import type { GitHub, RateLimit } from '../github/client.js';
-import { createJitRunner, resolveRunnerGroup, type Target } from '../github/runners.js';
+import { createJitRunner, resolveRunnerGroup, type JitRunner, type Target } from '../github/runners.js';
 import { clientToken, homeLabel, makeLabel, runnerLabels, runnerName } from '../label.js';
 import type { Resources, StateRecorder } from '../state.js';
 import { runnerVersionWarnings, type RunnerRow } from '../summary.js';
@@ -30,9 +30,8 @@ import { PARAMETER_ROOT, TAGS, parameterName } from '../tags.js';
 import { teardown, type TeardownReport } from '../teardown.js';
 import { renderUserData } from '../userdata/render.js';
 import { defaultWaitOptions, waitForRunners, type WaitOptions } from '../waiter.js';
-import { claimFromPool, poolSettings, resume, type Claimed } from '../pool.js';
-import { terminate } from '../aws/instances.js';
-import { poolParameterPrefix } from '../tags.js';
+import { claimNext, poolMachines, poolSettings, readyMachines, shuffled, type Claimed } from '../pool.js';
+import { terminate, type InstanceInfo } from '../aws/instances.js';
 
 export interface StartDeps {
   aws: AwsClients;
@@ -188,50 +187,85 @@ export interface Recorder {
 }
 
 export interface ProvisionOptions {
-  /** One runner (and machine) per name. */
+  /** One runner and one newly launched machine per name. */
   names: string[];
+  /** JIT configs already issued for some of those names (a pool start's spares). */
+  premade?: Map<string, JitRunner>;
   /** Reuse this launch template (watch: the one start created); otherwise create plan.ltReq. */
   templateId?: string;
   /** ClientToken per call; a replacement needs its own, or EC2 answers with start's fleet. */
   tokenFor: (purpose: string) => string;
   record: Recorder;
-  /** Warm-pool machines already claimed and started (start with `pool`): they need no launch. */
-  pooled?: Claimed[];
+  /** Warm-pool machines already claimed with their JIT config and started (start with `pool`). */
+  pooled?: Pooled[];
   pool?: string;
 }
 
-/** Step 1b of start with `pool`: claims stopped machines built from these very settings and starts them. */
+/** A pool machine a start claimed with this runner's JIT config and started. */
+export interface Pooled extends Claimed {
+  jit: JitRunner;
+}
+
+/**
+ * Step 1b of start with `pool`: per runner, its JIT config, then a claim on a ready machine of
+ * this pool built from these very settings: PutParameter of the JIT config itself, without
+ * Overwrite, at the machine's JIT name (one PutParameter per machine; the loser tries the next
+ * machine with the same JIT config). A won machine is started at once, then retagged. Runners as
+ * they come, not in steps: each machine starts as soon as its own claim is won. JIT configs
+ * that found no machine are returned for the cold launch.
+ */
 async function takeFromPool(
   cfg: StartConfig,
   deps: StartDeps & { pacer: Pacer },
   plan: LaunchPlan,
   pool: string,
-): Promise<Claimed[]> {
-  const { aws, signal } = deps;
-  const ps = poolSettings(cfg, plan.image, pool);
-  const claimed = await claimFromPool(pool, ps.hash, cfg.count, plan.label, plan.tags, {
-    aws,
-    log: deps.log,
-    signal,
-    pacer: deps.pacer,
-    onClaimParameter: (n) => deps.state.add('parameterNames', n),
-    onInstance: (id) => deps.state.add('instanceIds', id),
-  });
-  const r = await resume(aws, claimed, signal);
-  for (const x of r.refused)
-    deps.log(
-      `Pool ${pool}: StartInstances refused ${x.c.instanceId} (${x.why}); terminating it and launching a cold machine instead`,
-    );
-  if (r.refused.length > 0)
-    await terminate(
-      aws,
-      r.refused.map((x) => x.c.instanceId),
-      { ...DEFAULT_TERMINATE, ...deps.terminate },
-    );
+  listedP: Promise<InstanceInfo[]>,
+  names: string[],
+): Promise<{ pooled: Pooled[]; spare: Map<string, JitRunner> }> {
+  const { aws, gh, signal } = deps;
+  const { ready, stale } = readyMachines(await listedP, poolSettings(cfg, plan.image, pool).hash);
   deps.log(
-    `Pool ${pool}: resumed ${r.started.length} of ${cfg.count}${r.started.length ? `: ${r.started.map((c) => c.instanceId).join(', ')}` : ''}; ${cfg.count - r.started.length} cold`,
+    `Pool ${pool}: ${ready.length} ready${stale ? ` (${stale} built from other settings: a fill or reap removes them)` : ''}`,
   );
-  return r.started;
+  // Random order: concurrent starts rarely contend for the same machine.
+  const queue = shuffled(ready);
+  const pooled: Pooled[] = [];
+  const spare = new Map<string, JitRunner>();
+  const refused: string[] = [];
+  await mapLimit(names.slice(0, Math.min(names.length, ready.length)), 8, async (name) => {
+    signal?.throwIfAborted();
+    const jit = await createJitRunner(gh, plan.target, name, plan.labels, plan.groupId, deps.log);
+    deps.state.add('runnerIds', jit.runner.id);
+    const r = await claimNext(pool, queue, jit.encodedJitConfig, (id) => jitTags(cfg, plan, id, name), plan.tags, {
+      aws,
+      log: deps.log,
+      signal,
+      pacer: deps.pacer,
+      now: deps.now,
+      onClaimParameter: (n) => deps.state.add('parameterNames', n),
+      onInstance: (id) => deps.state.add('instanceIds', id),
+    });
+    refused.push(...r.refused);
+    if (r.claimed) pooled.push({ ...r.claimed, jit });
+    else spare.set(name, jit);
+  });
+  if (refused.length > 0) await terminate(aws, refused, { ...DEFAULT_TERMINATE, ...deps.terminate });
+  deps.log(
+    `Pool ${pool}: resumed ${pooled.length} of ${cfg.count}${pooled.length ? `: ${pooled.map((c) => c.instanceId).join(', ')}` : ''}; ${cfg.count - pooled.length} cold`,
+  );
+  return { pooled, spare };
+}
+
+/** The tags of a JIT parameter: the instance role may read (and delete) only its own instance's. */
+function jitTags(cfg: StartConfig, plan: LaunchPlan, instanceId: string, runnerName: string): Record<string, string> {
+  return {
+    [TAGS.managed]: 'true',
+    [TAGS.label]: plan.label,
+    [TAGS.instanceId]: instanceId,
+    [TAGS.instanceArn]: instanceArn(cfg.region, plan.account, instanceId),
+    [TAGS.runnerName]: runnerName,
+    [TAGS.expiresAt]: plan.expiresAt,
+  };
 }
 
 /** Step 1 of start, shared with watch: read-only checks and the request start would send. */
@@ -299,10 +333,9 @@ export async function provisionRunners(
 ): Promise<{ rows: RunnerRow[]; notes: string[] }> {
   const { aws, gh, signal } = deps;
   const now = deps.now ?? Date.now;
-  const { target, pools, account, groupId, label, labels, expiresAt, tags } = plan;
-  const count = o.names.length;
+  const { target, pools, groupId, label, labels, tags } = plan;
   const fromPool = o.pooled ?? [];
-  const coldCount = count - fromPool.length;
+  const coldCount = o.names.length;
   const fleetCfg: StartConfig = coldCount === cfg.count ? cfg : { ...cfg, count: coldCount };
   // 2. One launch template and one instant fleet (two only when on-demand must fill in),
   //    while GitHub issues the JIT configs: runner names need no instance id, and GitHub's
@@ -316,17 +349,15 @@ export async function provisionRunners(
   const launchedAt = now();
   // A failed launch stops further registrations; the ones in flight finish and are recorded.
   const launchFailed = new AbortController();
-  const jitsP = mapLimit(
-    Array.from({ length: count }, (_, i) => i),
-    8,
-    async (i) => {
-      signal?.throwIfAborted();
-      launchFailed.signal.throwIfAborted();
-      const jit = await createJitRunner(gh, target, o.names[i] as string, labels, groupId, deps.log);
-      o.record.add('runnerIds', jit.runner.id);
-      return jit;
-    },
-  );
+  const jitsP = mapLimit(o.names, 8, async (name) => {
+    const made = o.premade?.get(name);
+    if (made) return made;
+    signal?.throwIfAborted();
+    launchFailed.signal.throwIfAborted();
+    const jit = await createJitRunner(gh, target, name, labels, groupId, deps.log);
+    o.record.add('runnerIds', jit.runner.id);
+    return jit;
+  });
   const retry: RetryOptions = { ...DEFAULT_RETRY, ...deps.retry };
   const launchP: Promise<{ instances: LaunchedInstance[] }> =
     coldCount === 0
@@ -349,14 +380,6 @@ export async function provisionRunners(
   if (launchR.status === 'rejected') throw launchR.reason;
   if (jitsR.status === 'rejected') throw jitsR.reason;
   const cold = launchR.value.instances;
-  const poolIds = new Set(fromPool.map((c) => c.instanceId));
-  const pooledInstances: LaunchedInstance[] = fromPool.map((c) => ({
-    instanceId: c.instanceId,
-    instanceType: c.instanceType,
-    availabilityZone: c.availabilityZone,
-    market: 'on-demand',
-  }));
-  const instances = [...pooledInstances, ...cold];
   const jits = jitsR.value;
   if (coldCount > 0)
     deps.log(
@@ -365,26 +388,15 @@ export async function provisionRunners(
   const pacer = deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2);
 
   // 3. Each JIT config parked in SSM under its instance's own id: the one thing that needs it.
-  const rows: RunnerRow[] = await mapLimit(instances, 8, async (inst, i) => {
+  //    (A pool machine's is there already: its claim.)
+  const coldRows: RunnerRow[] = await mapLimit(cold, 8, async (inst, i) => {
     signal?.throwIfAborted();
     const jit = jits[i] as (typeof jits)[number];
     const name = jit.runner.name;
-    // A pool machine's user-data was rendered for the pool, not for this start: its fixed prefix.
-    const pname =
-      poolIds.has(inst.instanceId) && o.pool
-        ? `${poolParameterPrefix(o.pool)}/${inst.instanceId}`
-        : parameterName(label, inst.instanceId);
-    const ptags: Record<string, string> = {
-      [TAGS.managed]: 'true',
-      [TAGS.label]: label,
-      [TAGS.instanceId]: inst.instanceId,
-      [TAGS.instanceArn]: instanceArn(cfg.region, account, inst.instanceId),
-      [TAGS.runnerName]: name,
-      [TAGS.expiresAt]: expiresAt,
-    };
+    const pname = parameterName(label, inst.instanceId);
     // Recorded before the call: a call whose answer is lost may still have created it.
     o.record.add('parameterNames', pname);
-    await putSecret(aws, pname, jit.encodedJitConfig, ptags, signal, pacer);
+    await putSecret(aws, pname, jit.encodedJitConfig, jitTags(cfg, plan, inst.instanceId, name), signal, pacer);
     const availabilityZone =
       inst.availabilityZone || pools.find((p) => p.subnetId && p.subnetId === inst.subnetId)?.availabilityZone || '';
     return {
@@ -394,9 +406,21 @@ export async function provisionRunners(
       instanceType: inst.instanceType,
       availabilityZone,
       market: inst.market,
-      ...(poolIds.has(inst.instanceId) ? { fromPool: o.pool } : {}),
     } satisfies RunnerRow;
   });
+  const rows: RunnerRow[] = [
+    ...fromPool.map((c): RunnerRow => ({
+      name: c.jit.runner.name,
+      id: c.jit.runner.id,
+      instanceId: c.instanceId,
+      instanceType: c.instanceType,
+      availabilityZone: c.availabilityZone,
+      market: 'on-demand',
+      fromPool: o.pool,
+    })),
+    ...coldRows,
+  ];
+  const resumedAt = new Map(fromPool.map((c) => [c.instanceId, c.resumedAt]));
 
   // The spot prices for the summary, asked while the machines boot (not after: start's tail).
   const pricesP = currentSpotPrices(
@@ -416,7 +440,7 @@ export async function provisionRunners(
       runnerId: r.id,
       runnerName: r.name,
       instanceId: r.instanceId,
-      ...(r.fromPool ? { resumedAt: launchedAt } : {}),
+      ...(resumedAt.has(r.instanceId) ? { resumedAt: resumedAt.get(r.instanceId) } : {}),
     })),
     deps.rate,
     {
@@ -454,6 +478,9 @@ export async function provisionRunners(
 
 export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartResult> {
   const { aws, gh, signal } = deps;
+  // The pool's machines, listed while the checks run (read-only; the claim is the compare-and-set).
+  const listedP = cfg.pool && !cfg.dryRun ? poolMachines(aws, cfg.pool, signal) : undefined;
+  listedP?.catch(() => undefined);
   const plan = await planLaunch(cfg, deps);
   const { target, pools, notes, groupId, label, labels, tags, userData, ltReq } = plan;
   const tokenFor = (purpose: string) => clientToken(label, purpose);
@@ -485,9 +512,14 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
     const names = Array.from({ length: cfg.count }, (_, i) => runnerName(label, i));
     // One pacer for the claims and the JIT parameters: both are PutParameter calls.
     const paced = { ...deps, pacer: deps.pacer ?? new Pacer(tuning().ssmPutsPerSecond, 2) };
-    const pooled = cfg.pool ? await takeFromPool(cfg, paced, plan, cfg.pool) : [];
+    const { pooled, spare } =
+      cfg.pool && listedP
+        ? await takeFromPool(cfg, paced, plan, cfg.pool, listedP, names)
+        : { pooled: [], spare: new Map<string, JitRunner>() };
+    const taken = new Set(pooled.map((c) => c.jit.runner.name));
     const { rows, notes } = await provisionRunners(cfg, paced, plan, {
-      names,
+      names: names.filter((n) => !taken.has(n)),
+      premade: spare,
       tokenFor,
       record: deps.state,
       pooled,

@@ -85,17 +85,21 @@ function simulateMachines(world: FakeWorld, github: NockGitHub, bootMs: number):
     } finally {
       const name = String(input.Name);
       const instanceId = name.split('/').pop() ?? '';
-      // A warm-pool claim is not a JIT config: the machine never reads it.
-      if (world.params.has(name) && !booted.has(instanceId) && !name.includes('/pool-claims/')) {
+      // A fill's or reap's claim holds no JIT config ("claim:…"): the machine never reads it.
+      if (world.params.has(name) && !booted.has(instanceId) && !String(input.Value).startsWith('claim:')) {
         booted.add(instanceId);
-        setTimeout(() => {
+        // A pool machine's JIT config (its claim) is written before StartInstances: boot once started.
+        let tries = 0;
+        const boot = () => {
           const state = world.instances.get(instanceId)?.State.Name;
+          if (state === 'stopped' && tries++ < 20) return void setTimeout(boot, bootMs).unref();
           if (state !== 'running' && state !== 'pending') return;
           world.setPhase(instanceId, 'runner-started');
           github.connect(String(world.params.get(name)?.value ?? input.Value));
           // Like the bootstrap: `listening` once the listener has its session, after connecting.
           world.setPhase(instanceId, 'listening');
-        }, bootMs).unref();
+        };
+        setTimeout(boot, bootMs).unref();
       }
     }
   });
