@@ -13,6 +13,16 @@ export interface FakeInstance {
   Tags: { Key: string; Value: string }[];
 }
 
+// EC2's StateReason for an API termination and for a spot reclaim (docs/platform-behaviours.md).
+const USER_SHUTDOWN = {
+  Code: 'Client.UserInitiatedShutdown',
+  Message: 'Client.UserInitiatedShutdown: User initiated shutdown',
+};
+const SPOT_TERMINATION = {
+  Code: 'Server.SpotInstanceTermination',
+  Message: 'Server.SpotInstanceTermination: Spot instance termination',
+};
+
 export interface FakeParameter {
   value: string;
   tags: Record<string, string>;
@@ -275,6 +285,7 @@ export class FakeWorld extends FakeAws {
           const prev = i.State.Name;
           if (prev !== 'terminated' && prev !== 'shutting-down') {
             i.State = { Name: 'shutting-down' };
+            i.StateReason = USER_SHUTDOWN;
             this.shutting.set(id, this.opts.shuttingDownLooks);
           }
           return { InstanceId: id, PreviousState: { Name: prev }, CurrentState: { Name: i.State.Name } };
@@ -553,6 +564,15 @@ export class FakeWorld extends FakeAws {
   settleAll(): void {
     this.hidden.clear();
     this.hiddenTemplates.clear();
+  }
+
+  /** EC2 reclaims a spot instance: shutting-down, then terminated, with its StateReason (not the API's). */
+  reclaimSpot(id: string): void {
+    const i = this.instances.get(id);
+    if (!i || i.State.Name === 'terminated' || i.State.Name === 'shutting-down') return;
+    i.State = { Name: 'shutting-down' };
+    i.StateReason = SPOT_TERMINATION;
+    this.shutting.set(id, this.opts.shuttingDownLooks);
   }
 
   setPhase(id: string, phase: string): void {

@@ -104,6 +104,19 @@ export interface SimulatorOptions {
 
 export type EndKind = 'power-off' | 'spot-interruption' | 'terminated-externally';
 
+/** The StateReason EC2 gives each end that is not an API call (API terminations: moto's Client.UserInitiatedShutdown). */
+const END_REASONS: Record<EndKind, { code: string; message: string } | undefined> = {
+  'spot-interruption': {
+    code: 'Server.SpotInstanceTermination',
+    message: 'Server.SpotInstanceTermination: Spot instance termination',
+  },
+  'power-off': {
+    code: 'Client.InstanceInitiatedShutdown',
+    message: 'Client.InstanceInitiatedShutdown: Instance initiated shutdown',
+  },
+  'terminated-externally': undefined,
+};
+
 export interface SimInstance extends LaunchedInfo {
   dir: string;
   /** When the simulator learnt of it (≈ the launch: the proxy reports each fleet as it returns). */
@@ -605,6 +618,8 @@ export class InstanceSimulator {
     inst.terminating = (async () => {
       inst.end ??= end;
       this.kill(inst);
+      const reason = END_REASONS[inst.end];
+      if (reason) this.o.proxy?.setStateReason(inst.instanceId, reason.code, reason.message);
       const gen = this.generation;
       try {
         await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [inst.instanceId] }));
