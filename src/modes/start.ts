@@ -1,4 +1,4 @@
-import type { AwsClients } from '../aws/clients.js';
+import { ec2ReadCount, type AwsClients } from '../aws/clients.js';
 import {
   DEFAULT_RETRY,
   createLaunchTemplate,
@@ -177,6 +177,8 @@ export interface LaunchPlan {
   tags: Record<string, string>;
   userData: string;
   ltReq: ReturnType<typeof launchTemplateRequest>;
+  /** This start's EC2 reads so far (its validation ones first), for the waiter's budget; absent for fake clients. */
+  ec2Reads?: { count: () => number; since: number };
 }
 
 /** Where provisioning records what it creates (start's StateRecorder; watch adds its own list). */
@@ -239,6 +241,9 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
   const { aws, gh, signal } = deps;
   const now = deps.now ?? Date.now;
   const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
+  const readsBefore = ec2ReadCount(aws);
+  const ec2Reads =
+    readsBefore === undefined ? undefined : { count: () => (ec2ReadCount(aws) ?? 0) - readsBefore, since: now() };
 
   // 1. Everything read-only first: a bad input costs nothing.
   const { image, pools, notes } = await resolveLaunchInputs(cfg, aws, signal);
@@ -278,7 +283,21 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
     label,
   });
   const ltReq = launchTemplateRequest(cfg, image, label, userData, tags, clientToken(label, 'lt'));
-  return { target, image, pools, notes, account, groupId, label, labels, expiresAt, tags, userData, ltReq };
+  return {
+    target,
+    image,
+    pools,
+    notes,
+    account,
+    groupId,
+    label,
+    labels,
+    expiresAt,
+    tags,
+    userData,
+    ltReq,
+    ...(ec2Reads ? { ec2Reads } : {}),
+  };
 }
 
 /**
@@ -402,7 +421,11 @@ export async function provisionRunners(
   pricesP.catch(() => undefined);
 
   // 4. Wait for all of them: EC2 says when each is listening (or dead), GitHub confirms once.
-  const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now), ...deps.wait };
+  const w = {
+    ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now),
+    ...(plan.ec2Reads ? { ec2Reads: plan.ec2Reads } : {}),
+    ...deps.wait,
+  };
   const waited = await waitForRunners(
     gh,
     aws,
