@@ -26,7 +26,7 @@ import { createJitRunner, resolveRunnerGroup, type Target } from '../github/runn
 import { clientToken, homeLabel, makeLabel, runnerLabels, runnerName } from '../label.js';
 import type { Resources, StateRecorder } from '../state.js';
 import { runnerVersionWarnings, type RunnerRow } from '../summary.js';
-import { PARAMETER_ROOT, TAGS, parameterName } from '../tags.js';
+import { PARAMETER_ROOT, TAGS, parameterName, runTags } from '../tags.js';
 import { teardown, type TeardownReport } from '../teardown.js';
 import { renderUserData } from '../userdata/render.js';
 import { defaultWaitOptions, waitForRunners, type WaitOptions } from '../waiter.js';
@@ -264,13 +264,7 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
   const tags: Record<string, string> = {
     ...cfg.tags,
     Name: label,
-    [TAGS.managed]: 'true',
-    [TAGS.label]: label,
-    [TAGS.repo]: cfg.scope === 'org' ? cfg.run.owner : `${cfg.run.owner}/${cfg.run.repo}`,
-    [TAGS.runId]: cfg.run.runId,
-    [TAGS.runAttempt]: cfg.run.runAttempt,
-    [TAGS.job]: cfg.run.job.slice(0, 128),
-    [TAGS.expiresAt]: expiresAt,
+    ...runTags(cfg, label, expiresAt),
   };
   const userData = renderChecked({
     region: cfg.region,
