@@ -8,11 +8,10 @@
 // claim someone else holds. A claim lives as long as its machine; stop, post and reap remove it.
 import { createHash, randomBytes } from 'node:crypto';
 import { CreateTagsCommand, ModifyInstanceAttributeCommand, StartInstancesCommand } from '@aws-sdk/client-ec2';
-import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import type { AwsClients } from './aws/clients.js';
 import type { ResolvedImage } from './aws/image.js';
 import { describeByTag, type InstanceInfo } from './aws/instances.js';
-import type { Pacer } from './aws/params.js';
+import { putOnce, type Pacer } from './aws/params.js';
 import type { StartConfig } from './config.js';
 import { errorCode, errorMessage } from './errors.js';
 import { CLAIMED_POOL_PREFIX, NAME_PREFIX, PARAMETER_ROOT, TAGS, poolClaimName, poolParameterPrefix } from './tags.js';
@@ -95,8 +94,9 @@ export type ClaimOutcome = 'won' | 'lost';
 
 /**
  * Claims one machine: PutParameter without Overwrite on its claim name. The loser gets
- * ParameterAlreadyExists. A lost answer makes the SDK's retry meet our own claim, so on
- * ParameterAlreadyExists the value is read back: ours (each claimer's value is unique) is a win.
+ * ParameterAlreadyExists. A lost answer makes the SDK's retry meet our own claim, which putOnce
+ * reads back: ours (each claimer's value is unique) is a win. A claim deleted in between is not
+ * ours: its machine is gone (only teardown and reap delete claims).
  */
 export async function claim(
   aws: AwsClients,
@@ -106,30 +106,8 @@ export async function claim(
   signal?: AbortSignal,
   pacer?: Pacer,
 ): Promise<ClaimOutcome> {
-  const name = poolClaimName(instanceId);
-  await pacer?.take();
-  try {
-    await aws.ssm.send(
-      new PutParameterCommand({
-        Name: name,
-        Value: owner,
-        Type: 'String',
-        Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
-      }),
-      { abortSignal: signal },
-    );
-    return 'won';
-  } catch (e) {
-    if (errorCode(e) !== 'ParameterAlreadyExists') throw e;
-    try {
-      const out = await aws.ssm.send(new GetParameterCommand({ Name: name }), { abortSignal: signal });
-      return out.Parameter?.Value === owner ? 'won' : 'lost';
-    } catch (e2) {
-      // Deleted in between: its machine is gone (only teardown and reap delete claims). Not ours.
-      if (errorCode(e2) === 'ParameterNotFound') return 'lost';
-      throw e2;
-    }
-  }
+  const put = { Name: poolClaimName(instanceId), Value: owner, Type: 'String' } as const;
+  return (await putOnce(aws, put, tags, signal, pacer)) === 'ours' ? 'won' : 'lost';
 }
 
 /** A claim value no other claimer can produce: the label and some randomness. */
