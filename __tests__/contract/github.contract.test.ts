@@ -192,45 +192,31 @@ describe.each([
     await w.close();
   });
 
-  it('cancels a workflow run: 202 with an empty object, the run ends cancelled (its queued job too), a second cancel gets 409', async () => {
-    w.startRun(777);
-    const r = await gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
+  // The raw cancel call (not cancelRun), so each world's status code is seen as GitHub sends it.
+  const cancelRequest = (runId: number, client: GitHub = gh, options: { request?: { retries: number } } = {}) =>
+    client.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
       owner: 'acme',
       repo: 'widgets',
-      run_id: 777,
+      run_id: runId,
+      ...options,
     });
+
+  it('cancels a workflow run: 202 with an empty object, the run ends cancelled (its queued job too), a second cancel gets 409', async () => {
+    w.startRun(777);
+    const r = await cancelRequest(777);
     expect(r.status).toBe(202);
     expect(r.data).toEqual({});
     expect(w.runState(777)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
     if (w instanceof StandInWorld) expect(w.runState(777).queuedJobCancelled).toBe(true);
-    await expect(
-      gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
-        owner: 'acme',
-        repo: 'widgets',
-        run_id: 777,
-      }),
-    ).rejects.toMatchObject({ status: 409 });
+    await expect(cancelRequest(777)).rejects.toMatchObject({ status: 409 });
     expect(await cancelRun(gh, { owner: 'acme', repo: 'widgets', runId: '777' })).toMatch(/already completed/);
-    await expect(
-      gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
-        owner: 'acme',
-        repo: 'widgets',
-        run_id: 778,
-      }),
-    ).rejects.toMatchObject({ status: 404 });
+    await expect(cancelRequest(778)).rejects.toMatchObject({ status: 404 });
   });
 
   it("refuses the cancel to a job's GITHUB_TOKEN without actions: write (403), and lets it through with it", async () => {
     w.startRun(779);
     const readOnly = makeGitHub(w.jobToken('read'));
-    await expect(
-      readOnly.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
-        owner: 'acme',
-        repo: 'widgets',
-        run_id: 779,
-        request: { retries: 0 },
-      }),
-    ).rejects.toMatchObject({ status: 403 });
+    await expect(cancelRequest(779, readOnly, { request: { retries: 0 } })).rejects.toMatchObject({ status: 403 });
     await expect(cancelRun(readOnly, { owner: 'acme', repo: 'widgets', runId: '779' })).rejects.toThrow(
       /permissions: actions: write/,
     );
