@@ -14,6 +14,17 @@ function expectNothingLeft(r: Rig) {
   expect(r.github.runners.size).toBe(0);
 }
 
+/** A fleet answer that launches the whole asked count, as c7i.large, in the asked market. */
+function launchAllAsked(req: Record<string, unknown>) {
+  const spec = req.TargetCapacitySpecification as { TotalTargetCapacity: number; DefaultTargetCapacityType: string };
+  return {
+    launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({
+      type: 'c7i.large',
+      market: spec.DefaultTargetCapacityType,
+    })),
+  };
+}
+
 describe('start', () => {
   it('launches N with one fleet, parks one JIT config per instance in SSM, and waits for all', async () => {
     const r = rig();
@@ -79,16 +90,7 @@ describe('start', () => {
           launch: [{ type: 'c6i.large', market: 'spot' }],
           errors: [{ code: 'InsufficientInstanceCapacity', type: 'c7i.large', market: 'spot' }],
         };
-      const spec = req.TargetCapacitySpecification as {
-        TotalTargetCapacity: number;
-        DefaultTargetCapacityType: string;
-      };
-      return {
-        launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({
-          type: 'c7i.large',
-          market: spec.DefaultTargetCapacityType,
-        })),
-      };
+      return launchAllAsked(req);
     };
     const res = await runStart(r, { count: '3' });
     const fleets = r.world.fleetsAccepted.map((c) => c.input.TargetCapacitySpecification);
@@ -108,16 +110,7 @@ describe('start', () => {
           'There is no Spot capacity available that matches your request.',
           500,
         );
-      const spec = req.TargetCapacitySpecification as {
-        TotalTargetCapacity: number;
-        DefaultTargetCapacityType: string;
-      };
-      return {
-        launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({
-          type: 'c7i.large',
-          market: spec.DefaultTargetCapacityType,
-        })),
-      };
+      return launchAllAsked(req);
     };
     const res = await runStart(r);
     expect(
