@@ -169,6 +169,21 @@ const error = (status: number, message: string, extra: Record<string, unknown> =
   body: { message, documentation_url: DOCS, ...extra },
 });
 
+/** GitHub's secondary-rate-limit refusal: 403 with its message, its docs link and retry-after. */
+const secondaryLimitReply = (retryAfterSeconds: number): Reply => ({
+  ...error(
+    403,
+    'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.',
+    {
+      documentation_url:
+        'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
+    },
+  ),
+  headers: { 'retry-after': String(retryAfterSeconds) },
+});
+/** DELETE's other 422: too many runner deletes in a second. */
+const spammedReply = (): Reply => error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
+
 export class GitHubStandIn {
   readonly token: string;
   readonly violations: Violation[] = [];
@@ -575,17 +590,7 @@ export class GitHubStandIn {
     this.points.set(operation, spent);
     if (spent.reduce((a, [, p]) => a + p, 0) + cost > limit) {
       this.secondaryLimitHits++;
-      return {
-        ...error(
-          403,
-          'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.',
-          {
-            documentation_url:
-              'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
-          },
-        ),
-        headers: { 'retry-after': '60' },
-      };
+      return secondaryLimitReply(60);
     }
     spent.push([now, cost]);
     return undefined;
@@ -597,8 +602,7 @@ export class GitHubStandIn {
     const now = Date.now();
     this.deletes = this.deletes.filter((t) => now - t < 1000);
     this.deletes.push(now);
-    if (this.deletes.length > (this.opts.deleteSpamPerSecond ?? 20))
-      return error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
+    if (this.deletes.length > (this.opts.deleteSpamPerSecond ?? 20)) return spammedReply();
     return undefined;
   }
 
@@ -610,19 +614,9 @@ export class GitHubStandIn {
       act();
       return error(502, 'Server Error');
     }
-    if (f.status === 'spammed') return error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
+    if (f.status === 'spammed') return spammedReply();
     if (f.status === 'secondary-rate-limit') {
-      return {
-        ...error(
-          403,
-          'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.',
-          {
-            documentation_url:
-              'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
-          },
-        ),
-        headers: { 'retry-after': String(f.retryAfter ?? 60) },
-      };
+      return secondaryLimitReply(f.retryAfter ?? 60);
     }
     if (f.status === 422) return error(422, 'Validation Failed', { errors: ['injected by the spot-runner lab'] });
     return error(f.status, f.status === 500 ? 'Server Error' : 'Service Unavailable');
