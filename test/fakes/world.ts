@@ -1,4 +1,5 @@
 import { FakeAws, awsError } from './aws.js';
+import { priceListItem } from './price-list.js';
 import { TokenBucket } from './token-bucket.js';
 
 export interface FakeInstance {
@@ -617,41 +618,4 @@ export class FakeWorld extends FakeAws {
   addParameter(name: string, lastModified: Date, value = 'x', tags: Record<string, string> = {}): void {
     this.params.set(name, { value, tags, lastModified });
   }
-}
-
-/** One Price List product as GetProducts returns it: a JSON string with the product and its OnDemand terms. */
-export function priceListItem(type: string, region: string, usdPerHour: number): string {
-  const sku = `FAKE${type.replace(/\W/g, '').toUpperCase()}`;
-  return JSON.stringify({
-    product: {
-      productFamily: 'Compute Instance',
-      sku,
-      attributes: {
-        instanceType: type,
-        regionCode: region,
-        operatingSystem: 'Linux',
-        tenancy: 'Shared',
-        preInstalledSw: 'NA',
-        capacitystatus: 'Used',
-      },
-    },
-    serviceCode: 'AmazonEC2',
-    terms: {
-      OnDemand: {
-        [`${sku}.JRTCKXETXF`]: {
-          offerTermCode: 'JRTCKXETXF',
-          sku,
-          priceDimensions: {
-            [`${sku}.JRTCKXETXF.6YS6EN2CT7`]: {
-              unit: 'Hrs',
-              pricePerUnit: { USD: usdPerHour.toFixed(10) },
-              description: `$${usdPerHour} per On Demand Linux ${type} Instance Hour`,
-            },
-          },
-        },
-      },
-    },
-    version: 'fake',
-    publicationDate: '2026-11-01T00:00:00Z',
-  });
 }

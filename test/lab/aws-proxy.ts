@@ -52,6 +52,7 @@ import {
   EC2Client,
   ModifyInstanceAttributeCommand,
 } from '@aws-sdk/client-ec2';
+import { priceListItem } from '../fakes/price-list.js';
 import { TokenBucket } from '../fakes/token-bucket.js';
 
 export type AwsService = 'ec2' | 'ssm' | 'pricing' | 'other';
@@ -900,38 +901,7 @@ function priceList(action: string, body: string): Forwarded {
     req.ServiceCode === 'AmazonEC2' && (f('regionCode') ?? 'us-east-1') === 'us-east-1'
       ? LAB_PRICE_LIST[type]
       : undefined;
-  const sku = `LAB${type.replace(/\W/g, '').toUpperCase()}`;
-  const items =
-    price === undefined
-      ? []
-      : [
-          JSON.stringify({
-            product: {
-              productFamily: 'Compute Instance',
-              sku,
-              attributes: {
-                instanceType: type,
-                regionCode: 'us-east-1',
-                operatingSystem: 'Linux',
-                tenancy: 'Shared',
-                preInstalledSw: 'NA',
-                capacitystatus: 'Used',
-              },
-            },
-            serviceCode: 'AmazonEC2',
-            terms: {
-              OnDemand: {
-                [`${sku}.JRTCKXETXF`]: {
-                  offerTermCode: 'JRTCKXETXF',
-                  sku,
-                  priceDimensions: {
-                    [`${sku}.JRTCKXETXF.6YS6EN2CT7`]: { unit: 'Hrs', pricePerUnit: { USD: price.toFixed(10) } },
-                  },
-                },
-              },
-            },
-          }),
-        ];
+  const items = price === undefined ? [] : [priceListItem(type, 'us-east-1', price, 'LAB')];
   return {
     status: 200,
     headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() },
