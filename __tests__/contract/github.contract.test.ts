@@ -201,6 +201,16 @@ describe.each([
       ...options,
     });
 
+  // The raw DELETE (not deleteRunner): what it rejects with, so both kinds of 422 are seen as sent.
+  const deleteRequestError = (runnerId: number) =>
+    gh
+      .request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', {
+        owner: 'acme',
+        repo: 'widgets',
+        runner_id: runnerId,
+      })
+      .catch((x: unknown) => x);
+
   it('cancels a workflow run: 202 with an empty object, the run ends cancelled (its queued job too), a second cancel gets 409', async () => {
     w.startRun(777);
     const r = await cancelRequest(777);
@@ -264,13 +274,7 @@ describe.each([
 
   it('answers 422 "still running a job" to DELETE of a busy runner', async () => {
     const id = w.seed('spot-runner-1-1-aaaaaa-00000001-1', { busy: true, status: 'online' });
-    const e = await gh
-      .request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', {
-        owner: 'acme',
-        repo: 'widgets',
-        runner_id: id,
-      })
-      .catch((x: unknown) => x);
+    const e = await deleteRequestError(id);
     expect(e).toMatchObject({ status: 422 });
     expect(isBusyRefusal(e)).toBe(true);
     expect(await deleteRunner(gh, T, id)).toBe('busy');
@@ -279,13 +283,7 @@ describe.each([
   it('answers the other 422, "the endpoint has been spammed", which is not busy and passes after a pause', async () => {
     const id = w.seed('spot-runner-1-1-aaaaaa-00000001-2');
     w.spamNextDelete();
-    const e = await gh
-      .request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', {
-        owner: 'acme',
-        repo: 'widgets',
-        runner_id: id,
-      })
-      .catch((x: unknown) => x);
+    const e = await deleteRequestError(id);
     expect(e).toMatchObject({ status: 422 });
     expect(isBusyRefusal(e)).toBe(false);
     w.spamNextDelete();
