@@ -222,6 +222,13 @@ export class GitHubStandIn {
   secondaryLimitHits = 0;
   /** The secondary limit in force (points a minute per endpoint); reset() restores the option's. */
   secondaryPointsPerMinute: number;
+  /** After a secondary-limit 403: until when the operation stays refused (its retry-after). */
+  private secondaryUntil = new Map<LabOperation, number>();
+  /**
+   * How long a retry-after second lasts here (1000). A test whose action counts GitHub's seconds
+   * in fewer ms (SPOT_RUNNER_GITHUB_RETRY_BASE_MS) sets the same, so both agree on the time.
+   */
+  retryAfterUnitMs = 1000;
   private closed = false;
   /** GitHub Apps the stand-in knows: JWTs are checked against their keys, their tokens accepted. */
   readonly apps = new AppRegistry();
@@ -414,6 +421,8 @@ export class GitHubStandIn {
     this.registration = this.freshBudget(this.opts.registrationRateLimit ?? 10_000);
     this.deletes = [];
     this.points.clear();
+    this.secondaryUntil.clear();
+    this.retryAfterUnitMs = 1000;
     this.secondaryLimitHits = 0;
     this.secondaryPointsPerMinute = this.opts.secondaryPointsPerMinute ?? 900;
     this.apps.clear();
@@ -582,9 +591,13 @@ export class GitHubStandIn {
    * cost 1 point, most POST/PATCH/PUT/DELETE 5. Refused requests spend nothing.
    */
   private secondaryLimit(operation: LabOperation, method: string): Reply | undefined {
+    const now = Date.now();
+    // A request sent before the retry-after has passed is refused again ("you should not retry
+    // your request until after that many seconds has elapsed").
+    const until = this.secondaryUntil.get(operation) ?? 0;
+    if (until > now) return secondaryLimitReply(Math.ceil((until - now) / this.retryAfterUnitMs));
     const limit = this.secondaryPointsPerMinute;
     if (!Number.isFinite(limit)) return undefined;
-    const now = Date.now();
     const cost = ['GET', 'HEAD', 'OPTIONS'].includes(method) ? 1 : 5;
     const spent = (this.points.get(operation) ?? []).filter(([t]) => now - t < 60_000);
     this.points.set(operation, spent);
@@ -616,7 +629,9 @@ export class GitHubStandIn {
     }
     if (f.status === 'spammed') return spammedReply();
     if (f.status === 'secondary-rate-limit') {
-      return secondaryLimitReply(f.retryAfter ?? 60);
+      const after = f.retryAfter ?? 60;
+      this.secondaryUntil.set(operation, Date.now() + after * this.retryAfterUnitMs);
+      return secondaryLimitReply(after);
     }
     if (f.status === 422) return error(422, 'Validation Failed', { errors: ['injected by the spot-runner lab'] });
     return error(f.status, f.status === 500 ? 'Server Error' : 'Service Unavailable');
