@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { offlineGitHub } from '../test/fakes/github.js';
 import { readFileSync } from 'node:fs';
 import { awsError } from '../test/fakes/aws.js';
-import { rig, runStart, until, type Rig } from '../test/fakes/harness.js';
+import { rig, runStart, tick, until, type Rig } from '../test/fakes/harness.js';
 import { TAGS } from '../src/tags.js';
 
 offlineGitHub();
@@ -12,6 +12,17 @@ function expectNothingLeft(r: Rig) {
   expect(r.world.params.size).toBe(0);
   expect(r.world.templates.size).toBe(0);
   expect(r.github.runners.size).toBe(0);
+}
+
+/** A fleet answer that launches the whole asked count, as c7i.large, in the asked market. */
+function launchAllAsked(req: Record<string, unknown>) {
+  const spec = req.TargetCapacitySpecification as { TotalTargetCapacity: number; DefaultTargetCapacityType: string };
+  return {
+    launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({
+      type: 'c7i.large',
+      market: spec.DefaultTargetCapacityType,
+    })),
+  };
 }
 
 describe('start', () => {
@@ -79,16 +90,7 @@ describe('start', () => {
           launch: [{ type: 'c6i.large', market: 'spot' }],
           errors: [{ code: 'InsufficientInstanceCapacity', type: 'c7i.large', market: 'spot' }],
         };
-      const spec = req.TargetCapacitySpecification as {
-        TotalTargetCapacity: number;
-        DefaultTargetCapacityType: string;
-      };
-      return {
-        launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({
-          type: 'c7i.large',
-          market: spec.DefaultTargetCapacityType,
-        })),
-      };
+      return launchAllAsked(req);
     };
     const res = await runStart(r, { count: '3' });
     const fleets = r.world.fleetsAccepted.map((c) => c.input.TargetCapacitySpecification);
@@ -108,16 +110,7 @@ describe('start', () => {
           'There is no Spot capacity available that matches your request.',
           500,
         );
-      const spec = req.TargetCapacitySpecification as {
-        TotalTargetCapacity: number;
-        DefaultTargetCapacityType: string;
-      };
-      return {
-        launch: Array.from({ length: spec.TotalTargetCapacity }, () => ({
-          type: 'c7i.large',
-          market: spec.DefaultTargetCapacityType,
-        })),
-      };
+      return launchAllAsked(req);
     };
     const res = await runStart(r);
     expect(
@@ -185,12 +178,33 @@ describe('start', () => {
     expectNothingLeft(r);
   });
 
-  it('times out waiting, says what each instance was doing, and rolls back', async () => {
-    const r = rig({}, { machines: false }); // never online
-    const p = runStart(r, { count: '1' });
-    await until(() => r.world.live().length > 0);
-    for (const i of r.world.live()) r.world.setPhase(i.InstanceId, 'runner-started');
-    await expect(p).rejects.toThrow(/Timed out after 2 s waiting for 1 runner\(s\).*phase runner-started/);
+  it('times out waiting, says what each instance was doing, and rolls back (a logical clock, no real seconds)', async () => {
+    // Each of the waiter's sleeps moves the clock on by what it asked for; a tick of real time lets the fakes run.
+    let t = Date.parse('2026-12-02T10:00:00Z');
+    const now = () => t;
+    const clockSleep = async (ms: number) => {
+      t += ms;
+      await tick();
+    };
+    const r = rig(
+      {
+        now,
+        sleep: clockSleep,
+        wait: { intervalMs: 1000, fastIntervalMs: 500, githubRetryMs: 1000, timeoutMs: 60_000 },
+      },
+      { machines: false }, // never online
+    );
+    // The machines get as far as starting their runners at the launch itself: the clock then runs free.
+    const fleet = r.world.handlerOf('CreateFleet');
+    r.world.on('CreateFleet', async (input, call) => {
+      const out = (await fleet(input, call)) as { Instances?: { InstanceIds?: string[] }[] };
+      for (const id of (out.Instances ?? []).flatMap((g) => g.InstanceIds ?? []))
+        r.world.setPhase(id, 'runner-started');
+      return out;
+    });
+    await expect(runStart(r, { count: '1' })).rejects.toThrow(
+      /Timed out after 60 s waiting for 1 runner\(s\).*phase runner-started/,
+    );
     expectNothingLeft(r);
   });
 

@@ -30,6 +30,8 @@ function setup() {
     githubFallbackMs: 60_000,
     launchedAt: 0,
     notFoundGraceMs: 60_000,
+    // No read budget unless a test sets one (its own test below).
+    ec2ReadsPerSecond: Infinity,
     now: () => t,
     sleep: async (ms) => {
       t += ms;
@@ -66,6 +68,34 @@ function setup() {
 }
 
 describe('waitForRunners watches EC2, not GitHub', () => {
+  it("keeps the start's EC2 reads within 1.4 a second: after a burst of validation reads its first looks wait", async () => {
+    const s = setup();
+    s.o.ec2ReadsPerSecond = 1.4;
+    const looks: number[] = [];
+    const describe = s.world.handlerOf('DescribeInstances');
+    s.world.on('DescribeInstances', (input, call) => {
+      looks.push(s.now());
+      return describe(input, call);
+    });
+    // Five validation reads at the start (t = 0), then the waiter's own looks.
+    s.o.ec2Reads = { count: () => 5 + looks.length, since: 0 };
+    const id = s.machine('booting');
+    const pending = [s.runner(id)];
+    s.at.push({ t: 5_000, run: () => s.world.setPhase(id, 'runner-started') });
+    s.at.push({
+      t: 6_000,
+      run: () => {
+        s.world.setPhase(id, 'listening');
+        (s.github.runners.get((pending[0] as Pending).runnerId) as { status: string }).status = 'online';
+      },
+    });
+    await waitForRunners(s.gh, s.world.clients(), T, LABEL, pending, {}, s.o);
+    // Without the budget: a look at 0, 1000, …, 6000 ms (7). With it: the 6th read no sooner than
+    // 6/1.4 s, the 7th 1 s later; the fast interval (runner-started) only as the budget allows.
+    expect(looks.map(Math.round)).toEqual([4286, 5286, 5786, 6429]);
+    expect(s.githubGets()).toHaveLength(1);
+  });
+
   it('asks GitHub nothing while machines boot; one DescribeInstances by label per poll covers all of them; one list call confirms', async () => {
     const s = setup();
     const ids = [s.machine('booting'), s.machine('booting'), s.machine('booting')];

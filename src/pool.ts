@@ -10,11 +10,10 @@
 // after that finds the machine no longer stopped (StartInstances' PreviousState) and lets go.
 import { createHash, randomBytes } from 'node:crypto';
 import { CreateTagsCommand, ModifyInstanceAttributeCommand, StartInstancesCommand } from '@aws-sdk/client-ec2';
-import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import type { AwsClients } from './aws/clients.js';
 import type { ResolvedImage } from './aws/image.js';
 import { describeByTag, type InstanceInfo } from './aws/instances.js';
-import { deleteParameters, type Pacer } from './aws/params.js';
+import { deleteParameters, putOnce, type Pacer } from './aws/params.js';
 import type { StartConfig } from './config.js';
 import { errorCode, errorMessage } from './errors.js';
 import { CLAIMED_POOL_PREFIX, NAME_PREFIX, TAGS, poolClaimName, poolParameterPrefix } from './tags.js';
@@ -104,8 +103,9 @@ export interface ClaimOptions {
 
 /**
  * Claims one machine: PutParameter without Overwrite on its claim name (its JIT parameter). The
- * loser gets ParameterAlreadyExists. A lost answer makes the SDK's retry meet our own claim, so on
- * ParameterAlreadyExists the value is read back: ours (each claimer's value is unique) is a win.
+ * loser gets ParameterAlreadyExists. A lost answer makes the SDK's retry meet our own claim, which
+ * putOnce reads back: ours (each claimer's value is unique) is a win. A claim deleted in between
+ * is not ours: its machine read it (only a winner starts one) or is gone.
  */
 export async function claim(
   aws: AwsClients,
@@ -114,31 +114,10 @@ export async function claim(
   tags: Record<string, string>,
   o: ClaimOptions = {},
 ): Promise<ClaimOutcome> {
-  await o.pacer?.take();
-  try {
-    await aws.ssm.send(
-      new PutParameterCommand({
-        Name: name,
-        Value: value,
-        ...(o.secret ? { Type: 'SecureString', Tier: 'Intelligent-Tiering' } : { Type: 'String' }),
-        Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
-      }),
-      { abortSignal: o.signal },
-    );
-    return 'won';
-  } catch (e) {
-    if (errorCode(e) !== 'ParameterAlreadyExists') throw e;
-    try {
-      const out = await aws.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: o.secret }), {
-        abortSignal: o.signal,
-      });
-      return out.Parameter?.Value === value ? 'won' : 'lost';
-    } catch (e2) {
-      // Deleted in between: its machine read it (only a winner starts one) or is gone. Not ours.
-      if (errorCode(e2) === 'ParameterNotFound') return 'lost';
-      throw e2;
-    }
-  }
+  const put = o.secret
+    ? ({ Name: name, Value: value, Type: 'SecureString', Tier: 'Intelligent-Tiering' } as const)
+    : ({ Name: name, Value: value, Type: 'String' } as const);
+  return (await putOnce(aws, put, tags, o.signal, o.pacer)) === 'ours' ? 'won' : 'lost';
 }
 
 /**

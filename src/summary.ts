@@ -2,6 +2,7 @@ import * as core from '@actions/core';
 import type { ReapResult } from './modes/reap.js';
 import type { WatchResult } from './modes/watch.js';
 import type { FillResult } from './modes/pool.js';
+import type { StopRow } from './modes/stop.js';
 
 export interface RunnerRow {
   name: string;
@@ -99,19 +100,7 @@ export async function poolSummary(r: FillResult): Promise<void> {
 }
 
 export async function stopSummary(
-  rows: {
-    instanceId: string;
-    instanceType: string;
-    market: string;
-    state: string;
-    interrupted: boolean;
-    hours: number;
-    cost?: number;
-    priceSource?: string;
-    githubHosted?: string;
-    runnerVersion?: string;
-    fingerprint?: string;
-  }[],
+  rows: StopRow[],
   total: number | undefined,
   notes: string[],
   githubHostedTotal?: number,

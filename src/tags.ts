@@ -1,3 +1,5 @@
+import type { RunContext, Scope } from './config.js';
+
 // The tag schema is the only state reap relies on: every resource start creates carries these.
 export const TAG_PREFIX = 'spot-runner:';
 export const TAGS = {
@@ -17,6 +19,23 @@ export const TAGS = {
   pool: 'spot-runner:pool', // warm pool: the pool's name while the machine waits stopped; `claimed:<name>` once a start took it
   poolHash: 'spot-runner:pool-hash', // warm pool: hash of the settings the machine was built from (image, types, subnets, user-data, …)
 } as const;
+
+/** The tags that name a machine's run, owner and deadline: on every machine start and pool launch. */
+export function runTags(
+  cfg: { scope: Scope; run: RunContext },
+  label: string,
+  expiresAt: string,
+): Record<string, string> {
+  return {
+    [TAGS.managed]: 'true',
+    [TAGS.label]: label,
+    [TAGS.repo]: cfg.scope === 'org' ? cfg.run.owner : `${cfg.run.owner}/${cfg.run.repo}`,
+    [TAGS.runId]: cfg.run.runId,
+    [TAGS.runAttempt]: cfg.run.runAttempt,
+    [TAGS.job]: cfg.run.job.slice(0, 128),
+    [TAGS.expiresAt]: expiresAt,
+  };
+}
 
 /**
  * The phases the instance writes to spot-runner:phase, in order (`pooled`: a warm-pool machine

@@ -37,6 +37,13 @@ export interface WaitOptions {
   /** When the fleet answered; until notFoundGraceMs after it, an instance EC2 does not list yet is pending, not gone. */
   launchedAt: number;
   notFoundGraceMs: number;
+  /**
+   * EC2 reads a second a start may make, its validation reads included (Infinity: no budget).
+   * A start's validation reads come in a burst, so its first looks may wait a little.
+   */
+  ec2ReadsPerSecond: number;
+  /** The start's EC2 reads so far (validation included) and when it began; absent: no budget. */
+  ec2Reads?: { count: () => number; since: number };
   now: () => number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   log: (line: string) => void;
@@ -60,12 +67,15 @@ export const defaultWaitOptions = (
 ): Omit<WaitOptions, 'sleep' | 'log'> => ({
   timeoutMs,
   intervalMs: 1000,
-  fastIntervalMs: 500,
+  // 1/0.7 s stays under the read rate even in the wait alone.
+  fastIntervalMs: 700,
   fastWindowMs: 10_000,
   githubRetryMs: 1000,
   githubFallbackMs: 60_000,
   launchedAt,
   notFoundGraceMs: 60_000,
+  // Below the 1.5 a second of the API economy target: the confirm and the summary's reads come after the last look.
+  ec2ReadsPerSecond: 1.4,
   now,
 });
 
@@ -215,8 +225,17 @@ export async function waitForRunners(
     return now >= nextGitHub;
   };
 
+  /** The next look only once it keeps the start's EC2 reads within their rate (its validation reads come in a burst). */
+  const withinReadBudget = async () => {
+    if (!o.ec2Reads || !Number.isFinite(o.ec2ReadsPerSecond)) return;
+    const at = o.ec2Reads.since + ((o.ec2Reads.count() + 1) / o.ec2ReadsPerSecond) * 1000;
+    const wait = Math.min(at - o.now(), o.timeoutMs - (o.now() - start) + 1);
+    if (wait > 0) await o.sleep(wait, o.signal);
+  };
+
   for (;;) {
     o.signal?.throwIfAborted();
+    await withinReadBudget();
     const pollAt = o.now();
     if (pollAt - start > o.timeoutMs) {
       const byId = await look();

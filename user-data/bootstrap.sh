@@ -144,6 +144,16 @@ stop_runner() {
   log "runner still running after $1 s"
 }
 
+# The power-off itself, harsher if systemd does not answer (a TERM now only ends us). Never returns.
+halt_machine() {
+  systemctl poweroff || shutdown -h now || poweroff -f
+  trap 'exit 0' TERM
+  sleep 120 &
+  wait $!
+  poweroff -f
+  exit 1
+}
+
 # Console first, then the phase tag, then power off. Idempotent; never returns.
 power_off() {
   local reason phase first
@@ -196,12 +206,7 @@ power_off() {
     log "system is already powering off"
     exit 0
   fi
-  systemctl poweroff || shutdown -h now || poweroff -f
-  trap 'exit 0' TERM
-  sleep 120 &
-  wait $!
-  poweroff -f
-  exit 1
+  halt_machine
 }
 
 on_exit() {
@@ -245,7 +250,7 @@ shutdown -h "+$((SR_MAX_LIFETIME_MINUTES_CEIL + 1))" "spot-runner: max-lifetime 
   printf '#!/bin/bash\nset -u\n'
   declare -p SR_REGION SR_LABEL CONSOLE RUN PRIV IMDS EC2_ENDPOINT
   printf 'IID= POWERING_OFF= HOOKS_PID= RUNNER_PID=\nTAGGER_PIDS=()\n'
-  declare -f log sanitize json_field ec2_creds tag_now stop_runner power_off
+  declare -f log sanitize json_field ec2_creds tag_now stop_runner halt_machine power_off
   # shellcheck disable=SC2016
   printf 'power_off "${1:-deadline-timer}"\n'
 } >"$ETC/power-off.sh"
@@ -446,12 +451,7 @@ pool_checkpoint() {
   log "pooled: stopping at the checkpoint (pool $SR_POOL)"
   printf 'spot-runner: pooled: stopping (pool %s)\n' "$SR_POOL" >>"$CONSOLE" 2>/dev/null
   printf 'pooled\n' >"$RUN/poweroff-reason" 2>/dev/null && chmod 0644 "$RUN/poweroff-reason"
-  systemctl poweroff || shutdown -h now || poweroff -f
-  trap 'exit 0' TERM
-  sleep 120 &
-  wait $!
-  poweroff -f
-  exit 1
+  halt_machine
 }
 if [[ -n $RESUMING ]]; then
   rm -f "$POOL_HOOK" "$POOL_DIR/pooled"

@@ -50,6 +50,8 @@ interface World {
   subnets: { a1: string; a2: string; b: string; azA: string; azB: string };
   set(k: Partial<Knobs>): void;
   notOffered(type: string, az: string): void;
+  /** EC2 reclaims a spot instance (not through the API). */
+  reclaimSpot(id: string): Promise<void>;
   pause(): Promise<void>;
   reset(): Promise<void>;
   close(): Promise<void>;
@@ -94,6 +96,7 @@ async function fakeWorld(): Promise<World> {
     notOffered(type, az) {
       w.notOffered.add(`${type}@${az}`);
     },
+    reclaimSpot: async (id) => w.reclaimSpot(id),
     pause: async () => undefined,
     async reset() {
       w = new FakeWorld();
@@ -134,6 +137,15 @@ async function labWorld(): Promise<World> {
     },
     notOffered(type, az) {
       proxy.setRealism({ notOffered: [...proxy.realism.notOffered, `${type}@${az}`] });
+    },
+    // As the lab's simulator does it: the reason to the proxy, the termination to moto directly.
+    async reclaimSpot(id) {
+      proxy.setStateReason(
+        id,
+        'Server.SpotInstanceTermination',
+        'Server.SpotInstanceTermination: Spot instance termination',
+      );
+      await direct.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
     },
     pause: () => sleep(50),
     async reset() {
@@ -303,6 +315,20 @@ describe.each([
     expect(out.TerminatingInstances?.[0]?.CurrentState?.Name).toBe('shutting-down');
     expect(await states(w, [id as string])).toEqual(['shutting-down']);
     await until(w, async () => ((await states(w, [id as string]))[0] === 'terminated' ? true : undefined));
+  });
+
+  it('StateReason: TerminateInstances gives Client.UserInitiatedShutdown; a spot reclaim, Server.SpotInstanceTermination', async () => {
+    const [byApi, reclaimed] = await launch(w, 2, { market: 'spot' });
+    await w.ec2.send(new TerminateInstancesCommand({ InstanceIds: [byApi as string] }));
+    await w.reclaimSpot(reclaimed as string);
+    const out = await w.ec2.send(new DescribeInstancesCommand({ InstanceIds: [byApi as string, reclaimed as string] }));
+    const reasons = Object.fromEntries(
+      (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => [i.InstanceId, i.StateReason?.Code]),
+    );
+    expect(reasons).toEqual({
+      [byApi as string]: 'Client.UserInitiatedShutdown',
+      [reclaimed as string]: 'Server.SpotInstanceTermination',
+    });
   });
 
   it('pages DescribeInstances and DescribeParameters', async () => {

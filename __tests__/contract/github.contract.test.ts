@@ -192,45 +192,41 @@ describe.each([
     await w.close();
   });
 
-  it('cancels a workflow run: 202 with an empty object, the run ends cancelled (its queued job too), a second cancel gets 409', async () => {
-    w.startRun(777);
-    const r = await gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
+  // The raw cancel call (not cancelRun), so each world's status code is seen as GitHub sends it.
+  const cancelRequest = (runId: number, client: GitHub = gh, options: { request?: { retries: number } } = {}) =>
+    client.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
       owner: 'acme',
       repo: 'widgets',
-      run_id: 777,
+      run_id: runId,
+      ...options,
     });
+
+  // The raw DELETE (not deleteRunner): what it rejects with, so both kinds of 422 are seen as sent.
+  const deleteRequestError = (runnerId: number) =>
+    gh
+      .request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', {
+        owner: 'acme',
+        repo: 'widgets',
+        runner_id: runnerId,
+      })
+      .catch((x: unknown) => x);
+
+  it('cancels a workflow run: 202 with an empty object, the run ends cancelled (its queued job too), a second cancel gets 409', async () => {
+    w.startRun(777);
+    const r = await cancelRequest(777);
     expect(r.status).toBe(202);
     expect(r.data).toEqual({});
     expect(w.runState(777)).toMatchObject({ status: 'completed', conclusion: 'cancelled' });
     if (w instanceof StandInWorld) expect(w.runState(777).queuedJobCancelled).toBe(true);
-    await expect(
-      gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
-        owner: 'acme',
-        repo: 'widgets',
-        run_id: 777,
-      }),
-    ).rejects.toMatchObject({ status: 409 });
+    await expect(cancelRequest(777)).rejects.toMatchObject({ status: 409 });
     expect(await cancelRun(gh, { owner: 'acme', repo: 'widgets', runId: '777' })).toMatch(/already completed/);
-    await expect(
-      gh.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
-        owner: 'acme',
-        repo: 'widgets',
-        run_id: 778,
-      }),
-    ).rejects.toMatchObject({ status: 404 });
+    await expect(cancelRequest(778)).rejects.toMatchObject({ status: 404 });
   });
 
   it("refuses the cancel to a job's GITHUB_TOKEN without actions: write (403), and lets it through with it", async () => {
     w.startRun(779);
     const readOnly = makeGitHub(w.jobToken('read'));
-    await expect(
-      readOnly.request('POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
-        owner: 'acme',
-        repo: 'widgets',
-        run_id: 779,
-        request: { retries: 0 },
-      }),
-    ).rejects.toMatchObject({ status: 403 });
+    await expect(cancelRequest(779, readOnly, { request: { retries: 0 } })).rejects.toMatchObject({ status: 403 });
     await expect(cancelRun(readOnly, { owner: 'acme', repo: 'widgets', runId: '779' })).rejects.toThrow(
       /permissions: actions: write/,
     );
@@ -278,13 +274,7 @@ describe.each([
 
   it('answers 422 "still running a job" to DELETE of a busy runner', async () => {
     const id = w.seed('spot-runner-1-1-aaaaaa-00000001-1', { busy: true, status: 'online' });
-    const e = await gh
-      .request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', {
-        owner: 'acme',
-        repo: 'widgets',
-        runner_id: id,
-      })
-      .catch((x: unknown) => x);
+    const e = await deleteRequestError(id);
     expect(e).toMatchObject({ status: 422 });
     expect(isBusyRefusal(e)).toBe(true);
     expect(await deleteRunner(gh, T, id)).toBe('busy');
@@ -293,13 +283,7 @@ describe.each([
   it('answers the other 422, "the endpoint has been spammed", which is not busy and passes after a pause', async () => {
     const id = w.seed('spot-runner-1-1-aaaaaa-00000001-2');
     w.spamNextDelete();
-    const e = await gh
-      .request('DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}', {
-        owner: 'acme',
-        repo: 'widgets',
-        runner_id: id,
-      })
-      .catch((x: unknown) => x);
+    const e = await deleteRequestError(id);
     expect(e).toMatchObject({ status: 422 });
     expect(isBusyRefusal(e)).toBe(false);
     w.spamNextDelete();

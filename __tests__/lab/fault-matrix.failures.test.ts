@@ -8,6 +8,8 @@ import { useLab } from '../../test/lab/use-lab.js';
 const lab = useLab();
 
 // GitHub retry waits grow as (n+1)² × this base; the lab shrinks it.
+// The action counts GitHub's retry-after seconds as 50 ms; tests that inject a secondary limit
+// tell the stand-in the same (lab.gh.retryAfterUnitMs), so it still refuses an early retry.
 const fastRetries = { SPOT_RUNNER_GITHUB_RETRY_BASE_MS: '50' };
 
 /**
@@ -26,6 +28,7 @@ function terminatedByTheAction() {
 
 describe('fault matrix: GitHub faults', () => {
   it('4a. 5xx and secondary rate limits during JIT creation and polling are retried; start succeeds', async () => {
+    lab.gh.retryAfterUnitMs = 50;
     lab.gh.inject({ operation: 'generate-jitconfig', status: 502, times: 2 });
     lab.gh.inject({ operation: 'generate-jitconfig', status: 'secondary-rate-limit', retryAfter: 1, times: 1 });
     lab.gh.inject({ operation: 'get-runner', status: 503, times: 2 });

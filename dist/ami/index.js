@@ -86325,14 +86325,14 @@ function(e,t){for(var r=0;r<t.length;r++){var i=t[r];i.enumerable=i.enumerable||
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _aws_clients_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(201);
-/* harmony import */ var _commands_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2715);
+/* harmony import */ var _aws_clients_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(201);
+/* harmony import */ var _commands_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2715);
 // Entry point of the AMI tool that build-ami.yml runs as `node dist/ami/index.js <command>`
 // (bundled with `ncc build src/ami/cli.ts -o dist/ami`). The logic lives in commands.ts, for tests.
 
 
-const code = await (0,_commands_js__WEBPACK_IMPORTED_MODULE_0__/* .runCli */ .a)(process.argv.slice(2), {
-    clients: (region) => (0,_aws_clients_js__WEBPACK_IMPORTED_MODULE_1__/* .makeAwsClients */ .O)(region),
+const code = await (0,_commands_js__WEBPACK_IMPORTED_MODULE_1__/* .runCli */ .a)(process.argv.slice(2), {
+    clients: (region) => (0,_aws_clients_js__WEBPACK_IMPORTED_MODULE_0__/* .makeAwsClients */ .O4)(region),
     env: process.env,
     log: (line) => console.log(line),
 });
@@ -86972,9 +86972,9 @@ async function runCli(argv, d) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   O: () => (/* binding */ makeAwsClients)
+/* harmony export */   O4: () => (/* binding */ makeAwsClients)
 /* harmony export */ });
-/* unused harmony export pricingRegion */
+/* unused harmony exports pricingRegion, ec2ReadCount */
 /* harmony import */ var _aws_sdk_client_ec2__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5193);
 /* harmony import */ var _aws_sdk_client_pricing__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4453);
 /* harmony import */ var _aws_sdk_client_ssm__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4736);
@@ -86996,6 +86996,12 @@ function pricingRegion(region) {
         return 'ap-south-1';
     return 'us-east-1';
 }
+const EC2_READ = /^(Describe|Get|List)/;
+const ec2Reads = new WeakMap();
+/** EC2 read calls (Describe*, Get*) these clients have sent, each once (SDK retries are not recounted); undefined for clients not made by makeAwsClients. */
+function ec2ReadCount(aws) {
+    return ec2Reads.get(aws)?.n;
+}
 /**
  * Adaptive retry backs off on throttling across all calls of a client; the request handler puts a
  * timeout on every call. AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_EC2/_SSM) are read by the SDK
@@ -87008,13 +87014,22 @@ function makeAwsClients(region) {
         maxAttempts: Number(process.env.SPOT_RUNNER_AWS_MAX_ATTEMPTS) || 10,
         requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
     };
-    return {
+    const clients = {
         ec2: new _aws_sdk_client_ec2__WEBPACK_IMPORTED_MODULE_0__/* .EC2Client */ .gu5(common),
         ssm: new _aws_sdk_client_ssm__WEBPACK_IMPORTED_MODULE_1__/* .SSMClient */ .jBj(common),
         sts: new _aws_sdk_client_sts__WEBPACK_IMPORTED_MODULE_2__/* .STSClient */ .iM(common),
         // A price is a nicety: few attempts, so an unreachable endpoint costs seconds, not minutes.
         pricing: new _aws_sdk_client_pricing__WEBPACK_IMPORTED_MODULE_3__/* .PricingClient */ .c4({ ...common, region: pricingRegion(region), maxAttempts: 3 }),
     };
+    // Counted for the waiter's EC2 read budget (src/waiter.ts).
+    const counter = { n: 0 };
+    ec2Reads.set(clients, counter);
+    clients.ec2.middlewareStack.add((next, context) => async (args) => {
+        if (EC2_READ.test(context.commandName ?? ''))
+            counter.n++;
+        return next(args);
+    }, { step: 'initialize', name: 'spotRunnerEc2ReadCount' });
+    return clients;
 }
 
 

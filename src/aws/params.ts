@@ -35,12 +35,47 @@ export class Pacer {
   }
 }
 
+/** What a create-only PutParameter found: our value (stored now or by our lost first try), another's, or none. */
+export type PutOnceOutcome = 'ours' | 'another' | 'gone';
+
+/**
+ * PutParameter without Overwrite. When the first answer is lost (a timeout after SSM stored it)
+ * the SDK's retry gets ParameterAlreadyExists: the value is read back, and only exactly our value
+ * is our write. `gone`: deleted between the two calls; what that means is the caller's.
+ */
+export async function putOnce(
+  aws: AwsClients,
+  put: { Name: string; Value: string; Type: 'String' | 'SecureString'; Tier?: 'Intelligent-Tiering' },
+  tags: Record<string, string>,
+  signal?: AbortSignal,
+  pacer?: Pacer,
+): Promise<PutOnceOutcome> {
+  await pacer?.take();
+  try {
+    await aws.ssm.send(
+      new PutParameterCommand({ ...put, Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }),
+      { abortSignal: signal },
+    );
+    return 'ours';
+  } catch (e) {
+    if (errorCode(e) !== 'ParameterAlreadyExists') throw e;
+    let out;
+    try {
+      const read = put.Type === 'SecureString' ? { Name: put.Name, WithDecryption: true } : { Name: put.Name };
+      out = await aws.ssm.send(new GetParameterCommand(read), { abortSignal: signal });
+    } catch (e2) {
+      if (errorCode(e2) === 'ParameterNotFound') return 'gone';
+      throw e2;
+    }
+    return out.Parameter?.Value === put.Value ? 'ours' : 'another';
+  }
+}
+
 /**
  * A JIT config is several KB of base64 (it carries an RSA key), past the 4 KB standard tier:
- * Intelligent-Tiering picks the advanced tier only when it must. When the first answer is lost
- * (a timeout after SSM stored it) the SDK's retry gets ParameterAlreadyExists: the parameter is
- * ours (its name holds the instance id) if it holds exactly our value, and then that is success;
- * so is finding it gone, since its machine deletes it as soon as it has read it.
+ * Intelligent-Tiering picks the advanced tier only when it must. The parameter is ours (its name
+ * holds the instance id) if it holds exactly our value; finding it gone after a lost answer is
+ * success too, since its machine deletes it as soon as it has read it (only it deletes its own).
  */
 export async function putSecret(
   aws: AwsClients,
@@ -50,33 +85,11 @@ export async function putSecret(
   signal?: AbortSignal,
   pacer?: Pacer,
 ): Promise<void> {
-  await pacer?.take();
-  try {
-    await aws.ssm.send(
-      new PutParameterCommand({
-        Name: name,
-        Value: value,
-        Type: 'SecureString',
-        Tier: 'Intelligent-Tiering',
-        Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
-      }),
-      { abortSignal: signal },
+  const put = { Name: name, Value: value, Type: 'SecureString', Tier: 'Intelligent-Tiering' } as const;
+  if ((await putOnce(aws, put, tags, signal, pacer)) === 'another')
+    throw new SpotRunnerError(
+      `SSM parameter ${name} already exists with another value; it is not this start's (remove it, or run reap)`,
     );
-  } catch (e) {
-    if (errorCode(e) !== 'ParameterAlreadyExists') throw e;
-    let out;
-    try {
-      out = await aws.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }), { abortSignal: signal });
-    } catch (e2) {
-      // Gone again already: its machine booted, read it and deleted it (only it deletes its own).
-      if (errorCode(e2) === 'ParameterNotFound') return;
-      throw e2;
-    }
-    if (out.Parameter?.Value !== value)
-      throw new SpotRunnerError(
-        `SSM parameter ${name} already exists with another value; it is not this start's (remove it, or run reap)`,
-      );
-  }
 }
 
 export interface ParameterInfo {

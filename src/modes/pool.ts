@@ -25,7 +25,7 @@ import { SpotRunnerError, errorMessage } from '../errors.js';
 import { clientToken, makeLabel } from '../label.js';
 import { claim, claimOwner, poolMachineState, poolMachines, poolSettings } from '../pool.js';
 import type { StateRecorder } from '../state.js';
-import { TAGS, poolClaimName } from '../tags.js';
+import { TAGS, poolClaimName, runTags } from '../tags.js';
 import { teardown } from '../teardown.js';
 import { sleep as defaultSleep } from './start.js';
 
@@ -114,13 +114,7 @@ export async function fillPool(cfg: PoolConfig, deps: FillDeps): Promise<FillRes
   const tags: Record<string, string> = {
     ...cfg.tags,
     Name: `${label}-pool-${cfg.pool}`,
-    [TAGS.managed]: 'true',
-    [TAGS.label]: label,
-    [TAGS.repo]: cfg.scope === 'org' ? cfg.run.owner : `${cfg.run.owner}/${cfg.run.repo}`,
-    [TAGS.runId]: cfg.run.runId,
-    [TAGS.runAttempt]: cfg.run.runAttempt,
-    [TAGS.job]: cfg.run.job.slice(0, 128),
-    [TAGS.expiresAt]: expiresAt,
+    ...runTags(cfg, label, expiresAt),
     [TAGS.pool]: cfg.pool,
     [TAGS.poolHash]: settings.hash,
   };

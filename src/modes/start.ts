@@ -1,4 +1,4 @@
-import type { AwsClients } from '../aws/clients.js';
+import { ec2ReadCount, type AwsClients } from '../aws/clients.js';
 import {
   DEFAULT_RETRY,
   createLaunchTemplate,
@@ -26,7 +26,7 @@ import { createJitRunner, resolveRunnerGroup, type JitRunner, type Target } from
 import { clientToken, homeLabel, makeLabel, runnerLabels, runnerName } from '../label.js';
 import type { Resources, StateRecorder } from '../state.js';
 import { runnerVersionWarnings, type RunnerRow } from '../summary.js';
-import { PARAMETER_ROOT, TAGS, parameterName } from '../tags.js';
+import { PARAMETER_ROOT, TAGS, parameterName, runTags } from '../tags.js';
 import { teardown, type TeardownReport } from '../teardown.js';
 import { renderUserData } from '../userdata/render.js';
 import { defaultWaitOptions, waitForRunners, type WaitOptions } from '../waiter.js';
@@ -176,6 +176,8 @@ export interface LaunchPlan {
   tags: Record<string, string>;
   userData: string;
   ltReq: ReturnType<typeof launchTemplateRequest>;
+  /** This start's EC2 reads so far (its validation ones first), for the waiter's budget; absent for fake clients. */
+  ec2Reads?: { count: () => number; since: number };
 }
 
 /** Where provisioning records what it creates (start's StateRecorder; watch adds its own list). */
@@ -273,6 +275,9 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
   const { aws, gh, signal } = deps;
   const now = deps.now ?? Date.now;
   const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
+  const readsBefore = ec2ReadCount(aws);
+  const ec2Reads =
+    readsBefore === undefined ? undefined : { count: () => (ec2ReadCount(aws) ?? 0) - readsBefore, since: now() };
 
   // 1. Everything read-only first: a bad input costs nothing. The checks are independent: at once.
   const inputsP = resolveLaunchInputs(cfg, aws, signal);
@@ -297,13 +302,7 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
   const tags: Record<string, string> = {
     ...cfg.tags,
     Name: label,
-    [TAGS.managed]: 'true',
-    [TAGS.label]: label,
-    [TAGS.repo]: cfg.scope === 'org' ? cfg.run.owner : `${cfg.run.owner}/${cfg.run.repo}`,
-    [TAGS.runId]: cfg.run.runId,
-    [TAGS.runAttempt]: cfg.run.runAttempt,
-    [TAGS.job]: cfg.run.job.slice(0, 128),
-    [TAGS.expiresAt]: expiresAt,
+    ...runTags(cfg, label, expiresAt),
   };
   const userData = renderChecked({
     region: cfg.region,
@@ -316,7 +315,21 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
     label,
   });
   const ltReq = launchTemplateRequest(cfg, image, label, userData, tags, clientToken(label, 'lt'));
-  return { target, image, pools, notes, account, groupId, label, labels, expiresAt, tags, userData, ltReq };
+  return {
+    target,
+    image,
+    pools,
+    notes,
+    account,
+    groupId,
+    label,
+    labels,
+    expiresAt,
+    tags,
+    userData,
+    ltReq,
+    ...(ec2Reads ? { ec2Reads } : {}),
+  };
 }
 
 /**
@@ -430,7 +443,11 @@ export async function provisionRunners(
   pricesP.catch(() => undefined);
 
   // 4. Wait for all of them: EC2 says when each is listening (or dead), GitHub confirms once.
-  const w = { ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now), ...deps.wait };
+  const w = {
+    ...defaultWaitOptions(cfg.waitTimeoutMinutes * 60_000, launchedAt, now),
+    ...(plan.ec2Reads ? { ec2Reads: plan.ec2Reads } : {}),
+    ...deps.wait,
+  };
   const waited = await waitForRunners(
     gh,
     aws,

@@ -31,6 +31,9 @@ export interface StopRow {
   cost?: number;
   priceSource?: string;
   githubHosted?: string;
+  /** What the instance tagged itself (spot-runner:runner-version, spot-runner:fingerprint), if it did. */
+  runnerVersion?: string;
+  fingerprint?: string;
 }
 
 /** EC2 says so in the state reason; the instance's phase tag covers a notice it saw first. */

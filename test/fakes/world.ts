@@ -1,4 +1,5 @@
 import { FakeAws, awsError } from './aws.js';
+import { priceListItem } from './price-list.js';
 import { TokenBucket } from './token-bucket.js';
 
 export interface FakeInstance {
@@ -12,6 +13,16 @@ export interface FakeInstance {
   LaunchTime: Date;
   Tags: { Key: string; Value: string }[];
 }
+
+// EC2's StateReason for an API termination and for a spot reclaim (docs/platform-behaviours.md).
+const USER_SHUTDOWN = {
+  Code: 'Client.UserInitiatedShutdown',
+  Message: 'Client.UserInitiatedShutdown: User initiated shutdown',
+};
+const SPOT_TERMINATION = {
+  Code: 'Server.SpotInstanceTermination',
+  Message: 'Server.SpotInstanceTermination: Spot instance termination',
+};
 
 export interface FakeParameter {
   value: string;
@@ -275,6 +286,7 @@ export class FakeWorld extends FakeAws {
           const prev = i.State.Name;
           if (prev !== 'terminated' && prev !== 'shutting-down') {
             i.State = { Name: 'shutting-down' };
+            i.StateReason = USER_SHUTDOWN;
             this.shutting.set(id, this.opts.shuttingDownLooks);
           }
           return { InstanceId: id, PreviousState: { Name: prev }, CurrentState: { Name: i.State.Name } };
@@ -555,6 +567,15 @@ export class FakeWorld extends FakeAws {
     this.hiddenTemplates.clear();
   }
 
+  /** EC2 reclaims a spot instance: shutting-down, then terminated, with its StateReason (not the API's). */
+  reclaimSpot(id: string): void {
+    const i = this.instances.get(id);
+    if (!i || i.State.Name === 'terminated' || i.State.Name === 'shutting-down') return;
+    i.State = { Name: 'shutting-down' };
+    i.StateReason = SPOT_TERMINATION;
+    this.shutting.set(id, this.opts.shuttingDownLooks);
+  }
+
   setPhase(id: string, phase: string): void {
     const i = this.instances.get(id);
     if (!i) return;
@@ -597,41 +618,4 @@ export class FakeWorld extends FakeAws {
   addParameter(name: string, lastModified: Date, value = 'x', tags: Record<string, string> = {}): void {
     this.params.set(name, { value, tags, lastModified });
   }
-}
-
-/** One Price List product as GetProducts returns it: a JSON string with the product and its OnDemand terms. */
-export function priceListItem(type: string, region: string, usdPerHour: number): string {
-  const sku = `FAKE${type.replace(/\W/g, '').toUpperCase()}`;
-  return JSON.stringify({
-    product: {
-      productFamily: 'Compute Instance',
-      sku,
-      attributes: {
-        instanceType: type,
-        regionCode: region,
-        operatingSystem: 'Linux',
-        tenancy: 'Shared',
-        preInstalledSw: 'NA',
-        capacitystatus: 'Used',
-      },
-    },
-    serviceCode: 'AmazonEC2',
-    terms: {
-      OnDemand: {
-        [`${sku}.JRTCKXETXF`]: {
-          offerTermCode: 'JRTCKXETXF',
-          sku,
-          priceDimensions: {
-            [`${sku}.JRTCKXETXF.6YS6EN2CT7`]: {
-              unit: 'Hrs',
-              pricePerUnit: { USD: usdPerHour.toFixed(10) },
-              description: `$${usdPerHour} per On Demand Linux ${type} Instance Hour`,
-            },
-          },
-        },
-      },
-    },
-    version: 'fake',
-    publicationDate: '2026-11-01T00:00:00Z',
-  });
 }

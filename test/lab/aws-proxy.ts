@@ -52,6 +52,7 @@ import {
   EC2Client,
   ModifyInstanceAttributeCommand,
 } from '@aws-sdk/client-ec2';
+import { priceListItem } from '../fakes/price-list.js';
 import { TokenBucket } from '../fakes/token-bucket.js';
 
 export type AwsService = 'ec2' | 'ssm' | 'pricing' | 'other';
@@ -179,6 +180,8 @@ export class AwsFaultProxy {
   private visibleAt = new Map<string, number>();
   private templateVisibleAt = new Map<string, number>();
   private terminatedAt = new Map<string, number>();
+  /** StateReasons EC2 gives where moto says Client.UserInitiatedShutdown (a spot reclaim, a guest power-off). */
+  private stateReasons = new Map<string, { code: string; message: string }>();
   private startedAt = new Map<string, number>();
   /** Launch template id → its InstanceInitiatedShutdownBehavior; instance ids a spot fleet launched. */
   private templateShutdown = new Map<string, string>();
@@ -274,6 +277,14 @@ export class AwsFaultProxy {
     return out;
   }
 
+  /**
+   * The instance was ended by EC2 or by its own OS, not through the API: DescribeInstances gives
+   * this StateReason as EC2 does (moto gives Client.UserInitiatedShutdown for every termination).
+   */
+  setStateReason(id: string, code: string, message: string): void {
+    this.stateReasons.set(id, { code, message });
+  }
+
   /** Faults, counts, fleets, tokens and capacity back to a clean state. */
   reset(): void {
     this.calls.length = 0;
@@ -284,6 +295,7 @@ export class AwsFaultProxy {
     this.visibleAt.clear();
     this.templateVisibleAt.clear();
     this.terminatedAt.clear();
+    this.stateReasons.clear();
     this.startedAt.clear();
     this.templateShutdown.clear();
     this.spotIds.clear();
@@ -669,6 +681,7 @@ export class AwsFaultProxy {
           text = (await this.forward(req, Buffer.from(again.toString()))).body.toString('utf8');
         }
       }
+      for (const [id, r] of this.stateReasons) text = withStateReason(text, id, r.code, r.message);
       // moto jumps to running; EC2 shows pending first.
       for (const [id, at] of this.startedAt) {
         if (now - at >= this.realism.startingMs) continue;
@@ -888,41 +901,40 @@ function priceList(action: string, body: string): Forwarded {
     req.ServiceCode === 'AmazonEC2' && (f('regionCode') ?? 'us-east-1') === 'us-east-1'
       ? LAB_PRICE_LIST[type]
       : undefined;
-  const sku = `LAB${type.replace(/\W/g, '').toUpperCase()}`;
-  const items =
-    price === undefined
-      ? []
-      : [
-          JSON.stringify({
-            product: {
-              productFamily: 'Compute Instance',
-              sku,
-              attributes: {
-                instanceType: type,
-                regionCode: 'us-east-1',
-                operatingSystem: 'Linux',
-                tenancy: 'Shared',
-                preInstalledSw: 'NA',
-                capacitystatus: 'Used',
-              },
-            },
-            serviceCode: 'AmazonEC2',
-            terms: {
-              OnDemand: {
-                [`${sku}.JRTCKXETXF`]: {
-                  offerTermCode: 'JRTCKXETXF',
-                  sku,
-                  priceDimensions: {
-                    [`${sku}.JRTCKXETXF.6YS6EN2CT7`]: { unit: 'Hrs', pricePerUnit: { USD: price.toFixed(10) } },
-                  },
-                },
-              },
-            },
-          }),
-        ];
+  const items = price === undefined ? [] : [priceListItem(type, 'us-east-1', price, 'LAB')];
   return {
     status: 200,
     headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() },
     body: Buffer.from(JSON.stringify({ FormatVersion: 'aws_v1', PriceList: items })),
   };
+}
+
+/** Sets one instance's <stateReason> in a DescribeInstances answer (moto puts it before the id, in the same <item>). */
+function withStateReason(xml: string, id: string, code: string, message: string): string {
+  const at = xml.indexOf(`<instanceId>${id}</instanceId>`);
+  if (at < 0) return xml;
+  const tags = [...xml.matchAll(/<\/?item>/g)];
+  let start = -1;
+  let end = -1;
+  for (let k = tags.filter((t) => t.index < at).length - 1, depth = 0; k >= 0; k--) {
+    if (tags[k]?.[0] === '</item>') depth++;
+    else if (depth-- === 0) {
+      start = tags[k]?.index ?? -1;
+      break;
+    }
+  }
+  for (let k = tags.findIndex((t) => t.index > at), depth = 0; k >= 0 && k < tags.length; k++) {
+    if (tags[k]?.[0] === '<item>') depth++;
+    else if (depth-- === 0) {
+      end = tags[k]?.index ?? -1;
+      break;
+    }
+  }
+  if (start < 0 || end < 0) return xml;
+  const reason = `<stateReason><code>${code}</code><message>${message}</message></stateReason>`;
+  let item = xml.slice(start, end);
+  item = /<stateReason>[\s\S]*?<\/stateReason>/.test(item)
+    ? item.replace(/<stateReason>[\s\S]*?<\/stateReason>/, reason)
+    : item.replace('</instanceState>', `</instanceState>${reason}`);
+  return xml.slice(0, start) + item + xml.slice(end);
 }

@@ -169,6 +169,21 @@ const error = (status: number, message: string, extra: Record<string, unknown> =
   body: { message, documentation_url: DOCS, ...extra },
 });
 
+/** GitHub's secondary-rate-limit refusal: 403 with its message, its docs link and retry-after. */
+const secondaryLimitReply = (retryAfterSeconds: number): Reply => ({
+  ...error(
+    403,
+    'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.',
+    {
+      documentation_url:
+        'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
+    },
+  ),
+  headers: { 'retry-after': String(retryAfterSeconds) },
+});
+/** DELETE's other 422: too many runner deletes in a second. */
+const spammedReply = (): Reply => error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
+
 export class GitHubStandIn {
   readonly token: string;
   readonly violations: Violation[] = [];
@@ -207,6 +222,13 @@ export class GitHubStandIn {
   secondaryLimitHits = 0;
   /** The secondary limit in force (points a minute per endpoint); reset() restores the option's. */
   secondaryPointsPerMinute: number;
+  /** After a secondary-limit 403: until when the operation stays refused (its retry-after). */
+  private secondaryUntil = new Map<LabOperation, number>();
+  /**
+   * How long a retry-after second lasts here (1000). A test whose action counts GitHub's seconds
+   * in fewer ms (SPOT_RUNNER_GITHUB_RETRY_BASE_MS) sets the same, so both agree on the time.
+   */
+  retryAfterUnitMs = 1000;
   private closed = false;
   /** GitHub Apps the stand-in knows: JWTs are checked against their keys, their tokens accepted. */
   readonly apps = new AppRegistry();
@@ -399,6 +421,8 @@ export class GitHubStandIn {
     this.registration = this.freshBudget(this.opts.registrationRateLimit ?? 10_000);
     this.deletes = [];
     this.points.clear();
+    this.secondaryUntil.clear();
+    this.retryAfterUnitMs = 1000;
     this.secondaryLimitHits = 0;
     this.secondaryPointsPerMinute = this.opts.secondaryPointsPerMinute ?? 900;
     this.apps.clear();
@@ -567,25 +591,19 @@ export class GitHubStandIn {
    * cost 1 point, most POST/PATCH/PUT/DELETE 5. Refused requests spend nothing.
    */
   private secondaryLimit(operation: LabOperation, method: string): Reply | undefined {
+    const now = Date.now();
+    // A request sent before the retry-after has passed is refused again ("you should not retry
+    // your request until after that many seconds has elapsed").
+    const until = this.secondaryUntil.get(operation) ?? 0;
+    if (until > now) return secondaryLimitReply(Math.ceil((until - now) / this.retryAfterUnitMs));
     const limit = this.secondaryPointsPerMinute;
     if (!Number.isFinite(limit)) return undefined;
-    const now = Date.now();
     const cost = ['GET', 'HEAD', 'OPTIONS'].includes(method) ? 1 : 5;
     const spent = (this.points.get(operation) ?? []).filter(([t]) => now - t < 60_000);
     this.points.set(operation, spent);
     if (spent.reduce((a, [, p]) => a + p, 0) + cost > limit) {
       this.secondaryLimitHits++;
-      return {
-        ...error(
-          403,
-          'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.',
-          {
-            documentation_url:
-              'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
-          },
-        ),
-        headers: { 'retry-after': '60' },
-      };
+      return secondaryLimitReply(60);
     }
     spent.push([now, cost]);
     return undefined;
@@ -597,8 +615,7 @@ export class GitHubStandIn {
     const now = Date.now();
     this.deletes = this.deletes.filter((t) => now - t < 1000);
     this.deletes.push(now);
-    if (this.deletes.length > (this.opts.deleteSpamPerSecond ?? 20))
-      return error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
+    if (this.deletes.length > (this.opts.deleteSpamPerSecond ?? 20)) return spammedReply();
     return undefined;
   }
 
@@ -610,19 +627,11 @@ export class GitHubStandIn {
       act();
       return error(502, 'Server Error');
     }
-    if (f.status === 'spammed') return error(422, 'Validation Failed: the endpoint has been spammed.', { errors: [] });
+    if (f.status === 'spammed') return spammedReply();
     if (f.status === 'secondary-rate-limit') {
-      return {
-        ...error(
-          403,
-          'You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.',
-          {
-            documentation_url:
-              'https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits',
-          },
-        ),
-        headers: { 'retry-after': String(f.retryAfter ?? 60) },
-      };
+      const after = f.retryAfter ?? 60;
+      this.secondaryUntil.set(operation, Date.now() + after * this.retryAfterUnitMs);
+      return secondaryLimitReply(after);
     }
     if (f.status === 422) return error(422, 'Validation Failed', { errors: ['injected by the spot-runner lab'] });
     return error(f.status, f.status === 500 ? 'Server Error' : 'Service Unavailable');

@@ -104,6 +104,19 @@ export interface SimulatorOptions {
 
 export type EndKind = 'power-off' | 'spot-interruption' | 'terminated-externally';
 
+/** The StateReason EC2 gives each end that is not an API call (API terminations: moto's Client.UserInitiatedShutdown). */
+const END_REASONS: Record<EndKind, { code: string; message: string } | undefined> = {
+  'spot-interruption': {
+    code: 'Server.SpotInstanceTermination',
+    message: 'Server.SpotInstanceTermination: Spot instance termination',
+  },
+  'power-off': {
+    code: 'Client.InstanceInitiatedShutdown',
+    message: 'Client.InstanceInitiatedShutdown: Instance initiated shutdown',
+  },
+  'terminated-externally': undefined,
+};
+
 export interface SimInstance extends LaunchedInfo {
   dir: string;
   /** When the simulator learnt of it (≈ the launch: the proxy reports each fleet as it returns). */
@@ -117,8 +130,8 @@ export interface SimInstance extends LaunchedInfo {
   readonly jobSawInterruption?: number;
   /** The GitHub runner id its runner connected as (from the stand-in's answer; not a secret). */
   readonly runnerId?: number;
-  /** Files under root/ the interruption hooks wrote, etc.: the sandbox paths. */
-  readonly paths: { state: string; root: string; runner: string; out: string };
+  /** Files under root/ the interruption hooks wrote, etc.: the sandbox paths (tmp: the bootstrap's TMPDIR). */
+  readonly paths: { state: string; root: string; runner: string; out: string; tmp: string };
   spotNoticeAt?: number;
   poweredOffAt?: number;
   /** What the bootstrap wrote as its reason (e.g. job-done, idle-timeout, max-lifetime). */
@@ -387,6 +400,7 @@ export class InstanceSimulator {
       root: join(dir, 'root'),
       runner: join(dir, 'runner'),
       out: join(dir, 'out'),
+      tmp: join(dir, 'tmp'),
     };
     const inst: Internal = {
       ...info,
@@ -445,13 +459,7 @@ export class InstanceSimulator {
     if (!userData.startsWith('#!'))
       throw new Error(`user-data is not a script: ${JSON.stringify(userData.slice(0, 80))}`);
     const d = inst.dir;
-    const paths = {
-      state: join(d, 'state'),
-      root: join(d, 'root'),
-      runner: join(d, 'runner'),
-      out: join(d, 'out'),
-      tmp: join(d, 'tmp'),
-    };
+    const paths = inst.paths;
     for (const p of Object.values(paths)) mkdirSync(p, { recursive: true });
     chmodSync(paths.state, 0o700);
     writeFileSync(join(d, 'user-data.sh'), userData, { mode: 0o700 });
@@ -509,13 +517,7 @@ export class InstanceSimulator {
 
   private async spawnBoot(inst: Internal, gen: number, args: string[]): Promise<void> {
     const d = inst.dir;
-    const paths = {
-      state: join(d, 'state'),
-      root: join(d, 'root'),
-      runner: join(d, 'runner'),
-      out: join(d, 'out'),
-      tmp: join(d, 'tmp'),
-    };
+    const paths = inst.paths;
     inst.imds = await this.imds(inst);
     const { port } = inst.imds.address() as AddressInfo;
     if (gen !== this.generation || inst.terminatedAt !== undefined) {
@@ -605,6 +607,8 @@ export class InstanceSimulator {
     inst.terminating = (async () => {
       inst.end ??= end;
       this.kill(inst);
+      const reason = END_REASONS[inst.end];
+      if (reason) this.o.proxy?.setStateReason(inst.instanceId, reason.code, reason.message);
       const gen = this.generation;
       try {
         await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [inst.instanceId] }));

@@ -590,14 +590,16 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
       const anc = ancestors(id);
       const rec: JobRecord = { id, result: 'skipped', failed: false, outputs: {}, steps: [], summary: '' };
       records[id] = rec;
+      // The contexts every job-level field has; steps and outputs add theirs after these.
+      const jobContexts = (where: string): Scope['contexts'] => ({
+        inputs: ctx.inputs(where),
+        needs: ctx.needs(where, needs),
+        github: ctx.github(where),
+        vars: ctx.vars(where),
+      });
       const jobScope = (where: string, withStatus = false): Scope => ({
         where,
-        contexts: {
-          inputs: ctx.inputs(where),
-          needs: ctx.needs(where, needs),
-          github: ctx.github(where),
-          vars: ctx.vars(where),
-        },
+        contexts: jobContexts(where),
         status: withStatus
           ? {
               success: () => anc.every((a) => records[a]?.result === 'success'),
@@ -650,13 +652,7 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
           const done = rec.steps;
           const stepScope = (field: string, withSecrets: boolean, withStatus = false): Scope => {
             const where = `${sw}.${field}`;
-            const contexts: Scope['contexts'] = {
-              inputs: ctx.inputs(where),
-              needs: ctx.needs(where, needs),
-              github: ctx.github(where),
-              vars: ctx.vars(where),
-              steps: ctx.steps(where, done),
-            };
+            const contexts: Scope['contexts'] = { ...jobContexts(where), steps: ctx.steps(where, done) };
             if (withSecrets) contexts.secrets = ctx.secrets(where);
             const failed = () => done.some((s) => s.conclusion === 'failure');
             return { where, contexts, status: withStatus ? { success: () => !failed(), failure: failed } : undefined };
@@ -781,14 +777,7 @@ export async function runWorkflow(wf: Obj, call: WorkflowCall, host: Host, o: Ru
           rec.outputs[k] = str(
             evalTemplate(v, {
               where,
-              contexts: {
-                inputs: ctx.inputs(where),
-                needs: ctx.needs(where, needs),
-                github: ctx.github(where),
-                vars: ctx.vars(where),
-                secrets: ctx.secrets(where),
-                steps: ctx.steps(where, rec.steps),
-              },
+              contexts: { ...jobContexts(where), secrets: ctx.secrets(where), steps: ctx.steps(where, rec.steps) },
             }),
           );
         }
