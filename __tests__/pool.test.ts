@@ -8,6 +8,10 @@ import { claim, claimNext, poolMachineState, poolSettings, readyMachines } from 
 import { TAGS } from '../src/tags.js';
 import { config, rig, runStart, startConfig } from '../test/fakes/harness.js';
 import { FakeWorld } from '../test/fakes/world.js';
+import { offlineGitHub } from '../test/fakes/github.js';
+
+// One GitHub stand-in per test: the last one's nock interceptors go after each.
+offlineGitHub();
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 const MIN = 60_000;
@@ -299,6 +303,31 @@ describe('start with a pool, in the unit world', () => {
     expect(r.state.resources.parameterNames).toEqual(
       expect.arrayContaining([`/spot-runner/jit/pool-build/${a}`, `/spot-runner/jit/pool-build/${b}`]),
     );
+  });
+
+  it('a start the pool serves whole reads no subnets and no capacity pools (fewer EC2 reads); a shortfall reads them before its cold launch', async () => {
+    const r = rig();
+    const inputs = { count: '1', pool: 'build', 'subnet-ids': 'subnet-00000000000000001' };
+    const cfg = startConfig(inputs);
+    const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
+    const base = {
+      [TAGS.managed]: 'true',
+      [TAGS.label]: 'spot-runner-fill-1',
+      [TAGS.pool]: 'build',
+      [TAGS.poolHash]: hash,
+      [TAGS.phase]: 'pooled',
+    };
+    r.world.addInstance(undefined, new Date(), base, { State: { Name: 'stopped' } });
+    const res = await runStart(r, inputs);
+    expect(res.runners.map((x) => x.fromPool)).toEqual(['build']);
+    expect(r.world.count('DescribeSubnets')).toBe(0);
+    expect(r.world.count('DescribeInstanceTypeOfferings')).toBe(0);
+    // Now the pool is empty: the cold machine's subnets and pools are read, before its fleet.
+    const cold = await runStart(r, inputs);
+    expect(cold.runners.map((x) => x.fromPool)).toEqual([undefined]);
+    const names = r.world.calls.map((c) => c.command);
+    expect(names).toContain('DescribeSubnets');
+    expect(names.indexOf('DescribeInstanceTypeOfferings')).toBeLessThan(names.indexOf('CreateFleet'));
   });
 
   it('a start whose runners never come online terminates the claimed pool machines too, and removes their claims', async () => {

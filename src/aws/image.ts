@@ -51,12 +51,16 @@ export async function resolveLaunchInputs(
   cfg: StartConfig,
   aws: AwsClients,
   signal?: AbortSignal,
+  o: { pools?: boolean } = {},
 ): Promise<LaunchPlanInputs> {
   const opts = { abortSignal: signal };
+  // Without pools (a warm-pool start, until it knows it needs cold machines): no subnet, security
+  // group or offering reads; resolvePools does them when needed.
+  const wantPools = o.pools ?? true;
   const [typeInfo, subnets] = await Promise.all([
     instanceTypeArches(cfg.instanceTypes, aws, opts),
-    describeSubnets(cfg.subnetIds, aws, opts),
-    checkSecurityGroups(cfg.securityGroupIds, aws, opts),
+    wantPools ? describeSubnets(cfg.subnetIds, aws, opts) : Promise.resolve({} as Record<string, string>),
+    wantPools ? checkSecurityGroups(cfg.securityGroupIds, aws, opts) : Promise.resolve(),
   ]);
   const typeArches = typeInfo.arches;
 
@@ -89,8 +93,22 @@ export async function resolveLaunchInputs(
       `give at least ${image.rootVolumeSize}, or leave it empty`,
     );
   }
-  const { pools, notes } = await planPools(cfg, subnets, aws, opts);
+  const { pools, notes } = wantPools ? await planPools(cfg, subnets, aws, opts) : { pools: [], notes: [] };
   return { image, subnets, pools, notes, vcpus: typeInfo.vcpus };
+}
+
+/** The subnet, security-group and capacity-pool part of resolveLaunchInputs, on its own. */
+export async function resolvePools(
+  cfg: StartConfig,
+  aws: AwsClients,
+  signal?: AbortSignal,
+): Promise<{ pools: Pool[]; notes: string[] }> {
+  const opts = { abortSignal: signal };
+  const [subnets] = await Promise.all([
+    describeSubnets(cfg.subnetIds, aws, opts),
+    checkSecurityGroups(cfg.securityGroupIds, aws, opts),
+  ]);
+  return planPools(cfg, subnets, aws, opts);
 }
 
 /**

@@ -8,7 +8,7 @@ import {
   type LaunchedInstance,
   type RetryOptions,
 } from '../aws/fleet.js';
-import { resolveLaunchInputs } from '../aws/image.js';
+import { resolveLaunchInputs, resolvePools } from '../aws/image.js';
 import {
   DEFAULT_TERMINATE,
   accountId,
@@ -271,7 +271,11 @@ function jitTags(cfg: StartConfig, plan: LaunchPlan, instanceId: string, runnerN
 }
 
 /** Step 1 of start, shared with watch: read-only checks and the request start would send. */
-export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<LaunchPlan> {
+export async function planLaunch(
+  cfg: StartConfig,
+  deps: StartDeps,
+  o: { deferPools?: boolean } = {},
+): Promise<LaunchPlan> {
   const { aws, gh, signal } = deps;
   const now = deps.now ?? Date.now;
   const target: Target = { scope: cfg.scope, owner: cfg.run.owner, repo: cfg.run.repo };
@@ -280,7 +284,7 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
     readsBefore === undefined ? undefined : { count: () => (ec2ReadCount(aws) ?? 0) - readsBefore, since: now() };
 
   // 1. Everything read-only first: a bad input costs nothing. The checks are independent: at once.
-  const inputsP = resolveLaunchInputs(cfg, aws, signal);
+  const inputsP = resolveLaunchInputs(cfg, aws, signal, { pools: !o.deferPools });
   // The account for the instance ARNs (the instance role's policy matches them): from STS, since
   // DescribeInstances may not list a just-launched instance yet.
   const accountP = deps.accountId ? deps.accountId() : accountId(aws, signal);
@@ -292,7 +296,7 @@ export async function planLaunch(cfg: StartConfig, deps: StartDeps): Promise<Lau
   const { image, pools, notes } = await inputsP;
   const [account, groupId] = await Promise.all([accountP, groupP]);
   deps.log(
-    `Validated: image ${image.id} (${image.arch}${image.parameter ? `, from ${image.parameter}` : ''}), types ${cfg.instanceTypes.join(', ')}, ${cfg.count} × ${cfg.market}${cfg.market === 'spot' && cfg.onDemandFallback ? ' with on-demand fallback' : ''}, ${pools.length} pool(s), spot ${cfg.allocationStrategy}`,
+    `Validated: image ${image.id} (${image.arch}${image.parameter ? `, from ${image.parameter}` : ''}), types ${cfg.instanceTypes.join(', ')}, ${cfg.count} × ${cfg.market}${cfg.market === 'spot' && cfg.onDemandFallback ? ' with on-demand fallback' : ''}, ${o.deferPools ? 'capacity pools checked only for a shortfall of the warm pool' : `${pools.length} pool(s)`}, spot ${cfg.allocationStrategy}`,
   );
   for (const n of notes) deps.log(`Note: ${n}`);
 
@@ -498,7 +502,10 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
   // The pool's machines, listed while the checks run (read-only; the claim is the compare-and-set).
   const listedP = cfg.pool && !cfg.dryRun ? poolMachines(aws, cfg.pool, signal) : undefined;
   listedP?.catch(() => undefined);
-  const plan = await planLaunch(cfg, deps);
+  // A warm-pool start reads subnets and capacity pools only if the pool falls short: its machines
+  // exist already, launched from the very settings its hash covers (fewer EC2 reads in a short start).
+  const deferPools = Boolean(cfg.pool) && !cfg.dryRun;
+  let plan = await planLaunch(cfg, deps, { deferPools });
   const { target, pools, notes, groupId, label, labels, tags, userData, ltReq } = plan;
   const tokenFor = (purpose: string) => clientToken(label, purpose);
 
@@ -534,6 +541,11 @@ export async function start(cfg: StartConfig, deps: StartDeps): Promise<StartRes
         ? await takeFromPool(cfg, paced, plan, cfg.pool, listedP, names)
         : { pooled: [], spare: new Map<string, JitRunner>() };
     const taken = new Set(pooled.map((c) => c.jit.runner.name));
+    if (deferPools && pooled.length < cfg.count) {
+      const more = await resolvePools(cfg, aws, signal);
+      for (const n of more.notes) deps.log(`Note: ${n}`);
+      plan = { ...plan, pools: more.pools, notes: [...plan.notes, ...more.notes] };
+    }
     const { rows, notes } = await provisionRunners(cfg, paced, plan, {
       names: names.filter((n) => !taken.has(n)),
       premade: spare,
