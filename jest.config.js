@@ -11,5 +11,9 @@ export default {
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/.stryker-tmp/'],
   modulePathIgnorePatterns: ['<rootDir>/.stryker-tmp/'],
   testTimeout: 60000,
+  // ESM in jest's VM keeps each file's module graph alive (~50 MB a file here): one process for
+  // the whole suite reached node's 4 GB heap on CI's 2 cores. A worker past 1 GB is replaced
+  // between files (it also forces a worker when jest would otherwise run in band).
+  workerIdleMemoryLimit: '1GB',
   verbose: false,
 };

@@ -17,6 +17,15 @@ const NOW = Date.parse('2026-12-01T12:00:00Z');
 const MIN = 60_000;
 const rules: Rules = { now: NOW, maxAgeMinutes: 390, nuke: false, graceMinutes: 10 };
 
+/** The tags a filled, ready machine of pool `build` carries. */
+const pooledTags = (hash: string) => ({
+  [TAGS.managed]: 'true',
+  [TAGS.label]: 'spot-runner-fill-1',
+  [TAGS.pool]: 'build',
+  [TAGS.poolHash]: hash,
+  [TAGS.phase]: 'pooled',
+});
+
 function machine(
   id: string,
   o: {
@@ -178,13 +187,7 @@ describe('the claim', () => {
 
   const poolWorld = () => {
     const w = new FakeWorld({ world: { instanceLooks: 0, putPerSecond: Infinity } });
-    const base = {
-      [TAGS.managed]: 'true',
-      [TAGS.label]: 'spot-runner-fill-1',
-      [TAGS.pool]: 'build',
-      [TAGS.poolHash]: 'aaaa',
-      [TAGS.phase]: 'pooled',
-    };
+    const base = pooledTags('aaaa');
     const add = (tags: Record<string, string>, state: string) =>
       w.addInstance(undefined, new Date(), { ...base, ...tags }, { State: { Name: state } });
     const recorded: { params: string[]; instances: string[] } = { params: [], instances: [] };
@@ -269,13 +272,7 @@ describe('start with a pool, in the unit world', () => {
     const r = rig();
     const cfg = startConfig({ count: '3', pool: 'build' });
     const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
-    const base = {
-      [TAGS.managed]: 'true',
-      [TAGS.label]: 'spot-runner-fill-1',
-      [TAGS.pool]: 'build',
-      [TAGS.poolHash]: hash,
-      [TAGS.phase]: 'pooled',
-    };
+    const base = pooledTags(hash);
     const a = r.world.addInstance(undefined, new Date(), base, { State: { Name: 'stopped' } });
     const b = r.world.addInstance(undefined, new Date(), base, { State: { Name: 'stopped' } });
     const res = await runStart(r, { count: '3', pool: 'build' });
@@ -310,13 +307,7 @@ describe('start with a pool, in the unit world', () => {
     const inputs = { count: '1', pool: 'build', 'subnet-ids': 'subnet-00000000000000001' };
     const cfg = startConfig(inputs);
     const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
-    const base = {
-      [TAGS.managed]: 'true',
-      [TAGS.label]: 'spot-runner-fill-1',
-      [TAGS.pool]: 'build',
-      [TAGS.poolHash]: hash,
-      [TAGS.phase]: 'pooled',
-    };
+    const base = pooledTags(hash);
     r.world.addInstance(undefined, new Date(), base, { State: { Name: 'stopped' } });
     const res = await runStart(r, inputs);
     expect(res.runners.map((x) => x.fromPool)).toEqual(['build']);
@@ -334,18 +325,7 @@ describe('start with a pool, in the unit world', () => {
     const r = rig({}, { machines: false });
     const cfg = startConfig({ count: '1', pool: 'build' });
     const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
-    const a = r.world.addInstance(
-      undefined,
-      new Date(),
-      {
-        [TAGS.managed]: 'true',
-        [TAGS.label]: 'spot-runner-fill-1',
-        [TAGS.pool]: 'build',
-        [TAGS.poolHash]: hash,
-        [TAGS.phase]: 'pooled',
-      },
-      { State: { Name: 'stopped' } },
-    );
+    const a = r.world.addInstance(undefined, new Date(), pooledTags(hash), { State: { Name: 'stopped' } });
     await expect(runStart(r, { count: '1', pool: 'build' })).rejects.toThrow(/rolled back/);
     expect(r.world.instances.get(a)?.State.Name).toMatch(/shutting-down|terminated/);
     expect(r.world.params.has(`/spot-runner/jit/pool-build/${a}`)).toBe(false);

@@ -227,6 +227,62 @@ describe('waitForRunners watches EC2, not GitHub', () => {
     expect(s.now()).toBe(2_000);
   });
 
+  it('asks by id only past the grace, and only for the machines the label filter left out', async () => {
+    const s = setup();
+    const listed = s.machine('runner-started');
+    const unlisted = s.world.addInstance(undefined, new Date(), { 'spot-runner:phase': 'runner-started' });
+    const pending = [s.runner(listed, 'online'), s.runner(unlisted, 'online')];
+    s.o.notFoundGraceMs = 3_000;
+    s.at.push({ t: 4_000, run: () => [listed, unlisted].forEach((id) => s.world.setPhase(id, 'listening')) });
+    await waitForRunners(s.gh, s.world.clients(), T, LABEL, pending, {}, s.o);
+    const byId = s.describes().filter((c) => (c.input.InstanceIds as string[] | undefined)?.length);
+    // Looks at 0, 0.5 … 4 s; by id from 3 s on (3, 3.5, 4 s), for the unlisted machine alone.
+    expect(byId.map((c) => c.input.InstanceIds)).toEqual([[unlisted], [unlisted], [unlisted]]);
+    expect(s.now()).toBe(4_000);
+  });
+
+  it.each(['stopped', 'stopping'])(
+    'a resumed pool machine still listed %s is pending within the grace after its StartInstances',
+    async (state) => {
+      const s = setup();
+      const id = s.machine('pooled', state);
+      const p = { ...s.runner(id, 'online'), resumedAt: 0 };
+      s.o.notFoundGraceMs = 5_000;
+      s.at.push({
+        t: 3_000,
+        run: () => {
+          (s.world.instances.get(id) as { State: { Name: string } }).State.Name = 'running';
+          s.world.setPhase(id, 'listening');
+        },
+      });
+      await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).resolves.toMatchObject({
+        polls: 1,
+      });
+      expect(s.now()).toBe(3_000);
+    },
+  );
+
+  it('a resumed pool machine still stopped once the grace has passed is gone', async () => {
+    const s = setup();
+    const id = s.machine('pooled', 'stopped');
+    const p = { ...s.runner(id, 'online'), resumedAt: 1_000 };
+    s.o.notFoundGraceMs = 5_000;
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(
+      /will not come online: instance i-\w+ \(c7i.large, stopped, phase pooled\)/,
+    );
+    // Counted from the resume (1 s), not from the launch (0).
+    expect(s.now()).toBe(6_000);
+  });
+
+  it('a cold machine listed stopped is gone at once (no resume, no grace)', async () => {
+    const s = setup();
+    const p = s.runner(s.machine('booting', 'stopped'), 'online');
+    await expect(waitForRunners(s.gh, s.world.clients(), T, LABEL, [p], {}, s.o)).rejects.toThrow(
+      /will not come online: instance i-\w+ \(c7i.large, stopped, phase booting\)/,
+    );
+    expect(s.now()).toBe(0);
+  });
+
   it('past the grace, a machine EC2 knows by neither label nor id is gone', async () => {
     const s = setup();
     const p = s.runner('i-000000000000000bb', 'online');

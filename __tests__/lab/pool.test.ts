@@ -16,6 +16,20 @@ const lab = useLab();
 const ids = (json: string | undefined) => JSON.parse(json ?? '[]') as string[];
 const tag = (i: Instance | undefined, k: string) => i?.Tags?.find((t) => t.Key === k)?.Value;
 
+/** The lab's AWS endpoint and keys for in-process SDK clients; returns what undoes it. */
+function useLabAws(): () => void {
+  const env = lab.env();
+  const saved = { ...process.env };
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL,
+    AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
+  });
+  return () => {
+    process.env = saved;
+  };
+}
+
 async function instances(idList: string[]): Promise<Instance[]> {
   if (idList.length === 0) return [];
   return (
@@ -110,13 +124,7 @@ describe('warm pool', () => {
     const fill = await lab.pool('late', 1);
     expect(fill.exitCode).toBe(0);
     const [m = ''] = ids(fill.outputs['pool-ready']);
-    const env = lab.env();
-    const saved = { ...process.env };
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL,
-      AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID,
-      AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
-    });
+    const restoreEnv = useLabAws();
     try {
       const aws = makeAwsClients('us-east-1');
       // A slow claimer listed the machine while it was still stopped…
@@ -153,7 +161,7 @@ describe('warm pool', () => {
       expect(lab.sim.get(m).reasons).toEqual(['pooled', 'job-done']);
       expect((await lab.stop(main.outputs.label ?? '')).exitCode).toBe(0);
     } finally {
-      process.env = saved;
+      restoreEnv();
     }
     await lab.assertNoLeaks();
   }, 120_000);
@@ -272,13 +280,7 @@ describe('warm pool', () => {
       { id: ami },
       'race',
     ).hash;
-    const env = lab.env();
-    const saved = { ...process.env };
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL: env.AWS_ENDPOINT_URL,
-      AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID,
-      AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY,
-    });
+    const restoreEnv = useLabAws();
     try {
       // Each claimer lists the pool, then claims one machine as a start does (claim, start, retag).
       // Its value is no JIT config ("claim:" fails the bootstrap's check): a won machine powers off.
@@ -313,7 +315,7 @@ describe('warm pool', () => {
       // The race really raced: losers met ParameterAlreadyExists (or throttling) from SSM.
       expect(lab.proxy.count('PutParameter', 'action')).toBeGreaterThan(10);
     } finally {
-      process.env = saved;
+      restoreEnv();
       aws.ec2.destroy();
     }
     // Clean up like stop would: terminate them, then the claims go with them.
