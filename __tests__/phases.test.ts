@@ -1,7 +1,7 @@
 // One vocabulary: every phase the bootstrap writes is one of PHASES, and every PHASE is written.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { FAILED_PHASE_PREFIX, INTERRUPTED_PHASE_PREFIX, PHASES, TAGS } from '../src/tags.js';
+import { CONSUMED_PREFIX, FAILED_PHASE_PREFIX, INTERRUPTED_PHASE_PREFIX, PHASES, TAGS } from '../src/tags.js';
 
 // The code, without comment lines (they may mention set_phase in prose).
 const script = readFileSync(new URL('../user-data/bootstrap.sh', import.meta.url), 'utf8')
@@ -25,5 +25,9 @@ describe('bootstrap phases', () => {
     const keys = new Set([...script.matchAll(/tag_now ([a-z-]+) /g)].map((m) => `spot-runner:${m[1]}`));
     expect([...keys].sort()).toEqual([TAGS.fingerprint, TAGS.phase, TAGS.runnerVersion].sort());
     expect(script).toContain('"Tag.1.Key=spot-runner:$1"');
+  });
+
+  it("marks a pool machine's read JIT parameter with the prefix src/tags.ts names", () => {
+    expect(script).toContain(`MARK="${CONSUMED_PREFIX}$(printf '%s' "$JIT" | sha256sum | cut -d' ' -f1)"`);
   });
 });

@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { InstanceInfo } from '../src/aws/instances.js';
 import type { PoolConfig } from '../src/config.js';
 import { findInstances, findPoolInstances, planReap, type Rules } from '../src/modes/reap.js';
-import { claim, claimNext, poolMachineState, poolSettings, readyMachines } from '../src/pool.js';
+import { claim, claimNext, consumedMarker, poolMachineState, poolSettings, readyMachines } from '../src/pool.js';
 import { TAGS } from '../src/tags.js';
 import { config, rig, runStart, startConfig } from '../test/fakes/harness.js';
 import { FakeWorld } from '../test/fakes/world.js';
@@ -229,14 +229,15 @@ describe('the claim', () => {
     // The shutdown behaviour is set before the machine starts: it never runs able to stop again.
     const order = w.calls
       .map((c) => c.command)
-      .filter((c) => ['ModifyInstanceAttribute', 'StartInstances', 'CreateTags'].includes(c));
-    expect(order).toEqual(['ModifyInstanceAttribute', 'StartInstances', 'CreateTags']);
+      .filter((c) => ['ModifyInstanceAttribute', 'StartInstances', 'PutParameter', 'CreateTags'].includes(c));
+    // Started first, claimed while it resumes (the claim is what makes it this start's), retagged once won.
+    expect(order).toEqual(['ModifyInstanceAttribute', 'StartInstances', 'PutParameter', 'CreateTags']);
     expect(recorded).toEqual({ params: [`/spot-runner/jit/pool-build/${ready}`], instances: [ready] });
   });
 
-  it("a claim won on a machine that is no longer stopped (it read and deleted its winner's JIT config) lets go: no retag, no record, its own parameter deleted", async () => {
+  it('a machine another caller already started is theirs: no claim, no retag, no record, the next one is tried', async () => {
     const { w, add, recorded, deps } = poolWorld();
-    // Listed while stopped; since then another start claimed it, started it, and it consumed that claim.
+    // Listed while stopped; since then another start started it (StartInstances now says PreviousState running).
     const m = add({}, 'stopped');
     const listed = machine(m);
     (w.instances.get(m) as { State: { Name: string } }).State = { Name: 'running' };
@@ -248,10 +249,56 @@ describe('the claim', () => {
       { [TAGS.label]: 'spot-runner-late' },
       deps,
     );
-    expect(got).toEqual({ refused: [] });
+    expect(got).toEqual({});
+    expect(w.count('StartInstances')).toBe(1);
+    expect(w.count('PutParameter')).toBe(0);
     expect(w.params.has(`/spot-runner/jit/pool-build/${m}`)).toBe(false);
     expect(w.instances.get(m)?.Tags.find((t) => t.Key === TAGS.label)?.Value).toBe('spot-runner-fill-1');
-    expect(recorded.instances).toEqual([]);
+    expect(recorded).toEqual({ params: [], instances: [] });
+  });
+
+  it('the mark a resumed machine leaves is consumed: + the SHA-256 of the config it read (bootstrap.sh writes the same)', () => {
+    // printf '%s' cG9vbC1qaXQtY29uZmln | sha256sum
+    expect(consumedMarker('cG9vbC1qaXQtY29uZmln')).toBe(
+      'consumed:406746f15e088b76c87d2632b0e64afa129e70b8bdba4bc8e79810df7176e7c7',
+    );
+  });
+
+  it("a claim whose answer was lost finds the machine's consumed mark for its own config: won; another's mark: lost", async () => {
+    const w = new FakeWorld({ world: { putPerSecond: Infinity } });
+    const aws = w.clients();
+    const name = '/spot-runner/jit/pool-build/i-00000000000000015';
+    // As after: the put took effect, its answer was lost, the machine read it and overwrote it with its mark.
+    w.params.set(name, { value: consumedMarker('bWluZQ=='), tags: {}, lastModified: new Date() });
+    expect(await claim(aws, name, 'bWluZQ==', {}, { secret: true })).toBe('won');
+    expect(await claim(aws, name, 'b3RoZXI=', {}, { secret: true })).toBe('lost');
+    // A consumed name is never free again: a claim can only win a machine that has read nobody's config.
+    expect(w.params.get(name)?.value).toBe(consumedMarker('bWluZQ=='));
+  });
+
+  it('a machine it started but could not claim (the claim failed) is claimed for removal, recorded for teardown, and the failure thrown', async () => {
+    const { w, add, recorded, deps } = poolWorld();
+    const m = add({}, 'stopped');
+    const put = w.handlerOf('PutParameter');
+    w.on('PutParameter', (input, n) => {
+      // The start's claim fails; the removal claim (the second put) goes through.
+      if (n === 1) throw Object.assign(new Error('no access'), { name: 'AccessDeniedException' });
+      return put(input, n);
+    });
+    await expect(claimNext('build', [machine(m)], 'bWluZQ==', () => ({}), {}, deps)).rejects.toThrow('no access');
+    expect(w.instances.get(m)?.State.Name).toBe('pending');
+    expect(recorded).toEqual({ params: [`/spot-runner/jit/pool-build/${m}`], instances: [m] });
+    // The removal claim is no JIT config: a machine that reads it powers off (jit-config-malformed).
+    expect(w.params.get(`/spot-runner/jit/pool-build/${m}`)?.value).toMatch(/^claim:spot-runner-start\//);
+  });
+
+  it('a machine started while its JIT config failed (GitHub) is claimed for removal too', async () => {
+    const { w, add, recorded, deps } = poolWorld();
+    const m = add({}, 'stopped');
+    const jit = Promise.reject(new Error('GitHub said 422'));
+    await expect(claimNext('build', [machine(m)], jit, () => ({}), {}, deps)).rejects.toThrow('GitHub said 422');
+    expect(recorded.instances).toEqual([m]);
+    expect(w.params.get(`/spot-runner/jit/pool-build/${m}`)?.value).toMatch(/^claim:/);
   });
 
   it("a lost claim is not recorded (the name is another start's JIT parameter), and the next machine is tried", async () => {
@@ -263,6 +310,9 @@ describe('the claim', () => {
     const got = await claimNext('build', [info(a), info(b)], 'bWluZQ==', () => ({}), {}, deps);
     expect(got.claimed?.instanceId).toBe(b);
     expect(recorded.params).toEqual([`/spot-runner/jit/pool-build/${b}`]);
+    expect(recorded.instances).toEqual([b]);
+    // It started a too (it was stopped), but a's claim is another's: a is theirs, not retagged.
+    expect(w.instances.get(a)?.Tags.find((t) => t.Key === TAGS.pool)?.Value).not.toBe('claimed:build');
     expect(w.params.get(`/spot-runner/jit/pool-build/${a}`)?.value).toBe('b3RoZXI=');
   });
 });

@@ -1,22 +1,24 @@
 // The warm pool (issue 16): never-used machines, booted once up to the point before they read a
-// JIT config, then stopped; a start claims one, hands it a JIT config and starts it. Each pool
-// machine still runs exactly one job and is then terminated.
+// JIT config, then stopped; a start starts one, hands it a JIT config and it runs that one job.
+// Each pool machine still runs exactly one job and is then terminated.
 //
 // Race-freedom: EC2 tags have no compare-and-set, SSM PutParameter without Overwrite does (the
 // loser gets ParameterAlreadyExists). Every party that takes a stopped pool machine — a start, a
-// fill removing a stale one, reap — first wins its claim parameter, which is the machine's JIT
-// parameter itself: a start's claim is its JIT config, one PutParameter per machine. Nobody
-// touches a machine whose claim someone else holds. The machine deletes it once read; a claim won
-// after that finds the machine no longer stopped (StartInstances' PreviousState) and lets go.
+// fill removing a stale one, reap — wins its claim parameter first, which is the machine's JIT
+// parameter itself: a start's claim is its JIT config, one PutParameter per machine. A start
+// starts the machine first (StartInstances saying PreviousState `stopped`) and claims it while it
+// resumes, so the paced claims hide in the resume. The resumed machine overwrites the parameter
+// with `consumed:<sha256>` once read, never deletes it: the name stays taken while it lives, and a
+// claim can only win a machine that has not yet read anyone's config.
 import { createHash, randomBytes } from 'node:crypto';
 import { CreateTagsCommand, ModifyInstanceAttributeCommand, StartInstancesCommand } from '@aws-sdk/client-ec2';
 import type { AwsClients } from './aws/clients.js';
 import type { ResolvedImage } from './aws/image.js';
 import { describeByTag, type InstanceInfo } from './aws/instances.js';
-import { deleteParameters, putOnce, type Pacer } from './aws/params.js';
+import { putOnce, type Pacer } from './aws/params.js';
 import type { StartConfig } from './config.js';
 import { errorCode, errorMessage } from './errors.js';
-import { CLAIMED_POOL_PREFIX, NAME_PREFIX, TAGS, poolClaimName, poolParameterPrefix } from './tags.js';
+import { CLAIMED_POOL_PREFIX, CONSUMED_PREFIX, NAME_PREFIX, TAGS, poolClaimName, poolParameterPrefix } from './tags.js';
 import { renderUserData, type BootstrapOptions } from './userdata/render.js';
 
 /** The label pool machines' user-data carries (log lines only): fixed per pool, so it is part of the settings hash. */
@@ -101,11 +103,16 @@ export interface ClaimOptions {
   secret?: boolean;
 }
 
+/** What a resumed machine leaves in its JIT parameter once it has read `jit` (bootstrap.sh writes the same). */
+export function consumedMarker(jit: string): string {
+  return `${CONSUMED_PREFIX}${createHash('sha256').update(jit).digest('hex')}`;
+}
+
 /**
  * Claims one machine: PutParameter without Overwrite on its claim name (its JIT parameter). The
  * loser gets ParameterAlreadyExists. A lost answer makes the SDK's retry meet our own claim, which
- * putOnce reads back: ours (each claimer's value is unique) is a win. A claim deleted in between
- * is not ours: its machine read it (only a winner starts one) or is gone.
+ * putOnce reads back: ours (each claimer's value is unique), or the machine's mark that it read
+ * ours, is a win. A claim deleted in between is not ours (reap or a fill took the machine).
  */
 export async function claim(
   aws: AwsClients,
@@ -117,7 +124,9 @@ export async function claim(
   const put = o.secret
     ? ({ Name: name, Value: value, Type: 'SecureString', Tier: 'Intelligent-Tiering' } as const)
     : ({ Name: name, Value: value, Type: 'String' } as const);
-  return (await putOnce(aws, put, tags, o.signal, o.pacer)) === 'ours' ? 'won' : 'lost';
+  const mark = consumedMarker(value);
+  const ours = (stored: string) => stored === value || stored === mark;
+  return (await putOnce(aws, put, tags, o.signal, o.pacer, ours)) === 'ours' ? 'won' : 'lost';
 }
 
 /**
@@ -158,13 +167,13 @@ export function readyMachines(listed: InstanceInfo[], hash: string): { ready: In
 export type ResumeOutcome = { kind: 'started' } | { kind: 'taken'; state: string } | { kind: 'refused'; why: string };
 
 /**
- * Starts a machine whose claim this caller just won: shutdown behaviour terminate first (after its
- * one job its power-off ends it, exactly as a cold machine), then StartInstances. `taken`: it was
- * no longer stopped (PreviousState), so an earlier winner started it and it has already read and
- * deleted that winner's JIT config, which is how this claim could win: not ours. `refused`: EC2
- * will not start it (capacity, or terminated since it was listed).
+ * Starts a ready machine, before any claim: shutdown behaviour terminate first (after its one job
+ * its power-off ends it, exactly as a cold machine), then StartInstances. `started`: it was
+ * stopped (PreviousState), so this call resumed it and this caller may claim it. `taken`: another
+ * caller started it first; it is theirs to claim. `refused`: EC2 will not start it (capacity, or
+ * terminated or stopping since it was listed); it stays as it is.
  */
-export async function resumeClaimed(aws: AwsClients, instanceId: string, signal?: AbortSignal): Promise<ResumeOutcome> {
+export async function resumeStopped(aws: AwsClients, instanceId: string, signal?: AbortSignal): Promise<ResumeOutcome> {
   try {
     await aws.ec2.send(
       new ModifyInstanceAttributeCommand({
@@ -184,6 +193,7 @@ export async function resumeClaimed(aws: AwsClients, instanceId: string, signal?
     if (prev !== undefined && prev !== 'stopped') return { kind: 'taken', state: prev };
     return { kind: 'started' };
   } catch (e) {
+    if (signal?.aborted) throw e;
     return { kind: 'refused', why: errorMessage(e) };
   }
 }
@@ -196,48 +206,58 @@ export interface ClaimNextDeps {
   now?: () => number;
   /** Recorded once won, never before: a lost claim's name is another claimer's JIT parameter. */
   onClaimParameter: (name: string) => void;
-  /** Recorded once it is ours (started, or refused and to be terminated). */
+  /** Recorded once it is ours (claimed, or started and to be terminated). */
   onInstance: (id: string) => void;
 }
 
 /**
- * Takes machines off `queue` (shared by the caller's runners) until one is claimed with `value`
- * (a JIT config) and started; it is then retagged with `tags`. Returns it, or undefined when the
- * queue ran dry, with the won machines EC2 refused to start (for the caller to terminate).
+ * Takes machines off `queue` (shared by the caller's runners): starts the next ready one, then
+ * claims it with `value` (a JIT config, awaited only now: the machine resumes while GitHub issues
+ * it and the paced claim is written), then retags it with `tags`. A machine another caller
+ * started, or whose claim another holds, is theirs: the next one is tried. Returns the claimed
+ * machine, or none when the queue ran dry. If the config or the claim fails, the machine it
+ * started is claimed for removal and recorded (the caller's teardown terminates it), and the
+ * failure is thrown.
  */
 export async function claimNext(
   pool: string,
   queue: InstanceInfo[],
-  value: string,
+  value: string | Promise<string>,
   paramTags: (instanceId: string) => Record<string, string>,
   tags: Record<string, string>,
   d: ClaimNextDeps,
-): Promise<{ claimed?: Claimed; refused: string[] }> {
-  const refused: string[] = [];
+): Promise<{ claimed?: Claimed }> {
   for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
     d.signal?.throwIfAborted();
-    const claimName = poolClaimName(pool, m.instanceId);
-    const won = await claim(d.aws, claimName, value, paramTags(m.instanceId), {
-      signal: d.signal,
-      pacer: d.pacer,
-      secret: true,
-    });
-    if (won === 'lost') continue;
-    d.onClaimParameter(claimName);
-    const r = await resumeClaimed(d.aws, m.instanceId, d.signal);
-    if (r.kind === 'taken') {
-      d.log(`Pool ${pool}: ${m.instanceId} was already ${r.state} (another start's); trying the next`);
-      // Ours, and never to be read: the machine read its winner's before ours could exist.
-      await deleteParameters(d.aws, [claimName]).catch(() => undefined);
-      continue;
-    }
-    d.onInstance(m.instanceId);
-    if (r.kind === 'refused') {
-      d.log(`Pool ${pool}: StartInstances refused ${m.instanceId} (${r.why}); terminating it, trying the next`);
-      refused.push(m.instanceId);
+    const r = await resumeStopped(d.aws, m.instanceId, d.signal);
+    if (r.kind !== 'started') {
+      d.log(
+        r.kind === 'taken'
+          ? `Pool ${pool}: ${m.instanceId} was already ${r.state} (another start's); trying the next`
+          : `Pool ${pool}: StartInstances refused ${m.instanceId} (${r.why}); trying the next`,
+      );
       continue;
     }
     const resumedAt = (d.now ?? Date.now)();
+    const claimName = poolClaimName(pool, m.instanceId);
+    let won: ClaimOutcome;
+    try {
+      won = await claim(d.aws, claimName, await value, paramTags(m.instanceId), {
+        signal: d.signal,
+        pacer: d.pacer,
+        secret: true,
+      });
+    } catch (e) {
+      await releaseStarted(pool, m.instanceId, claimName, d);
+      throw e;
+    }
+    if (won === 'lost') {
+      // Reap or a fill claimed it first (it terminates it), or another start that also saw it stopped.
+      d.log(`Pool ${pool}: ${m.instanceId} is claimed by another; trying the next`);
+      continue;
+    }
+    d.onClaimParameter(claimName);
+    d.onInstance(m.instanceId);
     await retagClaimed(d.aws, m.instanceId, pool, tags, d.signal);
     return {
       claimed: {
@@ -247,10 +267,31 @@ export async function claimNext(
         claimName,
         resumedAt,
       },
-      refused,
     };
   }
-  return { refused };
+  return {};
+}
+
+/**
+ * A machine this start resumed but could not claim (its JIT config or its claim failed): claimed
+ * for removal as reap would (nobody else can then take it), recorded, for the caller's teardown to
+ * terminate. If even that claim fails the machine ends itself: its bootstrap waits for a JIT config
+ * only so long (SR_PARAM_WAIT_SECONDS), then powers off, and its shutdown behaviour is terminate.
+ */
+async function releaseStarted(pool: string, instanceId: string, claimName: string, d: ClaimNextDeps): Promise<void> {
+  try {
+    const won = await claim(d.aws, claimName, claimOwner(`${NAME_PREFIX}start`), {
+      [TAGS.managed]: 'true',
+      [TAGS.instanceId]: instanceId,
+    });
+    if (won === 'lost') return;
+    d.onClaimParameter(claimName);
+    d.onInstance(instanceId);
+  } catch (e) {
+    d.log(
+      `Pool ${pool}: could not claim ${instanceId} for removal (${errorMessage(e)}); it powers itself off when no JIT config comes`,
+    );
+  }
 }
 
 /** Retags a started machine to its start (label, expiry, `claimed:<pool>`): stop, post and reap know it as that start's. */

@@ -85,3 +85,10 @@ export function poolClaimName(pool: string, instanceId: string): string {
 
 /** Warm pool: the value of spot-runner:pool once a start has claimed the machine. */
 export const CLAIMED_POOL_PREFIX = 'claimed:';
+
+/**
+ * Warm pool: what a resumed machine overwrites its JIT parameter with once read (bootstrap.sh,
+ * `consumed:` + the config's SHA-256 in hex). The name stays taken for the machine's life, so no
+ * later claim can win it; the hash lets the claimer whose config it was know it as its own.
+ */
+export const CONSUMED_PREFIX = 'consumed:';

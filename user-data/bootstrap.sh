@@ -154,6 +154,14 @@ halt_machine() {
   exit 1
 }
 
+# The power-off reason, for jobs and observers: written whole or not at all (a reader of a
+# truncating `>` can see it empty).
+write_reason() {
+  printf '%s\n' "$1" >"$RUN/.poweroff-reason.tmp" 2>/dev/null &&
+    chmod 0644 "$RUN/.poweroff-reason.tmp" &&
+    mv -f "$RUN/.poweroff-reason.tmp" "$RUN/poweroff-reason"
+}
+
 # Console first, then the phase tag, then power off. Idempotent; never returns.
 power_off() {
   local reason phase first
@@ -172,7 +180,7 @@ power_off() {
   else
     log "power-off: $reason"
     printf 'spot-runner: power-off: %s\n' "$reason" >>"$CONSOLE" 2>/dev/null
-    printf '%s\n' "$reason" >"$RUN/poweroff-reason" 2>/dev/null && chmod 0644 "$RUN/poweroff-reason"
+    write_reason "$reason"
   fi
   if [[ $reason == job-done ]]; then phase=shutting-down; else phase=failed:$reason; fi
   # Keep the spot notice visible to stop after the final phase is written.
@@ -250,7 +258,7 @@ shutdown -h "+$((SR_MAX_LIFETIME_MINUTES_CEIL + 1))" "spot-runner: max-lifetime 
   printf '#!/bin/bash\nset -u\n'
   declare -p SR_REGION SR_LABEL CONSOLE RUN PRIV IMDS EC2_ENDPOINT
   printf 'IID= POWERING_OFF= HOOKS_PID= RUNNER_PID=\nTAGGER_PIDS=()\n'
-  declare -f log sanitize json_field ec2_creds tag_now stop_runner halt_machine power_off
+  declare -f log sanitize json_field ec2_creds tag_now stop_runner halt_machine write_reason power_off
   # shellcheck disable=SC2016
   printf 'power_off "${1:-deadline-timer}"\n'
 } >"$ETC/power-off.sh"
@@ -450,7 +458,7 @@ pool_checkpoint() {
   done
   log "pooled: stopping at the checkpoint (pool $SR_POOL)"
   printf 'spot-runner: pooled: stopping (pool %s)\n' "$SR_POOL" >>"$CONSOLE" 2>/dev/null
-  printf 'pooled\n' >"$RUN/poweroff-reason" 2>/dev/null && chmod 0644 "$RUN/poweroff-reason"
+  write_reason pooled
   halt_machine
 }
 if [[ -n $RESUMING ]]; then
@@ -486,11 +494,18 @@ while :; do
 done
 # A real JIT config is base64; anything else (e.g. "None") must not reach the runner.
 [[ $JIT =~ ^[A-Za-z0-9+/=_-]+$ ]] || power_off jit-config-malformed
+# A pool machine's parameter is also its claim: overwritten, not deleted, so the name stays taken
+# while it lives and no later claim can win it (src/pool.ts). The mark carries the config's hash
+# so its claimer can tell it was read (CONSUMED_PREFIX in src/tags.ts).
 for _ in 1 2 3; do
-  if aws ssm delete-parameter --region "$SR_REGION" --name "$PARAM" >/dev/null 2>"$PRIV/ssm-err"; then
+  if [[ -n $RESUMING ]]; then
+    MARK="consumed:$(printf '%s' "$JIT" | sha256sum | cut -d' ' -f1)"
+    aws ssm put-parameter --region "$SR_REGION" --name "$PARAM" --type SecureString --overwrite \
+      --value "$MARK" >/dev/null 2>"$PRIV/ssm-err" && break
+  elif aws ssm delete-parameter --region "$SR_REGION" --name "$PARAM" >/dev/null 2>"$PRIV/ssm-err"; then
     break
   fi
-  log "warning: could not delete $PARAM (stop/reap will)"
+  log "warning: could not clear $PARAM (stop/reap will)"
   sleep 1
 done
 log "JIT config read from $PARAM"

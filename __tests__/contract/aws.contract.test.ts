@@ -24,6 +24,7 @@ import {
   DeleteParametersCommand,
   DescribeParametersCommand,
   GetParameterCommand,
+  ListTagsForResourceCommand,
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
@@ -480,5 +481,27 @@ describe.each([
     expect(codes.filter((c) => c === 'ParameterAlreadyExists')).toHaveLength(2);
     const winner = ['first', 'second', 'third'][codes.indexOf('ok')];
     expect((await w.ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value).toBe(winner);
+  });
+
+  it("the consumed mark: PutParameter with Overwrite replaces a SecureString's value and keeps its tags; the name stays taken for claims", async () => {
+    const name = '/spot-runner/jit/pool-build/i-0fedcba9876543210';
+    await w.ssm.send(
+      new PutParameterCommand({
+        Name: name,
+        Value: 'aml0LWNvbmZpZw==',
+        Type: 'SecureString',
+        Tags: [{ Key: 'spot-runner:instance-id', Value: 'i-0fedcba9876543210' }],
+      }),
+    );
+    const mark = 'consumed:0d2c5f3ec4f1b9a3e1c0b9d7f6a5e4d3c2b1a09f8e7d6c5b4a3928170f6e5d4c';
+    await w.ssm.send(new PutParameterCommand({ Name: name, Value: mark, Type: 'SecureString', Overwrite: true }));
+    expect((await w.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }))).Parameter?.Value).toBe(
+      mark,
+    );
+    expect(
+      await codeOf(w.ssm.send(new PutParameterCommand({ Name: name, Value: 'bGF0ZQ==', Type: 'SecureString' }))),
+    ).toBe('ParameterAlreadyExists');
+    const tags = await w.ssm.send(new ListTagsForResourceCommand({ ResourceType: 'Parameter', ResourceId: name }));
+    expect(tags.TagList).toEqual([{ Key: 'spot-runner:instance-id', Value: 'i-0fedcba9876543210' }]);
   });
 });

@@ -40,8 +40,8 @@ export type PutOnceOutcome = 'ours' | 'another' | 'gone';
 
 /**
  * PutParameter without Overwrite. When the first answer is lost (a timeout after SSM stored it)
- * the SDK's retry gets ParameterAlreadyExists: the value is read back, and only exactly our value
- * is our write. `gone`: deleted between the two calls; what that means is the caller's.
+ * the SDK's retry gets ParameterAlreadyExists: the value is read back, and only our value (by
+ * default exactly; `isOurs` for a value its reader may have replaced since) is our write. `gone`: deleted between the two calls; what that means is the caller's.
  */
 export async function putOnce(
   aws: AwsClients,
@@ -49,6 +49,7 @@ export async function putOnce(
   tags: Record<string, string>,
   signal?: AbortSignal,
   pacer?: Pacer,
+  isOurs: (stored: string) => boolean = (stored) => stored === put.Value,
 ): Promise<PutOnceOutcome> {
   await pacer?.take();
   try {
@@ -67,7 +68,7 @@ export async function putOnce(
       if (errorCode(e2) === 'ParameterNotFound') return 'gone';
       throw e2;
     }
-    return out.Parameter?.Value === put.Value ? 'ours' : 'another';
+    return isOurs(out.Parameter?.Value ?? '') ? 'ours' : 'another';
   }
 }
 

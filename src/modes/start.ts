@@ -31,7 +31,7 @@ import { teardown, type TeardownReport } from '../teardown.js';
 import { renderUserData } from '../userdata/render.js';
 import { defaultWaitOptions, waitForRunners, type WaitOptions } from '../waiter.js';
 import { claimNext, poolMachines, poolSettings, readyMachines, shuffled, type Claimed } from '../pool.js';
-import { terminate, type InstanceInfo } from '../aws/instances.js';
+import type { InstanceInfo } from '../aws/instances.js';
 
 export interface StartDeps {
   aws: AwsClients;
@@ -209,12 +209,12 @@ export interface Pooled extends Claimed {
 }
 
 /**
- * Step 1b of start with `pool`: per runner, its JIT config, then a claim on a ready machine of
- * this pool built from these very settings: PutParameter of the JIT config itself, without
- * Overwrite, at the machine's JIT name (one PutParameter per machine; the loser tries the next
- * machine with the same JIT config). A won machine is started at once, then retagged. Runners as
- * they come, not in steps: each machine starts as soon as its own claim is won. JIT configs
- * that found no machine are returned for the cold launch.
+ * Step 1b of start with `pool`: per runner, a ready machine of this pool built from these very
+ * settings is started at once, while GitHub issues the runner's JIT config; then the claim,
+ * PutParameter of the JIT config itself, without Overwrite, at the machine's JIT name (one
+ * PutParameter per machine), paced, while the machine resumes. A machine another start took, or
+ * whose claim another won, is theirs: the runner tries the next with the same JIT config. Runners
+ * as they come, not in steps. JIT configs that found no machine are returned for the cold launch.
  */
 async function takeFromPool(
   cfg: StartConfig,
@@ -233,12 +233,16 @@ async function takeFromPool(
   const queue = shuffled(ready);
   const pooled: Pooled[] = [];
   const spare = new Map<string, JitRunner>();
-  const refused: string[] = [];
   await mapLimit(names.slice(0, Math.min(names.length, ready.length)), 8, async (name) => {
     signal?.throwIfAborted();
-    const jit = await createJitRunner(gh, plan.target, name, plan.labels, plan.groupId, deps.log);
-    deps.state.add('runnerIds', jit.runner.id);
-    const r = await claimNext(pool, queue, jit.encodedJitConfig, (id) => jitTags(cfg, plan, id, name), plan.tags, {
+    const jitP = createJitRunner(gh, plan.target, name, plan.labels, plan.groupId, deps.log).then((jit) => {
+      deps.state.add('runnerIds', jit.runner.id);
+      return jit;
+    });
+    const value = jitP.then((j) => j.encodedJitConfig);
+    // Awaited below in every case; this only keeps an early failure from being unhandled meanwhile.
+    value.catch(() => undefined);
+    const r = await claimNext(pool, queue, value, (id) => jitTags(cfg, plan, id, name), plan.tags, {
       aws,
       log: deps.log,
       signal,
@@ -247,18 +251,16 @@ async function takeFromPool(
       onClaimParameter: (n) => deps.state.add('parameterNames', n),
       onInstance: (id) => deps.state.add('instanceIds', id),
     });
-    refused.push(...r.refused);
+    const jit = await jitP;
     if (r.claimed) pooled.push({ ...r.claimed, jit });
     else spare.set(name, jit);
   });
-  if (refused.length > 0) await terminate(aws, refused, { ...DEFAULT_TERMINATE, ...deps.terminate });
   deps.log(
     `Pool ${pool}: resumed ${pooled.length} of ${cfg.count}${pooled.length ? `: ${pooled.map((c) => c.instanceId).join(', ')}` : ''}; ${cfg.count - pooled.length} cold`,
   );
   return { pooled, spare };
 }
 
-/** The tags of a JIT parameter: the instance role may read (and delete) only its own instance's. */
 function jitTags(cfg: StartConfig, plan: LaunchPlan, instanceId: string, runnerName: string): Record<string, string> {
   return {
     [TAGS.managed]: 'true',

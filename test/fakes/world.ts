@@ -386,6 +386,11 @@ export class FakeWorld extends FakeAws {
       }
       return { Version: 1, Tier: 'Standard' };
     });
+    this.on('ListTagsForResource', (input) => {
+      const p = this.params.get(input.ResourceId as string);
+      if (!p) throw awsError('InvalidResourceId', 'The resource ID is not valid. Verify the ID and try again.');
+      return { TagList: Object.entries(p.tags).map(([Key, Value]) => ({ Key, Value })) };
+    });
     this.on('DescribeParameters', (input) => {
       const path = `${(input.ParameterFilters as { Values: string[] }[])[0]?.Values[0] ?? ''}/`;
       const list = [...this.params.entries()]

@@ -146,6 +146,8 @@ export interface SimInstance extends LaunchedInfo {
   reasons: string[];
   /** While stopped: when it stopped. */
   stoppedAt?: number;
+  /** When the simulator saw its latest StartInstances (the resume's start). */
+  startSeenAt?: number;
   /** When its latest resume boot started (per-boot scripts). */
   resumedAt?: number;
   /** Console output: the bootstrap's log and its power-off line. */
@@ -492,6 +494,7 @@ export class InstanceSimulator {
   private resume(inst: Internal): void {
     const gen = this.generation;
     const b = typeof this.behaviour === 'function' ? this.behaviour(inst) : (this.behaviour ?? {});
+    inst.startSeenAt = Date.now();
     void (async () => {
       if (b.resumeDelayMs) await sleep(b.resumeDelayMs);
       if (inst.terminatedAt !== undefined || gen !== this.generation) return;

@@ -394,9 +394,14 @@ assert_secret_in_no_file() {
   assert_reason job-done
   [[ $(last_phase) == shutting-down ]]
   grep -q 'resumed from pool bats: deadlines count from this boot' "$SB/stdout"
-  # The pre-runner script is not run again; the JIT config was read and deleted; the hook is gone.
+  # The pre-runner script is not run again; the hook is gone. The JIT config was read and its
+  # parameter overwritten, never deleted (the name is the claim): consumed: + the config's SHA-256.
   [[ $(wc -l <"$SB_OUT/pre-runner-ran") == 1 ]]
-  [[ $(cat "$SB_STATE/ssm-deleted.log") == "/spot-runner/jit/pool-bats/$SB_IID" ]]
+  [[ ! -e $SB_STATE/ssm-deleted.log ]]
+  local sum
+  sum=$(printf '%s' "$SB_SECRET" | sha256sum)
+  [[ $(cat "$SB_STATE/ssm-put.log") == "/spot-runner/jit/pool-bats/$SB_IID consumed:${sum%% *}" ]]
+  grep -q -- 'ssm put-parameter .*--type SecureString --overwrite' "$SB_STATE/aws-calls.log"
   [[ -e $SB_OUT/jit-ok ]]
   [[ ! -e $hook && ! -e $SB_ROOT/var/lib/spot-runner/pooled ]]
   # Same watchdogs as a cold boot, set up again on this boot: deadline lines one and two, the IMDS firewall.
