@@ -257,6 +257,31 @@ describe('the claim', () => {
     expect(recorded).toEqual({ params: [], instances: [] });
   });
 
+  it('a StartInstances the SDK retried that finds the machine pending may have started it itself: it claims it (the claim decides)', async () => {
+    const { w, add, recorded, deps } = poolWorld();
+    const m = add({}, 'stopped');
+    const start = w.handlerOf('StartInstances');
+    w.on('StartInstances', async (input, n) => {
+      // The first attempt started it and its answer was lost; the retry sees it pending.
+      const first = (await start(input, n)) as { StartingInstances: { PreviousState: { Name: string } }[] };
+      const again = (await start(input, n)) as typeof first;
+      expect(first.StartingInstances[0]?.PreviousState.Name).toBe('stopped');
+      return { ...again, $metadata: { attempts: 2 } };
+    });
+    const got = await claimNext('build', [machine(m)], 'bWluZQ==', () => ({}), {}, deps);
+    expect(got.claimed?.instanceId).toBe(m);
+    expect(recorded.instances).toEqual([m]);
+    // Without the retry, the same answer (pending) is another start's machine.
+    const { w: w2, add: add2, deps: deps2 } = poolWorld();
+    const m2 = add2({}, 'stopped');
+    const start2 = w2.handlerOf('StartInstances');
+    w2.on('StartInstances', async (input, n) => {
+      await start2(input, n);
+      return start2(input, n);
+    });
+    expect(await claimNext('build', [machine(m2)], 'bWluZQ==', () => ({}), {}, deps2)).toEqual({});
+  });
+
   it('the mark a resumed machine leaves is consumed: + the SHA-256 of the config it read (bootstrap.sh writes the same)', () => {
     // printf '%s' cG9vbC1qaXQtY29uZmln | sha256sum
     expect(consumedMarker('cG9vbC1qaXQtY29uZmln')).toBe(

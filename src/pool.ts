@@ -169,8 +169,8 @@ export type ResumeOutcome = { kind: 'started' } | { kind: 'taken'; state: string
 /**
  * Starts a ready machine, before any claim: shutdown behaviour terminate first (after its one job
  * its power-off ends it, exactly as a cold machine), then StartInstances. `started`: it was
- * stopped (PreviousState), so this call resumed it and this caller may claim it. `taken`: another
- * caller started it first; it is theirs to claim. `refused`: EC2 will not start it (capacity, or
+ * stopped (PreviousState), so this call resumed it and this caller may claim it (also when a retry
+ * of this call found it pending). `taken`: another caller started it first; it is theirs to claim. `refused`: EC2 will not start it (capacity, or
  * terminated or stopping since it was listed); it stays as it is.
  */
 export async function resumeStopped(aws: AwsClients, instanceId: string, signal?: AbortSignal): Promise<ResumeOutcome> {
@@ -190,7 +190,10 @@ export async function resumeStopped(aws: AwsClients, instanceId: string, signal?
   try {
     const out = await aws.ec2.send(new StartInstancesCommand({ InstanceIds: [instanceId] }), { abortSignal: signal });
     const prev = out.StartingInstances?.find((x) => x.InstanceId === instanceId)?.PreviousState?.Name;
-    if (prev !== undefined && prev !== 'stopped') return { kind: 'taken', state: prev };
+    // A retried call may have started it itself on the attempt whose answer was lost: then
+    // `pending` could be ours, and the claim decides (a claim is safe on any unread machine).
+    const retried = (out.$metadata?.attempts ?? 1) > 1 && prev === 'pending';
+    if (prev !== undefined && prev !== 'stopped' && !retried) return { kind: 'taken', state: prev };
     return { kind: 'started' };
   } catch (e) {
     if (signal?.aborted) throw e;
