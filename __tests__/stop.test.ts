@@ -17,7 +17,17 @@ async function started(count = '2'): Promise<{ r: Rig; label: string; ids: strin
 
 function stopDeps(r: Rig) {
   const logs: string[] = [];
-  return { deps: { aws: r.deps.aws, gh: r.deps.gh, log: (l: string) => logs.push(l), terminateWaitSeconds: 1 }, logs };
+  // A wait long enough for the fake's one shutting-down look, so a stop that settles says so.
+  return {
+    deps: {
+      aws: r.deps.aws,
+      gh: r.deps.gh,
+      log: (l: string) => logs.push(l),
+      terminateWaitSeconds: 3,
+      terminatePollSeconds: 1,
+    },
+    logs,
+  };
 }
 
 describe('stop', () => {
@@ -33,6 +43,68 @@ describe('stop', () => {
     // Two spot instances × ~2 h × $0.03 (the fake price history).
     expect(res.cost).toBeGreaterThan(0.119);
     expect(res.cost).toBeLessThan(0.121);
+  });
+
+  it('reports each machine (type, market, ~2 h, its cost) and what it removed, with no notes or problems', async () => {
+    const { r, label, ids } = await started();
+    for (const i of r.world.instances.values()) i.LaunchTime = new Date(Date.now() - 2 * 3_600_000);
+    const { deps, logs } = stopDeps(r);
+    const res = await stop(stopConfig({ label }), deps);
+    expect(res.rows.map((x) => x.instanceId).sort()).toEqual([...ids].sort());
+    expect(res.rows).toHaveLength(2);
+    for (const row of res.rows) {
+      expect(row.market).toBe('spot');
+      expect(row.interrupted).toBe(false);
+      expect(row.hours).toBeGreaterThan(1.99);
+      expect(row.hours).toBeLessThan(2.01);
+      expect(row.cost).toBeGreaterThan(0.059);
+      expect(row.cost).toBeLessThan(0.061);
+    }
+    expect(res.notes).toEqual([]);
+    expect(res.report.problems).toEqual([]);
+    expect(logs).toContain('Stopped: terminated 2, deleted 2 runner(s), 2 parameter(s), 1 template(s)');
+  });
+
+  it('says when nothing was running for the label', async () => {
+    const { r } = await started('1');
+    const res = await stop(stopConfig({ label: 'spot-runner-1-1-abc-99999999' }), stopDeps(r).deps);
+    expect(res.notes).toEqual(['nothing was running for spot-runner-1-1-abc-99999999 (already stopped?)']);
+    expect(r.world.live()).toHaveLength(1);
+  });
+
+  it('fails, naming the machine and its state, when an instance is still not terminating after the wait', async () => {
+    const { r, label, ids } = await started('1');
+    (r.world.instances.get(ids[0] as string) as { State: { Name: string } }).State = { Name: 'running' };
+    // EC2 accepts the call, but the machine never leaves running (the platform's worst case).
+    r.world.on('TerminateInstances', (input) => ({
+      TerminatingInstances: (input.InstanceIds as string[]).map((id) => ({
+        InstanceId: id,
+        PreviousState: { Name: 'running' },
+        CurrentState: { Name: 'running' },
+      })),
+    }));
+    const { deps } = stopDeps(r);
+    const err = await stop(stopConfig({ label }), { ...deps, terminateWaitSeconds: 2, terminatePollSeconds: 1 }).then(
+      () => undefined,
+      (e: unknown) => e as Error & { result?: { report: { problems: string[] } } },
+    );
+    expect(err?.message).toBe(
+      `stop could not remove everything: still not terminating after the wait: ${ids[0]} (running)`,
+    );
+    expect(err?.result?.report.problems).toEqual([`still not terminating after the wait: ${ids[0]} (running)`]);
+  });
+
+  it('notes, without failing, machines still shutting down after the wait', async () => {
+    const r = rig({}, { world: { shuttingDownLooks: 1_000_000 } });
+    const started1 = await runStart(r, { count: '1' });
+    const { deps } = stopDeps(r);
+    const res = await stop(stopConfig({ label: started1.label }), {
+      ...deps,
+      terminateWaitSeconds: 2,
+      terminatePollSeconds: 1,
+    });
+    expect(res.notes).toEqual(['some instances are still shutting down; EC2 will finish terminating them']);
+    expect(res.report.problems).toEqual([]);
   });
 
   it('reports interrupted when EC2 says spot capacity was reclaimed', async () => {
@@ -76,7 +148,7 @@ describe('stop', () => {
     expect(r.world.params.size).toBe(0);
     expect(r.github.runners.size).toBe(0);
     expect(logs.join('\n')).toMatch(/i-0f0f0f0f0f0f0f0f0 has no spot-runner:label tag/);
-    expect(res.notes.join('\n')).toMatch(/not touched.*i-0f0f0f0f0f0f0f0f0/);
+    expect(res.notes).toEqual(['not touched (not spot-runner instances or unknown): i-0f0f0f0f0f0f0f0f0']);
   });
 
   it('leaves a busy runner registered with a warning instead of failing', async () => {
