@@ -107,6 +107,7 @@ describe('start → stop through the bundled action on moto', () => {
       },
     });
     await boot.stop();
+    expect(boot.failures).toEqual([]);
     expect(start.errors).toEqual([]);
     expect(start.exitCode).toBe(0);
     const label = start.outputs.label ?? '';

@@ -41,23 +41,28 @@ export async function scaleStart(
   const env: Record<string, string> =
     o.putsPerSecond === undefined ? {} : { SPOT_RUNNER_SSM_PUTS_PER_SECOND: String(o.putsPerSecond) };
   const t0 = Date.now();
-  const runs = await Promise.all(
-    Array.from({ length: o.starts ?? 1 }, (_, k) =>
-      lab.start(
-        { count: String(o.count), 'wait-timeout': '5', 'max-lifetime': '10', 'idle-timeout': '5' },
-        { env: { ...env, MATRIX_LEG: String(k) }, timeoutMs: 600_000 },
+  let runs: Awaited<ReturnType<Lab['start']>>[];
+  try {
+    runs = await Promise.all(
+      Array.from({ length: o.starts ?? 1 }, (_, k) =>
+        lab.start(
+          { count: String(o.count), 'wait-timeout': '5', 'max-lifetime': '10', 'idle-timeout': '5' },
+          { env: { ...env, MATRIX_LEG: String(k) }, timeoutMs: 600_000 },
+        ),
       ),
-    ),
-  );
+    );
+  } finally {
+    // Even when a start throws: a boot loop left running would boot the next scenario's machines too.
+    await boot.stop();
+    ssm.destroy();
+  }
   const startMs = Date.now() - t0;
-  await boot.stop();
-  ssm.destroy();
   const puts = lab.proxy.calls.filter((c) => c.action === 'PutParameter' && c.source === 'action');
   const span = puts.length > 1 ? ((puts.at(-1)?.at ?? 0) - (puts[0]?.at ?? 0)) / 1000 : 0;
   return {
     startMs,
     ok: runs.every((r) => r.main.exitCode === 0),
-    errors: runs.flatMap((r) => r.main.errors),
+    errors: [...runs.flatMap((r) => r.main.errors), ...boot.failures.map((f) => `quick boot: ${f}`)],
     labels: runs.map((r) => r.main.outputs.label ?? ''),
     putCalls: puts.length,
     putThrottled: puts.filter((c) => c.fault === 'rate-limit').length,
