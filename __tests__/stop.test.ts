@@ -9,9 +9,12 @@ offlineGitHub();
 
 const target = { scope: 'repo' as const, owner: 'acme', repo: 'widgets' };
 
-async function started(count = '2'): Promise<{ r: Rig; label: string; ids: string[] }> {
+async function started(
+  count = '2',
+  more: Record<string, string> = {},
+): Promise<{ r: Rig; label: string; ids: string[] }> {
   const r = rig();
-  const res = await runStart(r, { count });
+  const res = await runStart(r, { count, ...more });
   return { r, label: res.label, ids: res.runners.map((x) => x.instanceId) };
 }
 
@@ -40,9 +43,9 @@ describe('stop', () => {
     expect(r.world.templates.size).toBe(0);
     expect(r.github.runners.size).toBe(0);
     expect(res.interrupted).toBe(false);
-    // Two spot instances × ~2 h × $0.03 (the fake price history).
-    expect(res.cost).toBeGreaterThan(0.119);
-    expect(res.cost).toBeLessThan(0.121);
+    // Two spot instances × 2 h × $0.03 (the fake price history) = $0.12, plus each one's 16 GiB
+    // root volume (the image's size) × 2 h at $0.08/GB-month of 730 h = $0.0035068 each.
+    expect(res.cost).toBeCloseTo(0.127014, 4);
   });
 
   it('reports each machine (type, market, ~2 h, its cost) and what it removed, with no notes or problems', async () => {
@@ -57,12 +60,32 @@ describe('stop', () => {
       expect(row.interrupted).toBe(false);
       expect(row.hours).toBeGreaterThan(1.99);
       expect(row.hours).toBeLessThan(2.01);
-      expect(row.cost).toBeGreaterThan(0.059);
-      expect(row.cost).toBeLessThan(0.061);
+      expect(row.cost).toBeCloseTo(0.063507, 4);
     }
     expect(res.notes).toEqual([]);
     expect(res.report.problems).toEqual([]);
     expect(logs).toContain('Stopped: terminated 2, deleted 2 runner(s), 2 parameter(s), 1 template(s)');
+  });
+
+  it("prices each machine's root volume at its size while it existed (EBS gp3), and says so", async () => {
+    const { r, label } = await started('1', { 'volume-size': '100' });
+    for (const i of r.world.instances.values()) i.LaunchTime = new Date(Date.now() - 2 * 3_600_000);
+    const res = await stop(stopConfig({ label }), stopDeps(r).deps);
+    // 2 h × $0.03 spot, plus 100 GiB × 2 h × $0.08/GB-month of 730 h = $0.0219178.
+    expect(res.rows).toHaveLength(1);
+    expect(res.rows[0]?.cost).toBeCloseTo(0.081918, 4);
+    expect(res.cost).toBeCloseTo(0.081918, 4);
+    expect(res.costNotes).toContain('EBS at the gp3 rate of $0.08/GB-month (us-east-1)');
+    // Its volume went with it (DeleteOnTermination), so the size was read before the teardown.
+    expect(r.world.volumes.size).toBe(0);
+  });
+
+  it('given only instance ids, finds their label and prices their volumes too', async () => {
+    const { r, ids } = await started('1', { 'volume-size': '100' });
+    for (const i of r.world.instances.values()) i.LaunchTime = new Date(Date.now() - 2 * 3_600_000);
+    const res = await stop(stopConfig({ 'instance-ids': ids.join(',') }), stopDeps(r).deps);
+    expect(r.world.live()).toEqual([]);
+    expect(res.rows[0]?.cost).toBeCloseTo(0.081918, 4);
   });
 
   it('says when nothing was running for the label', async () => {

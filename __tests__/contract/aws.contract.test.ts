@@ -15,6 +15,7 @@ import {
   StartInstancesCommand,
   StopInstancesCommand,
   DescribeSubnetsCommand,
+  DescribeVolumesCommand,
   DescribeVpcsCommand,
   EC2Client,
   TerminateInstancesCommand,
@@ -424,6 +425,36 @@ describe.each([
   });
 
   // ---- the warm pool (issue 16) ----
+
+  it('a fleet instance has a root volume that DescribeVolumes sizes; an unknown volume is InvalidVolume.NotFound', async () => {
+    const lt = await w.ec2.send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: `v-${Math.random().toString(16).slice(2, 10)}`,
+        LaunchTemplateData: {
+          ImageId: w.ami,
+          BlockDeviceMappings: [
+            { DeviceName: '/dev/sda1', Ebs: { VolumeSize: 40, VolumeType: 'gp3', DeleteOnTermination: true } },
+          ],
+        },
+      }),
+    );
+    const out = await w.ec2.send(
+      fleet(lt.LaunchTemplate?.LaunchTemplateId ?? '', 1, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }]),
+    );
+    const id = out.Instances?.[0]?.InstanceIds?.[0] as string;
+    const described = (await w.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]
+      ?.Instances?.[0];
+    const volumes = (described?.BlockDeviceMappings ?? []).map((b) => b.Ebs?.VolumeId ?? '').filter(Boolean);
+    expect(volumes).toHaveLength(1);
+    const v = await w.ec2.send(new DescribeVolumesCommand({ VolumeIds: volumes }));
+    expect(v.Volumes?.map((x) => x.VolumeId)).toEqual(volumes);
+    // EC2 and the fake give the template's 40 GiB; moto ignores a template's VolumeSize in
+    // CreateFleet and gives its 8 GiB default (docs/platform-behaviours.md). Either is a size.
+    expect(v.Volumes?.[0]?.Size).toBeGreaterThanOrEqual(8);
+    expect(await codeOf(w.ec2.send(new DescribeVolumesCommand({ VolumeIds: ['vol-0123456789abcdef0'] })))).toBe(
+      'InvalidVolume.NotFound',
+    );
+  });
 
   it("a fleet instance takes its launch template's InstanceInitiatedShutdownBehavior", async () => {
     const [stopper] = await launch(w, 1, { shutdown: 'stop' });

@@ -12,6 +12,11 @@ export interface FakeInstance {
   SubnetId?: string;
   LaunchTime: Date;
   Tags: { Key: string; Value: string }[];
+  /** The root volume, from the launch template's mapping (the image's 16 GiB when it gives no size). */
+  BlockDeviceMappings?: {
+    DeviceName: string;
+    Ebs: { VolumeId: string; Status: string; DeleteOnTermination: boolean };
+  }[];
 }
 
 // EC2's StateReason for an API termination and for a spot reclaim (docs/platform-behaviours.md).
@@ -90,6 +95,8 @@ export const FAKE_PRICE_LIST: Record<string, number> = { 'c7i.large': 0.0893, 'c
  */
 export class FakeWorld extends FakeAws {
   instances = new Map<string, FakeInstance>();
+  /** EBS volumes by id; a DeleteOnTermination volume goes when its instance is terminated. */
+  volumes = new Map<string, { size: number; instanceId: string; deleteOnTermination: boolean }>();
   params = new Map<string, FakeParameter>();
   templates = new Map<string, FakeTemplate>();
   /** subnet id → AZ; unknown subnets get a, b, c in the order they are first seen. */
@@ -265,6 +272,22 @@ export class FakeWorld extends FakeAws {
       return {
         Reservations: p.items.map((i) => ({ OwnerId: '123456789012', Instances: [{ ...i, State: { ...i.State } }] })),
         NextToken: p.NextToken,
+      };
+    });
+    this.on('DescribeVolumes', (input) => {
+      const ids = (input.VolumeIds as string[] | undefined) ?? [...this.volumes.keys()];
+      const unknown = ids.filter((v) => !this.volumes.has(v));
+      if (unknown.length > 0) throw awsError('InvalidVolume.NotFound', `The volume '${unknown[0]}' does not exist.`);
+      return {
+        Volumes: ids.map((v) => {
+          const vol = this.volumes.get(v) as { size: number; instanceId: string };
+          return {
+            VolumeId: v,
+            Size: vol.size,
+            State: 'in-use',
+            Attachments: [{ InstanceId: vol.instanceId, VolumeId: v }],
+          };
+        }),
       };
     });
     this.on('TerminateInstances', (input) => {
@@ -455,7 +478,11 @@ export class FakeWorld extends FakeAws {
     for (const [id, left] of this.shutting) {
       if (left > 0) continue;
       const i = this.instances.get(id);
-      if (i && i.State.Name === 'shutting-down') i.State = { Name: 'terminated' };
+      if (i && i.State.Name === 'shutting-down') {
+        i.State = { Name: 'terminated' };
+        for (const [v, vol] of this.volumes)
+          if (vol.instanceId === id && vol.deleteOnTermination) this.volumes.delete(v);
+      }
       this.shutting.delete(id);
     }
   }
@@ -515,10 +542,15 @@ export class FakeWorld extends FakeAws {
       ((lt.data.TagSpecifications as { ResourceType: string; Tags: { Key: string; Value: string }[] }[]) ?? []).find(
         (t) => t.ResourceType === 'instance',
       )?.Tags ?? [];
+    const mappings =
+      (lt.data.BlockDeviceMappings as
+        { DeviceName: string; Ebs?: { VolumeSize?: number; DeleteOnTermination?: boolean } }[] | undefined) ?? [];
+    const root = mappings.find((m) => m.DeviceName === '/dev/sda1') ?? { DeviceName: '/dev/sda1' };
     const groups = ans.launch.map((l) => {
       const id = `i-${(++this.seq).toString(16).padStart(17, '0')}`;
       const ov = usable.find((u) => u.InstanceType === l.type) ?? usable[0];
       const subnet = ov?.SubnetId;
+      const volumeId = `vol-${(++this.seq).toString(16).padStart(17, '0')}`;
       this.instances.set(id, {
         InstanceId: id,
         InstanceType: l.type,
@@ -528,6 +560,14 @@ export class FakeWorld extends FakeAws {
         SubnetId: subnet,
         LaunchTime: new Date(),
         Tags: [...ltTags],
+        BlockDeviceMappings: [
+          { DeviceName: root.DeviceName, Ebs: { VolumeId: volumeId, Status: 'attached', DeleteOnTermination: true } },
+        ],
+      });
+      this.volumes.set(volumeId, {
+        size: root.Ebs?.VolumeSize ?? 16,
+        instanceId: id,
+        deleteOnTermination: root.Ebs?.DeleteOnTermination ?? true,
       });
       if (this.opts.instanceLooks > 0) this.hidden.set(id, this.opts.instanceLooks);
       if (typeof lt.data.InstanceInitiatedShutdownBehavior === 'string')
