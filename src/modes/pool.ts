@@ -9,6 +9,7 @@ import {
   launch,
   launchTemplateRequest,
   type LaunchedInstance,
+  type RetryOptions,
 } from '../aws/fleet.js';
 import { resolveLaunchInputs } from '../aws/image.js';
 import {
@@ -40,6 +41,7 @@ export interface FillDeps {
   pollMs?: number;
   label?: string;
   terminate?: Partial<TerminateOptions>;
+  retry?: Partial<RetryOptions>;
 }
 
 export interface FillResult {
@@ -136,7 +138,7 @@ export async function fillPool(cfg: PoolConfig, deps: FillDeps): Promise<FillRes
       deps.log,
       signal,
       pools,
-      DEFAULT_RETRY,
+      { ...DEFAULT_RETRY, ...deps.retry },
     ));
   } catch (e) {
     const report = await teardown(

@@ -24,6 +24,10 @@ const USER_SHUTDOWN = {
   Code: 'Client.UserInitiatedShutdown',
   Message: 'Client.UserInitiatedShutdown: User initiated shutdown',
 };
+const GUEST_SHUTDOWN = {
+  Code: 'Client.InstanceInitiatedShutdown',
+  Message: 'Client.InstanceInitiatedShutdown: Instance initiated shutdown',
+};
 const SPOT_TERMINATION = {
   Code: 'Server.SpotInstanceTermination',
   Message: 'Server.SpotInstanceTermination: Spot instance termination',
@@ -618,6 +622,19 @@ export class FakeWorld extends FakeAws {
     if (!i || i.State.Name === 'terminated' || i.State.Name === 'shutting-down') return;
     i.State = { Name: 'shutting-down' };
     i.StateReason = SPOT_TERMINATION;
+    this.shutting.set(id, this.opts.shuttingDownLooks);
+  }
+
+  /** The guest powers itself off: EC2 follows the instance's InstanceInitiatedShutdownBehavior (RunInstances' default, stop). */
+  guestPowerOff(id: string): void {
+    const i = this.instances.get(id);
+    if (!i || (i.State.Name !== 'running' && i.State.Name !== 'pending')) return;
+    if ((this.shutdownBehaviour.get(id) ?? 'stop') === 'stop') {
+      i.State = { Name: 'stopped' };
+      return;
+    }
+    i.State = { Name: 'shutting-down' };
+    i.StateReason = GUEST_SHUTDOWN;
     this.shutting.set(id, this.opts.shuttingDownLooks);
   }
 
