@@ -185,8 +185,11 @@ describe('mode pool: fill', () => {
       launch: [{ type: 'c7i.large', market: 'on-demand' }],
       errors: [{ code: 'InsufficientInstanceCapacity', type: 'c7i.large', market: 'on-demand' }],
     });
-    const err = await fillPool(poolConfig({ size: '2' }), deps).catch((e: unknown) => e as Error);
-    expect(err.message).toBe(
+    const err = await fillPool(poolConfig({ size: '2' }), deps).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toBe(
       'filling pool build failed: Not enough on-demand capacity: launched 1 of 2: InsufficientInstanceCapacity (on-demand c7i.large): InsufficientInstanceCapacity for c7i.large. Add instance types or subnets.; rolled back 1 instance(s)',
     );
     expect(world.instances.size).toBe(1);

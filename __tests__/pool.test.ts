@@ -377,6 +377,18 @@ describe('start with a pool, in the unit world', () => {
     );
   });
 
+  it("records a pool runner's name before it asks GitHub for it", async () => {
+    const r = rig();
+    const cfg = startConfig({ count: '1', pool: 'build' });
+    const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
+    r.world.addInstance(undefined, new Date(), pooledTags(hash), { State: { Name: 'stopped' } });
+    const recordedFirst: boolean[] = [];
+    r.github.onCreate = (x) => recordedFirst.push(r.state.resources.runnerNames.includes(x.name));
+    const res = await runStart(r, { count: '1', pool: 'build' });
+    expect(res.runners.map((x) => x.fromPool)).toEqual(['build']);
+    expect(recordedFirst).toEqual([true]);
+  });
+
   it('a start the pool serves whole reads no subnets and no capacity pools (fewer EC2 reads); a shortfall reads them before its cold launch', async () => {
     const r = rig();
     const inputs = { count: '1', pool: 'build', 'subnet-ids': 'subnet-00000000000000001' };

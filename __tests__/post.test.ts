@@ -124,6 +124,29 @@ describe('post step, run alone after main was killed', () => {
     expectAllRemoved(world, gh, made);
   });
 
+  it('after a watch killed mid-replacement, removes the runner it recorded only by name, and nothing else of the label', async () => {
+    const world = new FakeWorld();
+    const gh = new NockGitHub();
+    const made = await killedStart(world, gh);
+    // Watch was registering runner -r1 when it was killed: GitHub has it; the answer never came.
+    const [, keptRunner] = made.runnerIds;
+    const replacement = [...gh.runners.values()].find((r) => r.id === made.runnerIds[0]);
+    if (replacement) replacement.name = `${LABEL}-r1`;
+    setInputs({ mode: 'watch', 'github-token': 'ghs_testtoken', label: LABEL });
+    setState({
+      ...emptyResources(),
+      label: LABEL,
+      region: 'us-east-1',
+      scope: 'repo',
+      mode: 'watch',
+      runnerNames: [`${LABEL}-r1`],
+    });
+    await runPost(clients(world));
+    expect([...gh.runners.keys()]).toEqual([keptRunner]);
+    // Start's machines are not the watch's: by record only, none is touched.
+    expect(world.mutating()).toEqual([]);
+  });
+
   it('after a stop step (mode stop), does nothing: stop owns its own removal', async () => {
     const world = new FakeWorld();
     const gh = new NockGitHub();

@@ -82,6 +82,15 @@ describe('start', () => {
     expect(r.state.resources.runnerIds).toHaveLength(2);
   });
 
+  it("records each runner's name before it asks GitHub for it (a step killed mid-request leaves post the name)", async () => {
+    const r = rig();
+    const recordedFirst: boolean[] = [];
+    r.github.onCreate = (x) => recordedFirst.push(r.state.resources.runnerNames.includes(x.name));
+    const res = await runStart(r, { count: '3' });
+    expect(recordedFirst).toEqual([true, true, true]);
+    expect([...r.state.resources.runnerNames].sort()).toEqual(res.runners.map((x) => x.name).sort());
+  });
+
   it('fills missing spot capacity with on-demand, for the missing count only', async () => {
     const r = rig();
     r.world.fleet = (req, call) => {

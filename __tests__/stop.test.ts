@@ -194,6 +194,89 @@ describe('stop', () => {
     expect(r.github.runners.size).toBe(0);
     expect(r.world.templates.size).toBe(0);
   });
+  it('given only ids of which none is running, says so for the given ids, naming each one not touched', async () => {
+    const { r } = await started('1');
+    const res = await stop(stopConfig({ 'instance-ids': 'i-0a0a0a0a0a0a0a0a0,i-0b0b0b0b0b0b0b0b0' }), stopDeps(r).deps);
+    expect(res.notes).toEqual([
+      'nothing was running for the given ids (already stopped?)',
+      'not touched (not spot-runner instances or unknown): i-0a0a0a0a0a0a0a0a0, i-0b0b0b0b0b0b0b0b0',
+    ]);
+    expect(r.world.live()).toHaveLength(1);
+  });
+
+  it('names every machine still not terminating, and every hard failure, in one error', async () => {
+    const { r, label, ids } = await started('2');
+    r.world.on('TerminateInstances', (input) => ({
+      TerminatingInstances: (input.InstanceIds as string[]).map((id) => ({
+        InstanceId: id,
+        PreviousState: { Name: 'running' },
+        CurrentState: { Name: 'running' },
+      })),
+    }));
+    for (const id of ids) (r.world.instances.get(id) as { State: { Name: string } }).State = { Name: 'running' };
+    r.world.on('DeleteLaunchTemplate', () => {
+      throw awsError('UnauthorizedOperation', 'You are not authorized to perform: ec2:DeleteLaunchTemplate');
+    });
+    const err = await stop(stopConfig({ label }), { ...stopDeps(r).deps, terminateWaitSeconds: 2 }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    const [a, b] = [...ids].sort();
+    expect(err?.message).toBe(
+      `stop could not remove everything: deleting launch templates: You are not authorized to perform: ec2:DeleteLaunchTemplate; still not terminating after the wait: ${a} (running), ${b} (running)`,
+    );
+  });
+
+  it('after the wait, a machine already terminated beside one still shutting down is only a note', async () => {
+    const r = rig({}, { world: { shuttingDownLooks: 1_000_000 } });
+    const res0 = await runStart(r, { count: '2' });
+    const [done] = res0.runners.map((x) => x.instanceId);
+    const terminateCall = r.world.handlerOf('TerminateInstances');
+    r.world.on('TerminateInstances', async (input, call) => {
+      const out = await terminateCall(input, call);
+      (r.world.instances.get(done as string) as { State: { Name: string } }).State = { Name: 'terminated' };
+      return out;
+    });
+    const res = await stop(stopConfig({ label: res0.label }), { ...stopDeps(r).deps, terminateWaitSeconds: 2 });
+    expect(res.notes).toEqual(['some instances are still shutting down; EC2 will finish terminating them']);
+    expect(res.report.problems).toEqual([]);
+  });
+
+  it('compares with GitHub-hosted minutes per machine, and logs a reclaim', async () => {
+    const NOW = Date.parse('2026-12-01T12:00:00Z');
+    const { r, label, ids } = await started('1');
+    for (const i of r.world.instances.values()) i.LaunchTime = new Date(NOW - 2 * 3_600_000);
+    Object.assign(r.world.instances.get(ids[0] as string) as object, {
+      State: { Name: 'terminated' },
+      StateReason: { Code: 'Server.SpotInstanceTermination', Message: 'Spot instance termination' },
+    });
+    const { deps, logs } = stopDeps(r);
+    const res = await stop(stopConfig({ label }), { ...deps, now: () => new Date(NOW) });
+    // c7i.large has 2 vCPUs: 120 minutes at GitHub's Linux 2-core $0.006/min.
+    expect(res.rows.map((x) => x.githubHosted)).toEqual(['Linux 2-core: $0.720']);
+    expect(res.githubHostedCost).toBeCloseTo(0.72, 6);
+    expect(logs).toContain(
+      'Stopped: terminated 0, deleted 1 runner(s), 1 parameter(s), 1 template(s); spot capacity was reclaimed',
+    );
+  });
+
+  it('when the volume sizes cannot be read, leaves EBS out of the cost and still removes everything', async () => {
+    const { r, label } = await started('1', { 'volume-size': '100' });
+    for (const i of r.world.instances.values()) i.LaunchTime = new Date(Date.now() - 2 * 3_600_000);
+    const describe = r.world.handlerOf('DescribeInstances');
+    let first = true;
+    r.world.on('DescribeInstances', (input, call) => {
+      if (first && input.Filters) {
+        first = false;
+        throw awsError('RequestLimitExceeded', 'Request limit exceeded.');
+      }
+      return describe(input, call);
+    });
+    const res = await stop(stopConfig({ label }), stopDeps(r).deps);
+    expect(r.world.live()).toEqual([]);
+    expect(res.rows[0]?.cost).toBeCloseTo(0.06, 4);
+    expect(res.costNotes.some((n) => n.startsWith('EBS'))).toBe(false);
+  });
 });
 
 describe('rollback (post)', () => {

@@ -129,6 +129,26 @@ describe('teardown', () => {
     expect([...gh.runners.keys()].filter((id) => mine.runnerIds.includes(id))).toEqual([]);
   });
 
+  it('by record only, finds a runner whose id never came back by the name recorded before its request, and no other', async () => {
+    const { world, gh, mine, client } = await twoRuns();
+    // The step was killed while generate-jitconfig was in flight: GitHub registered the runner,
+    // the step recorded only its name. Another runner of the same label is not on the record.
+    const [lost, other] = mine.runnerIds.map((id) => gh.runners.get(id)?.name ?? '');
+    const report = await teardown(world.clients(), client, TARGET, {
+      ...emptyResources(),
+      runnerNames: [lost as string, `${MINE}-r9`],
+    });
+    expect(report.runnersDeleted).toEqual([mine.runnerIds[0]]);
+    expect([...gh.runners.values()].map((r) => r.name)).toContain(other);
+    expect([...gh.runners.values()].map((r) => r.name)).not.toContain(lost);
+    // Looked up by name (GitHub filters), not by listing the whole repository's runners.
+    expect(
+      gh.requests
+        .filter((q) => q.method === 'GET' && q.path.includes('/actions/runners'))
+        .map((q) => new URL(q.path, 'https://api.github.com').searchParams.get('name')),
+    ).toEqual([lost, `${MINE}-r9`]);
+  });
+
   it('with neither a label nor ids, touches nothing', async () => {
     const { world, gh, client } = await twoRuns();
     const report = await teardown(world.clients(), client, TARGET, emptyResources());

@@ -13,10 +13,18 @@ export interface Resources {
   instanceIds: string[];
   parameterNames: string[];
   runnerIds: number[];
+  /**
+   * Runner names, recorded before generate-jitconfig is sent: a step killed while the request is
+   * in flight never learns the id of a runner GitHub did register, and post finds it by name.
+   */
+  runnerNames: string[];
 }
 
+/** What a step records as it creates it, for rollback and for post. */
+export type RecordedKey = 'launchTemplateIds' | 'instanceIds' | 'parameterNames' | 'runnerIds' | 'runnerNames';
+
 export function emptyResources(): Resources {
-  return { launchTemplateIds: [], instanceIds: [], parameterNames: [], runnerIds: [] };
+  return { launchTemplateIds: [], instanceIds: [], parameterNames: [], runnerIds: [], runnerNames: [] };
 }
 
 const KEY = 'resources';
@@ -43,10 +51,7 @@ export class StateRecorder {
     this.save();
   }
 
-  add<K extends 'launchTemplateIds' | 'instanceIds' | 'parameterNames' | 'runnerIds'>(
-    key: K,
-    ...items: Resources[K]
-  ): void {
+  add<K extends RecordedKey>(key: K, ...items: Resources[K]): void {
     const list = this.resources[key] as unknown[];
     for (const it of items) if (!list.includes(it)) list.push(it);
     this.save();

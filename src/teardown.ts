@@ -81,8 +81,14 @@ export async function teardown(
     attempt('deleting runners', async () => {
       if (!gh) return;
       const ids = new Set(res.runnerIds);
-      if (labels.length > 0)
+      if (labels.length > 0) {
         for (const r of await listRunners(gh, target)) if (r.labels.some((l) => labels.includes(l))) ids.add(r.id);
+      } else {
+        // By record only (a watch's post): a runner registered while the step was killed has no
+        // recorded id, only the name recorded before the request. Names carry the label: never another's.
+        for (const name of res.runnerNames)
+          for (const r of await listRunners(gh, target, name)) if (r.name === name) ids.add(r.id);
+      }
       for (const id of ids) {
         const outcome = await deleteRunner(gh, target, id);
         if (outcome === 'deleted') report.runnersDeleted.push(id);

@@ -190,4 +190,32 @@ describe('fault matrix: watch killed while it starts a replacement', () => {
     expect(stop.errors).toEqual([]);
     await lab.assertNoLeaks();
   }, 150_000);
+
+  it('killed while GitHub has registered its replacement runner but not yet answered, its post step finds that runner by the name it recorded first', async () => {
+    lab.gh.setJobTokenPermissions({ actions: 'write' });
+    const { main } = await lab.start({ count: '2' });
+    expect(main.errors).toEqual([]);
+    const label = main.outputs.label ?? '';
+    const [lostId = ''] = ids(main.outputs['instance-ids']);
+    // GitHub registers -r1 at once and answers 30 s later; the kill comes in between.
+    lab.gh.holdAnswer('generate-jitconfig', 30_000);
+    const registered = lab.sim.waitFor(
+      'the replacement runner to be registered',
+      () => lab.gh.runnerByName(`${label}-r1`) !== undefined,
+      60_000,
+    );
+    const watching = lab.watch(label, main.outputs.runners ?? '', {}, { killWhen: registered });
+    await lab.sim.spotNotice(lostId);
+    const { main: w, post } = await watching;
+    expect(w.signal).toBe('SIGKILL');
+    expect(post?.exitCode).toBe(0);
+    expect(lab.gh.runnerByName(`${label}-r1`)).toBeUndefined();
+    // By record only: start's other runner is not the watch's.
+    expect(lab.gh.runnerByName(`${label}-2`)?.status).toBe('online');
+
+    const stop = await lab.stop(label);
+    expect(stop.errors).toEqual([]);
+    await lab.sim.waitAllTerminated(60_000);
+    await lab.assertNoLeaks();
+  }, 150_000);
 });

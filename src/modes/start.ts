@@ -24,7 +24,7 @@ import { InputError, SpotRunnerError, errorMessage, httpStatus } from '../errors
 import type { GitHub, RateLimit } from '../github/client.js';
 import { createJitRunner, resolveRunnerGroup, type JitRunner, type Target } from '../github/runners.js';
 import { clientToken, homeLabel, makeLabel, runnerLabels, runnerName } from '../label.js';
-import type { Resources, StateRecorder } from '../state.js';
+import type { RecordedKey, Resources, StateRecorder } from '../state.js';
 import { runnerVersionWarnings, type RunnerRow } from '../summary.js';
 import { PARAMETER_ROOT, TAGS, parameterName, runTags } from '../tags.js';
 import { teardown, type TeardownReport } from '../teardown.js';
@@ -182,10 +182,7 @@ export interface LaunchPlan {
 
 /** Where provisioning records what it creates (start's StateRecorder; watch adds its own list). */
 export interface Recorder {
-  add<K extends 'launchTemplateIds' | 'instanceIds' | 'parameterNames' | 'runnerIds'>(
-    key: K,
-    ...items: Resources[K]
-  ): void;
+  add<K extends RecordedKey>(key: K, ...items: Resources[K]): void;
 }
 
 export interface ProvisionOptions {
@@ -235,6 +232,7 @@ async function takeFromPool(
   const spare = new Map<string, JitRunner>();
   await mapLimit(names.slice(0, Math.min(names.length, ready.length)), 8, async (name) => {
     signal?.throwIfAborted();
+    deps.state.add('runnerNames', name);
     const jitP = createJitRunner(gh, plan.target, name, plan.labels, plan.groupId, deps.log).then((jit) => {
       deps.state.add('runnerIds', jit.runner.id);
       return jit;
@@ -373,6 +371,7 @@ export async function provisionRunners(
     if (made) return made;
     signal?.throwIfAborted();
     launchFailed.signal.throwIfAborted();
+    o.record.add('runnerNames', name);
     const jit = await createJitRunner(gh, target, name, labels, groupId, deps.log);
     o.record.add('runnerIds', jit.runner.id);
     return jit;

@@ -207,6 +207,8 @@ export class GitHubStandIn {
 
   private readonly validator = sharedValidator();
   private faults: Array<Fault & { times: number }> = [];
+  /** Answers carried out at once but sent late (holdAnswer): a slow GitHub, a step killed meanwhile. */
+  private holds: Array<{ operation: LabOperation; ms: number; times: number }> = [];
   private corruptions: Array<{ operation: LabOperation; mutate: (body: unknown) => unknown }> = [];
   private readonly groups: RunnerGroup[];
   private readonly issued: string[] = [];
@@ -279,6 +281,15 @@ export class GitHubStandIn {
   /** Fail the next `times` requests of an operation ('*' = any) with the given status. */
   inject(fault: Fault): void {
     this.faults.push({ times: 1, ...fault });
+  }
+
+  /**
+   * The next `times` requests of `operation` are carried out at once (a JIT runner is registered),
+   * but their answers are sent `ms` later: the window in which a step killed mid-request never
+   * learns what GitHub created.
+   */
+  holdAnswer(operation: LabOperation, ms: number, times = 1): void {
+    this.holds.push({ operation, ms, times });
   }
 
   /** Fail every request of an operation until `clearFaults()`. */
@@ -415,6 +426,7 @@ export class GitHubStandIn {
     this.requests.length = 0;
     this.issued.length = 0;
     this.faults = [];
+    this.holds = [];
     this.corruptions = [];
     this.calls = GitHubStandIn.zeroCalls();
     this.rate = this.freshBudget();
@@ -446,6 +458,11 @@ export class GitHubStandIn {
 
     if (this.latencyMs > 0) await sleep(this.latencyMs);
     const { reply, operation } = this.apiRoute(url, method, raw, req.headers.authorization);
+    const hold = this.holds.find((h) => h.times > 0 && h.operation === operation);
+    if (hold) {
+      hold.times--;
+      await sleep(hold.ms);
+    }
     this.write(res, reply, true);
     this.requests.push({ method, path: url.pathname, operation, status: reply.status, at: Date.now() });
   }
