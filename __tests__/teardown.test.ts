@@ -149,6 +149,17 @@ describe('teardown', () => {
     ).toEqual([lost, `${MINE}-r9`]);
   });
 
+  it('by record only, terminates an instance that carries a recorded runner name (a replacement whose fleet answer never came), and no other of the label', async () => {
+    const { world, mine, client } = await twoRuns();
+    const replacement = world.addInstance(MINE, new Date(), { 'spot-runner:runner-name': `${MINE}-r1` });
+    const report = await teardown(world.clients(), client, TARGET, {
+      ...emptyResources(),
+      runnerNames: [`${MINE}-r1`],
+    });
+    expect(report.terminated).toEqual([replacement]);
+    for (const id of mine.instanceIds) expect(world.instances.get(id)?.State.Name).toBe('pending');
+  });
+
   it('with neither a label nor ids, touches nothing', async () => {
     const { world, gh, client } = await twoRuns();
     const report = await teardown(world.clients(), client, TARGET, emptyResources());

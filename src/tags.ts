@@ -9,7 +9,7 @@ export const TAGS = {
   runId: 'spot-runner:run-id',
   runAttempt: 'spot-runner:run-attempt',
   job: 'spot-runner:job',
-  runnerName: 'spot-runner:runner-name', // on instances and parameters
+  runnerName: 'spot-runner:runner-name', // on parameters, and on a watch replacement's instance (from its launch)
   instanceId: 'spot-runner:instance-id', // on parameters
   instanceArn: 'spot-runner:instance-arn', // on parameters: the instance role's policy matches it to ec2:SourceInstanceARN
   expiresAt: 'spot-runner:expires-at', // ISO-8601: launch + max-lifetime

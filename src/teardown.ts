@@ -64,6 +64,9 @@ export async function teardown(
     const seen = new Map<string, InstanceInfo>();
     for (const i of await describeByIds(aws, res.instanceIds)) seen.set(i.instanceId, i);
     if (labels.length > 0) for (const i of await describeByTag(aws, TAGS.label, labels)) seen.set(i.instanceId, i);
+    // By record only: a watch's replacement carries its runner name, recorded before its launch.
+    else if (res.runnerNames.length > 0)
+      for (const i of await describeByTag(aws, TAGS.runnerName, res.runnerNames)) seen.set(i.instanceId, i);
     report.instances = [...seen.values()];
     const gone = new Set(
       report.instances.filter((i) => i.state === 'terminated' || i.state === 'shutting-down').map((i) => i.instanceId),

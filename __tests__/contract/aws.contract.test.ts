@@ -426,6 +426,35 @@ describe.each([
 
   // ---- the warm pool (issue 16) ----
 
+  it("an instant fleet's instance TagSpecifications tag its instances, beside the template's tags", async () => {
+    const lt = await w.ec2.send(
+      new CreateLaunchTemplateCommand({
+        LaunchTemplateName: `t-${Math.random().toString(16).slice(2, 10)}`,
+        LaunchTemplateData: {
+          ImageId: w.ami,
+          TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'from-template', Value: 'yes' }] }],
+        },
+      }),
+    );
+    const req = fleet(lt.LaunchTemplate?.LaunchTemplateId ?? '', 1, [
+      { InstanceType: 'c6i.large', SubnetId: w.subnets.a1 },
+    ]);
+    req.input.TagSpecifications = [{ ResourceType: 'instance', Tags: [{ Key: 'from-request', Value: 'r1' }] }];
+    const out = await w.ec2.send(req);
+    const id = out.Instances?.[0]?.InstanceIds?.[0] as string;
+    const tags = Object.fromEntries(
+      (
+        (await w.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]
+          ?.Tags ?? []
+      ).map((t) => [t.Key, t.Value]),
+    );
+    expect(tags).toMatchObject({ 'from-template': 'yes', 'from-request': 'r1' });
+    const byTag = await w.ec2.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: 'tag:from-request', Values: ['r1'] }] }),
+    );
+    expect((byTag.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId)).toEqual([id]);
+  });
+
   it('a fleet instance has a root volume that DescribeVolumes sizes; an unknown volume is InvalidVolume.NotFound', async () => {
     const lt = await w.ec2.send(
       new CreateLaunchTemplateCommand({

@@ -5,6 +5,7 @@
 // real user-data run by the instance simulator, moto behind the fault proxy (default faults), the
 // OpenAPI-checked GitHub stand-in with its workflow run.
 import { describe, expect, it } from '@jest/globals';
+import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { useLab } from '../../test/lab/use-lab.js';
 import { LAB_RUN_ID } from '../../test/lab/github.js';
 
@@ -178,6 +179,11 @@ describe('fault matrix: watch killed while it starts a replacement', () => {
     expect(post?.exitCode).toBe(0);
     expect(post?.stdout).toMatch(/spot-runner post: terminated 1 instance\(s\): i-/);
     const [replacementId = ''] = [...lab.sim.instances.keys()].filter((id) => !known.has(id));
+    // It was launched with its runner name, so a post by record finds it even without its id.
+    const described = await lab.ec2.send(new DescribeInstancesCommand({ InstanceIds: [replacementId] }));
+    expect(
+      described.Reservations?.[0]?.Instances?.[0]?.Tags?.find((t) => t.Key === 'spot-runner:runner-name')?.Value,
+    ).toBe(`${label}-r1`);
     await lab.sim.waitAllTerminated(30_000, [replacementId]);
     // The replacement and its runner are gone; start's other machine and its runner are untouched.
     expect(lab.sim.get(replacementId).end).toBe('terminated-externally');

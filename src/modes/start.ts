@@ -192,6 +192,11 @@ export interface ProvisionOptions {
   premade?: Map<string, JitRunner>;
   /** Reuse this launch template (watch: the one start created); otherwise create plan.ltReq. */
   templateId?: string;
+  /**
+   * More tags for this launch's instances, in the fleet request (watch: the replacement's runner
+   * name, so a post that goes by record finds an instance whose fleet answer never came).
+   */
+  instanceTags?: Record<string, string>;
   /** ClientToken per call; a replacement needs its own, or EC2 answers with start's fleet. */
   tokenFor: (purpose: string) => string;
   record: Recorder;
@@ -384,7 +389,7 @@ export async function provisionRunners(
           aws,
           fleetCfg,
           templateId as string,
-          tags,
+          { ...tags, ...o.instanceTags },
           o.tokenFor,
           (xs: LaunchedInstance[]) => o.record.add('instanceIds', ...xs.map((x) => x.instanceId)),
           deps.log,

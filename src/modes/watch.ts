@@ -145,7 +145,8 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
     const mine: Resources = emptyResources();
     const record: Recorder = {
       add: (key, ...items) => {
-        (mine[key] as unknown[]).push(...items);
+        const list = mine[key] as unknown[];
+        for (const it of items) if (!list.includes(it)) list.push(it);
         deps.state.add(key, ...items);
         if (key === 'launchTemplateIds') templateId = items[0] as string;
       },
@@ -154,6 +155,7 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
     try {
       const { rows } = await provisionRunners(cfg.start, deps, plan, {
         names: [name],
+        instanceTags: { [TAGS.runnerName]: name },
         templateId,
         // Start's tokens would return start's own fleet; the attempt keeps a re-run's apart too.
         tokenFor: (purpose) => clientToken(label, `${purpose}-r${k}-a${attempt}`),

@@ -546,6 +546,12 @@ export class FakeWorld extends FakeAws {
       ((lt.data.TagSpecifications as { ResourceType: string; Tags: { Key: string; Value: string }[] }[]) ?? []).find(
         (t) => t.ResourceType === 'instance',
       )?.Tags ?? [];
+    // An instant fleet's own instance TagSpecifications tag the instances too (a key in both: the request's).
+    const reqTags =
+      ((input.TagSpecifications as { ResourceType: string; Tags: { Key: string; Value: string }[] }[]) ?? []).find(
+        (t) => t.ResourceType === 'instance',
+      )?.Tags ?? [];
+    const instanceTags = [...ltTags.filter((t) => !reqTags.some((r) => r.Key === t.Key)), ...reqTags];
     const mappings =
       (lt.data.BlockDeviceMappings as
         { DeviceName: string; Ebs?: { VolumeSize?: number; DeleteOnTermination?: boolean } }[] | undefined) ?? [];
@@ -563,7 +569,7 @@ export class FakeWorld extends FakeAws {
         Placement: { AvailabilityZone: subnet ? this.azOf(subnet) : 'us-east-1a' },
         SubnetId: subnet,
         LaunchTime: new Date(),
-        Tags: [...ltTags],
+        Tags: instanceTags.map((t) => ({ ...t })),
         BlockDeviceMappings: [
           { DeviceName: root.DeviceName, Ebs: { VolumeId: volumeId, Status: 'attached', DeleteOnTermination: true } },
         ],
