@@ -19,6 +19,7 @@ import {
   DescribeVpcsCommand,
   EC2Client,
   TerminateInstancesCommand,
+  type RequestLaunchTemplateData,
   type _InstanceType,
 } from '@aws-sdk/client-ec2';
 import {
@@ -185,11 +186,11 @@ async function labWorld(): Promise<World> {
   return world;
 }
 
-async function template(w: World, shutdown?: 'stop' | 'terminate'): Promise<string> {
+async function template(w: World, data: Omit<RequestLaunchTemplateData, 'ImageId'> = {}): Promise<string> {
   const out = await w.ec2.send(
     new CreateLaunchTemplateCommand({
       LaunchTemplateName: `c-${Math.random().toString(16).slice(2, 10)}`,
-      LaunchTemplateData: { ImageId: w.ami, ...(shutdown ? { InstanceInitiatedShutdownBehavior: shutdown } : {}) },
+      LaunchTemplateData: { ImageId: w.ami, ...data },
     }),
   );
   return out.LaunchTemplate?.LaunchTemplateId ?? '';
@@ -225,7 +226,7 @@ async function launch(
 ): Promise<string[]> {
   const out = await w.ec2.send(
     fleet(
-      await template(w, o.shutdown),
+      await template(w, o.shutdown ? { InstanceInitiatedShutdownBehavior: o.shutdown } : {}),
       count,
       [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }],
       undefined,
@@ -424,21 +425,11 @@ describe.each([
     expect((await w.ssm.send(new GetParameterCommand({ Name: '/spot-runner/jit/l/p' }))).Parameter?.Value).toBe('mine');
   });
 
-  // ---- the warm pool (issue 16) ----
-
   it("an instant fleet's instance TagSpecifications tag its instances, beside the template's tags", async () => {
-    const lt = await w.ec2.send(
-      new CreateLaunchTemplateCommand({
-        LaunchTemplateName: `t-${Math.random().toString(16).slice(2, 10)}`,
-        LaunchTemplateData: {
-          ImageId: w.ami,
-          TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'from-template', Value: 'yes' }] }],
-        },
-      }),
-    );
-    const req = fleet(lt.LaunchTemplate?.LaunchTemplateId ?? '', 1, [
-      { InstanceType: 'c6i.large', SubnetId: w.subnets.a1 },
-    ]);
+    const lt = await template(w, {
+      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'from-template', Value: 'yes' }] }],
+    });
+    const req = fleet(lt, 1, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }]);
     req.input.TagSpecifications = [{ ResourceType: 'instance', Tags: [{ Key: 'from-request', Value: 'r1' }] }];
     const out = await w.ec2.send(req);
     const id = out.Instances?.[0]?.InstanceIds?.[0] as string;
@@ -456,20 +447,12 @@ describe.each([
   });
 
   it('a fleet instance has a root volume that DescribeVolumes sizes; an unknown volume is InvalidVolume.NotFound', async () => {
-    const lt = await w.ec2.send(
-      new CreateLaunchTemplateCommand({
-        LaunchTemplateName: `v-${Math.random().toString(16).slice(2, 10)}`,
-        LaunchTemplateData: {
-          ImageId: w.ami,
-          BlockDeviceMappings: [
-            { DeviceName: '/dev/sda1', Ebs: { VolumeSize: 40, VolumeType: 'gp3', DeleteOnTermination: true } },
-          ],
-        },
-      }),
-    );
-    const out = await w.ec2.send(
-      fleet(lt.LaunchTemplate?.LaunchTemplateId ?? '', 1, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }]),
-    );
+    const lt = await template(w, {
+      BlockDeviceMappings: [
+        { DeviceName: '/dev/sda1', Ebs: { VolumeSize: 40, VolumeType: 'gp3', DeleteOnTermination: true } },
+      ],
+    });
+    const out = await w.ec2.send(fleet(lt, 1, [{ InstanceType: 'c6i.large', SubnetId: w.subnets.a1 }]));
     const id = out.Instances?.[0]?.InstanceIds?.[0] as string;
     const described = (await w.ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]
       ?.Instances?.[0];
@@ -484,6 +467,8 @@ describe.each([
       'InvalidVolume.NotFound',
     );
   });
+
+  // ---- the warm pool (issue 16) ----
 
   it("a fleet instance takes its launch template's InstanceInitiatedShutdownBehavior", async () => {
     const [stopper] = await launch(w, 1, { shutdown: 'stop' });

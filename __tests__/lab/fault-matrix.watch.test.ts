@@ -158,25 +158,32 @@ describe('fault matrix: watch', () => {
 });
 
 describe('fault matrix: watch killed while it starts a replacement', () => {
-  it("its post step removes the replacement it recorded and nothing else of the label: start's other machine keeps running", async () => {
+  /** Two runners online; a spot notice on the first machine; watch SIGKILLed once `killAt` resolves. */
+  async function killedWatch(killAt: (label: string, known: Set<string>) => Promise<unknown>) {
     lab.gh.setJobTokenPermissions({ actions: 'write' });
     const { main } = await lab.start({ count: '2' });
     expect(main.errors).toEqual([]);
     const label = main.outputs.label ?? '';
     const [lostId = '', keptId = ''] = ids(main.outputs['instance-ids']);
     const known = new Set(lab.sim.instances.keys());
-    // Killed outright (SIGKILL: the runner's kill, an OOM) as soon as the replacement's machine
-    // exists, so only the post step can remove it.
-    const replacementLaunched = lab.sim.waitFor(
-      'the replacement to launch',
-      () => [...lab.sim.instances.keys()].some((id) => !known.has(id)),
-      60_000,
-    );
-    const watching = lab.watch(label, main.outputs.runners ?? '', {}, { killWhen: replacementLaunched });
+    const watching = lab.watch(label, main.outputs.runners ?? '', {}, { killWhen: killAt(label, known) });
     await lab.sim.spotNotice(lostId);
     const { main: w, post } = await watching;
     expect(w.signal).toBe('SIGKILL');
     expect(post?.exitCode).toBe(0);
+    return { label, keptId, known, post };
+  }
+
+  it("its post step removes the replacement it recorded and nothing else of the label: start's other machine keeps running", async () => {
+    // Killed outright (SIGKILL: the runner's kill, an OOM) as soon as the replacement's machine
+    // exists, so only the post step can remove it.
+    const { label, keptId, known, post } = await killedWatch((_label, known) =>
+      lab.sim.waitFor(
+        'the replacement to launch',
+        () => [...lab.sim.instances.keys()].some((id) => !known.has(id)),
+        60_000,
+      ),
+    );
     expect(post?.stdout).toMatch(/spot-runner post: terminated 1 instance\(s\): i-/);
     const [replacementId = ''] = [...lab.sim.instances.keys()].filter((id) => !known.has(id));
     // It was launched with its runner name, so a post by record finds it even without its id.
@@ -198,23 +205,15 @@ describe('fault matrix: watch killed while it starts a replacement', () => {
   }, 150_000);
 
   it('killed while GitHub has registered its replacement runner but not yet answered, its post step finds that runner by the name it recorded first', async () => {
-    lab.gh.setJobTokenPermissions({ actions: 'write' });
-    const { main } = await lab.start({ count: '2' });
-    expect(main.errors).toEqual([]);
-    const label = main.outputs.label ?? '';
-    const [lostId = ''] = ids(main.outputs['instance-ids']);
-    // GitHub registers -r1 at once and answers 30 s later; the kill comes in between.
-    lab.gh.holdAnswer('generate-jitconfig', 30_000);
-    const registered = lab.sim.waitFor(
-      'the replacement runner to be registered',
-      () => lab.gh.runnerByName(`${label}-r1`) !== undefined,
-      60_000,
-    );
-    const watching = lab.watch(label, main.outputs.runners ?? '', {}, { killWhen: registered });
-    await lab.sim.spotNotice(lostId);
-    const { main: w, post } = await watching;
-    expect(w.signal).toBe('SIGKILL');
-    expect(post?.exitCode).toBe(0);
+    const { label } = await killedWatch((label) => {
+      // After start: GitHub registers -r1 at once and answers 30 s later; the kill comes in between.
+      lab.gh.holdAnswer('generate-jitconfig', 30_000);
+      return lab.sim.waitFor(
+        'the replacement runner to be registered',
+        () => lab.gh.runnerByName(`${label}-r1`) !== undefined,
+        60_000,
+      );
+    });
     expect(lab.gh.runnerByName(`${label}-r1`)).toBeUndefined();
     // By record only: start's other runner is not the watch's.
     expect(lab.gh.runnerByName(`${label}-2`)?.status).toBe('online');
