@@ -8,10 +8,13 @@ import { fillPool, type FillDeps } from '../src/modes/pool.js';
 import { poolSettings } from '../src/pool.js';
 import { StateRecorder } from '../src/state.js';
 import { TAGS } from '../src/tags.js';
+import { awsError } from '../test/fakes/aws.js';
 import { BASE_START, config, freshStateFile, tick } from '../test/fakes/harness.js';
 import { FakeWorld } from '../test/fakes/world.js';
 
-type Guest = 'pooled' | 'fails' | 'never' | 'powers-off-unpooled';
+// slow-stop: writes `pooled`, then takes two polls to reach `stopped` (running → stopping → stopped);
+// ended / ending: terminated or shutting down from outside (an operator, a reclaim) during the fill.
+type Guest = 'pooled' | 'fails' | 'never' | 'powers-off-unpooled' | 'slow-stop' | 'ended' | 'ending';
 
 function poolConfig(over: Record<string, string> = {}): PoolConfig {
   return config({ ...BASE_START, mode: 'pool', pool: 'build', size: '2', 'wait-timeout': '5', ...over }) as PoolConfig;
@@ -23,6 +26,7 @@ function fillRig(guests: Guest[] = []) {
   const world = new FakeWorld();
   const fleet = world.handlerOf('CreateFleet');
   let k = 0;
+  const slow = new Map<string, number>();
   world.on('CreateFleet', async (input, call) => {
     const out = (await fleet(input, call)) as { Instances?: { InstanceIds?: string[] }[] };
     for (const id of (out.Instances ?? []).flatMap((i) => i.InstanceIds ?? [])) {
@@ -34,6 +38,11 @@ function fillRig(guests: Guest[] = []) {
         world.guestPowerOff(id);
       } else if (g === 'fails') world.setPhase(id, 'failed:pre-runner-script');
       else if (g === 'powers-off-unpooled') world.guestPowerOff(id);
+      else if (g === 'slow-stop') {
+        world.setPhase(id, 'pooled');
+        slow.set(id, 2);
+      } else if (g === 'ended' && i) i.State = { Name: 'terminated' };
+      else if (g === 'ending' && i) i.State = { Name: 'shutting-down' };
     }
     return out;
   });
@@ -48,6 +57,12 @@ function fillRig(guests: Guest[] = []) {
     sleep: async (ms) => {
       sleeps++;
       now += ms;
+      for (const [id, left] of slow) {
+        const i = world.instances.get(id);
+        if (i) i.State = { Name: left > 1 ? 'stopping' : 'stopped' };
+        if (left > 1) slow.set(id, left - 1);
+        else slow.delete(id);
+      }
       await tick();
     },
     pollMs: 2_000,
@@ -73,7 +88,7 @@ const state = (w: FakeWorld, id: string) => w.instances.get(id)?.State.Name;
 
 describe('mode pool: fill', () => {
   it('launches the shortfall on-demand, with a template that stops (not terminates) at power-off, and keeps what reached the checkpoint', async () => {
-    const { world, deps } = fillRig();
+    const { world, deps, logs, sleeps } = fillRig();
     const cfg = poolConfig({ size: '2' });
     const res = await fillPool(cfg, deps);
     expect(res.launched).toHaveLength(2);
@@ -97,6 +112,13 @@ describe('mode pool: fill', () => {
     expect(world.templates.size).toBe(0);
     // No JIT config and no claim exists for a pool machine.
     expect(world.params.size).toBe(0);
+    // The fill's first look does not list the new instances yet (eventual consistency); the
+    // second finds both at their checkpoint: one poll, and none after the last is ready.
+    expect(sleeps()).toBe(1);
+    const [a, b] = res.launched;
+    expect(logs).toContain(`Pool build: launched ${a}, ${b}; waiting for each to stop at its checkpoint`);
+    expect(logs).toContain('Pool build: 2 ready (2 new)');
+    expect(logs.some((l) => l.includes('built from other settings'))).toBe(false);
   });
 
   it('launches only what the pool lacks, and nothing when it is full', async () => {
@@ -112,6 +134,8 @@ describe('mode pool: fill', () => {
 
     const again = await fillPool(cfg, deps);
     expect(again.launched).toEqual([]);
+    // Ready means stopped at the checkpoint: the one still filling is healthy, not ready.
+    expect(again.ready).toEqual([a, ...res.launched]);
     expect(world.fleetsAccepted).toHaveLength(1);
     expect(world.count('CreateLaunchTemplate')).toBe(1);
   });
@@ -195,5 +219,70 @@ describe('mode pool: fill', () => {
     expect(world.instances.size).toBe(1);
     expect(world.live()).toEqual([]);
     expect(world.templates.size).toBe(0);
+  });
+
+  it('never claims or terminates a stale machine that is running (a start took it: it may be running a job)', async () => {
+    const { world, deps } = fillRig();
+    const busy = plant(world, 'ffffffffffff', 'running');
+    const res = await fillPool(poolConfig({ size: '1' }), deps);
+    expect(res.stale).toEqual([]);
+    expect(state(world, busy)).toBe('running');
+    expect(world.params.has(`/spot-runner/jit/pool-build/${busy}`)).toBe(false);
+  });
+
+  it('names every stale machine it terminates; when their claims cannot be deleted, says reap will, and each claim carries what reap needs', async () => {
+    const { world, deps, logs } = fillRig();
+    const [x, y] = [plant(world, 'ffffffffffff'), plant(world, 'ffffffffffff')];
+    world.on('DeleteParameters', () => {
+      throw awsError('AccessDeniedException', 'not allowed: ssm:DeleteParameters');
+    });
+    const res = await fillPool(poolConfig({ size: '1' }), deps);
+    expect([...res.stale].sort()).toEqual([x, y].sort());
+    const [first, second] = res.stale;
+    expect(
+      logs.some((l) =>
+        l.startsWith(`Pool build: terminated 2 machine(s) built from other settings: ${first}, ${second}`),
+      ),
+    ).toBe(true);
+    expect(logs).toContain('Pool build: could not delete claims: not allowed: ssm:DeleteParameters (reap will)');
+    expect(world.params.get(`/spot-runner/jit/pool-build/${x}`)?.tags).toEqual({
+      [TAGS.managed]: 'true',
+      [TAGS.label]: 'spot-runner-4242-1-fill-00000001',
+      [TAGS.instanceId]: x,
+    });
+  });
+
+  it('waits for a machine that wrote pooled until it has really stopped', async () => {
+    const { world, deps, sleeps } = fillRig(['slow-stop']);
+    const res = await fillPool(poolConfig({ size: '1' }), deps);
+    expect(res.ready).toEqual(res.launched);
+    expect(state(world, res.launched[0] as string)).toBe('stopped');
+    // Unlisted at the first look; stopping (phase pooled already) at the second, which is not
+    // ready yet; stopped at the third.
+    expect(sleeps()).toBe(2);
+  });
+
+  it('counts a new machine terminated or shutting down from outside as failed, and names both when none is ready', async () => {
+    const { deps } = fillRig(['ended', 'ending']);
+    const err = await fillPool(poolConfig({ size: '2' }), deps).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(
+      /^filling pool build: none of 2 new machine\(s\) reached the checkpoint: i-[0-9a-f]+ terminated; i-[0-9a-f]+ shutting-down\. Read the instance console output\.$/,
+    );
+  });
+
+  it('a launch template it cannot delete is left to reap, with a note, and the fill still succeeds', async () => {
+    const { world, deps, logs } = fillRig();
+    world.on('DeleteLaunchTemplate', () => {
+      throw awsError('UnauthorizedOperation', 'You are not authorized to perform: ec2:DeleteLaunchTemplate');
+    });
+    const res = await fillPool(poolConfig({ size: '1' }), deps);
+    expect(res.ready).toHaveLength(1);
+    const [id] = [...world.templates.keys()];
+    expect(logs).toContain(
+      `Pool build: could not delete launch template ${id}: You are not authorized to perform: ec2:DeleteLaunchTemplate (reap will)`,
+    );
   });
 });
