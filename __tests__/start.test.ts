@@ -91,6 +91,54 @@ describe('start', () => {
     expect([...r.state.resources.runnerNames].sort()).toEqual(res.runners.map((x) => x.name).sort());
   });
 
+  it('records the names a fleet launches for before CreateFleet, and marks them launched when it answers', async () => {
+    const r = rig();
+    const atFleet: string[][][] = [];
+    const fleet = r.world.handlerOf('CreateFleet');
+    r.world.on('CreateFleet', async (input, call) => {
+      atFleet.push([[...r.state.resources.launchingNames].sort(), [...r.state.resources.launchedNames]]);
+      return fleet(input, call);
+    });
+    const res = await runStart(r, { count: '2' });
+    const names = res.runners.map((x) => x.name).sort();
+    // Two calls: EC2 does not know the new launch template at the first (eventual consistency).
+    expect(atFleet).toEqual([
+      [names, []],
+      [names, []],
+    ]);
+    expect([...r.state.resources.launchedNames].sort()).toEqual(names);
+  });
+
+  it('a fleet call that fails without a verdict (a 500) leaves its launch unanswered: the rollback looks again and terminates what EC2 lists late', async () => {
+    const r = rig();
+    const fleet = r.world.handlerOf('CreateFleet');
+    let launched: string[] = [];
+    r.world.on('CreateFleet', async (input, call) => {
+      // Carried out, then the answer is lost: the machines exist, hidden from the next views.
+      const out = (await fleet(input, call)) as { Instances?: { InstanceIds?: string[] }[] };
+      launched = (out.Instances ?? []).flatMap((g) => g.InstanceIds ?? []);
+      for (const id of launched) r.world.hideNew(id, 2);
+      throw awsError('InternalError', 'We encountered an internal error. Please try again.', 500);
+    });
+    await expect(runStart(r, { count: '2' })).rejects.toThrow(/internal error.*rolled back: terminated 2/);
+    expect(launched).toHaveLength(2);
+    expect(r.state.resources.launchedNames).toEqual([]);
+    expectNothingLeft(r);
+  });
+
+  it('a fleet call refused with a 4xx counts as answered: the rollback does not look for machines again', async () => {
+    const r = rig();
+    r.world.on('CreateFleet', async () => {
+      throw awsError('UnauthorizedOperation', 'You are not authorized to perform: ec2:CreateFleet');
+    });
+    await expect(runStart(r, { count: '2' })).rejects.toThrow(/not authorized/);
+    expect([...r.state.resources.launchedNames].sort()).toEqual([...r.state.resources.launchingNames].sort());
+    expect(r.state.resources.launchedNames).toHaveLength(2);
+    // One look by label in the rollback, none after.
+    expect(r.world.calls.filter((c) => c.command === 'DescribeInstances' && c.input.Filters)).toHaveLength(1);
+    expectNothingLeft(r);
+  });
+
   it('fills missing spot capacity with on-demand, for the missing count only', async () => {
     const r = rig();
     r.world.fleet = (req, call) => {

@@ -173,6 +173,104 @@ describe('teardown', () => {
       parametersDeleted: [],
       templatesDeleted: [],
       problems: [],
+      notes: [],
     });
+  });
+});
+
+describe('teardown after a launch that was never answered', () => {
+  // The step stopped while CreateFleet was in flight: EC2 may have launched machines it does not
+  // list yet (eventual consistency), and nothing recorded their ids.
+  const fast = () => {
+    const sleeps: number[] = [];
+    return { sleeps, o: { sleep: async (ms: number) => void sleeps.push(ms), notFoundBudgetMs: 60_000 } };
+  };
+  const tagLooks = (world: FakeWorld) =>
+    world.calls.filter(
+      (c) => c.command === 'DescribeInstances' && (c.input.Filters as unknown[] | undefined) !== undefined,
+    ).length;
+
+  it('by record only, looks again until the machine of the unanswered launch shows, and terminates it', async () => {
+    const { world, mine, client } = await twoRuns();
+    const name = `${MINE}-r1`;
+    const replacement = world.addInstance(MINE, new Date(), { 'spot-runner:runner-name': name });
+    world.hideNew(replacement, 3);
+    const { sleeps, o } = fast();
+    const report = await teardown(
+      world.clients(),
+      client,
+      TARGET,
+      { ...emptyResources(), runnerNames: [name], launchingNames: [name] },
+      [],
+      o,
+    );
+    expect(report.terminated).toEqual([replacement]);
+    expect(world.instances.get(replacement)?.State.Name).toMatch(/shutting-down|terminated/);
+    expect(report.notes).toEqual([]);
+    expect(report.problems).toEqual([]);
+    // One first look and three more: hidden from three views, shown at the fourth.
+    expect(tagLooks(world)).toBe(4);
+    expect(sleeps).toEqual([500, 1000, 2000]);
+    for (const id of mine.instanceIds) expect(world.instances.get(id)?.State.Name).toBe('pending');
+  });
+
+  it('by label, looks again until as many unrecorded machines of the label show as names were launching', async () => {
+    const { world, mine, client } = await twoRuns();
+    const names = [`${MINE}-3`, `${MINE}-4`];
+    const late = names.map(() => world.addInstance(MINE, new Date()));
+    world.hideNew(late[0] as string, 1);
+    world.hideNew(late[1] as string, 2);
+    const { o } = fast();
+    const report = await teardown(
+      world.clients(),
+      client,
+      TARGET,
+      { ...emptyResources(), label: MINE, instanceIds: mine.instanceIds, launchingNames: names },
+      undefined,
+      o,
+    );
+    expect([...report.terminated].sort()).toEqual([...mine.instanceIds, ...late].sort());
+    expect(report.notes).toEqual([]);
+    // The look by id also counts as a view: the first look by label shows only one of the two.
+    expect(tagLooks(world)).toBe(2);
+  });
+
+  it('a launch that was answered is not looked for again', async () => {
+    const { world, client } = await twoRuns();
+    const name = `${MINE}-r1`;
+    const { sleeps, o } = fast();
+    const report = await teardown(
+      world.clients(),
+      client,
+      TARGET,
+      { ...emptyResources(), runnerNames: [name], launchingNames: [name], launchedNames: [name] },
+      [],
+      o,
+    );
+    expect(tagLooks(world)).toBe(1);
+    expect(sleeps).toEqual([]);
+    expect(report.notes).toEqual([]);
+  });
+
+  it('when no machine shows within the budget, says so in a note, not a problem, and stops looking', async () => {
+    const { world, client } = await twoRuns();
+    const name = `${MINE}-r1`;
+    const { sleeps, o } = fast();
+    const report = await teardown(
+      world.clients(),
+      client,
+      TARGET,
+      { ...emptyResources(), runnerNames: [name], launchingNames: [name] },
+      [],
+      { ...o, notFoundBudgetMs: 10_000 },
+    );
+    expect(report.problems).toEqual([]);
+    expect(report.terminated).toEqual([]);
+    // 500 + 1000 + 2000 + 4000 + 8000: the look that passes 10 s is the last.
+    expect(sleeps).toEqual([500, 1000, 2000, 4000, 8000]);
+    expect(tagLooks(world)).toBe(6);
+    expect(report.notes).toEqual([
+      `no machine showed in 16 s for the unanswered launch of ${name}: it most likely never launched, and a machine that did powers itself off when no JIT config comes`,
+    ]);
   });
 });

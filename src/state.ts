@@ -18,13 +18,35 @@ export interface Resources {
    * in flight never learns the id of a runner GitHub did register, and post finds it by name.
    */
   runnerNames: string[];
+  /** Runner names a fleet request is launching machines for, recorded before the request. */
+  launchingNames: string[];
+  /**
+   * Names whose fleet request was answered (its instances are in instanceIds) or refused. A name
+   * launching but not launched: the step stopped while EC2 may have launched for it unseen.
+   */
+  launchedNames: string[];
 }
 
 /** What a step records as it creates it, for rollback and for post. */
-export type RecordedKey = 'launchTemplateIds' | 'instanceIds' | 'parameterNames' | 'runnerIds' | 'runnerNames';
+export type RecordedKey =
+  | 'launchTemplateIds'
+  | 'instanceIds'
+  | 'parameterNames'
+  | 'runnerIds'
+  | 'runnerNames'
+  | 'launchingNames'
+  | 'launchedNames';
 
 export function emptyResources(): Resources {
-  return { launchTemplateIds: [], instanceIds: [], parameterNames: [], runnerIds: [], runnerNames: [] };
+  return {
+    launchTemplateIds: [],
+    instanceIds: [],
+    parameterNames: [],
+    runnerIds: [],
+    runnerNames: [],
+    launchingNames: [],
+    launchedNames: [],
+  };
 }
 
 const KEY = 'resources';

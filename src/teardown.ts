@@ -25,6 +25,8 @@ export interface TeardownReport {
   templatesDeleted: string[];
   /** Failures; each names the resource and what went wrong. */
   problems: string[];
+  /** What could not be known, and why it is no failure. */
+  notes: string[];
 }
 
 /**
@@ -48,6 +50,7 @@ export async function teardown(
     parametersDeleted: [],
     templatesDeleted: [],
     problems: [],
+    notes: [],
   };
   const attempt = async (what: string, fn: () => Promise<void>) => {
     try {
@@ -57,20 +60,23 @@ export async function teardown(
     }
   };
 
+  const seen = new Map<string, InstanceInfo>();
+  const byTag = async (): Promise<InstanceInfo[]> => {
+    if (labels.length > 0) return describeByTag(aws, TAGS.label, labels);
+    // By record only: a watch's replacement carries its runner name, recorded before its launch.
+    if (res.runnerNames.length > 0) return describeByTag(aws, TAGS.runnerName, res.runnerNames);
+    return [];
+  };
+  const isGone = (i: InstanceInfo) => i.state === 'terminated' || i.state === 'shutting-down';
+
   // Instances first: they are what costs money. The recorded ids go straight to
   // TerminateInstances: right after a launch, Describe may not list them yet (eventual
   // consistency), and a rollback that only terminated what it could see would leak them.
   await attempt('terminating instances', async () => {
-    const seen = new Map<string, InstanceInfo>();
     for (const i of await describeByIds(aws, res.instanceIds)) seen.set(i.instanceId, i);
-    if (labels.length > 0) for (const i of await describeByTag(aws, TAGS.label, labels)) seen.set(i.instanceId, i);
-    // By record only: a watch's replacement carries its runner name, recorded before its launch.
-    else if (res.runnerNames.length > 0)
-      for (const i of await describeByTag(aws, TAGS.runnerName, res.runnerNames)) seen.set(i.instanceId, i);
+    for (const i of await byTag()) seen.set(i.instanceId, i);
     report.instances = [...seen.values()];
-    const gone = new Set(
-      report.instances.filter((i) => i.state === 'terminated' || i.state === 'shutting-down').map((i) => i.instanceId),
-    );
+    const gone = new Set(report.instances.filter(isGone).map((i) => i.instanceId));
     const ids = [...new Set([...res.instanceIds, ...seen.keys()])].filter((id) => !gone.has(id));
     const out = await terminate(aws, ids, terminateOptions);
     report.terminated = out.terminated;
@@ -118,5 +124,36 @@ export async function teardown(
       for (const id of ids) if (await deleteTemplate(aws, id)) report.templatesDeleted.push(id);
     }),
   ]);
+
+  // A launch whose answer never came (the step was killed in it, or the call failed without a
+  // verdict): EC2 may have launched machines it does not list yet. Look again, after the rest
+  // is removed, until each shows or the not-found budget is spent.
+  const unanswered = res.launchingNames.filter((n) => !res.launchedNames.includes(n));
+  if (unanswered.length > 0)
+    await attempt('looking for the machines of an unanswered launch', async () => {
+      const recorded = new Set(res.instanceIds);
+      const shown = () =>
+        labels.length > 0
+          ? [...seen.keys()].filter((id) => !recorded.has(id)).length >= unanswered.length
+          : unanswered.every((n) => [...seen.values()].some((i) => i.tags[TAGS.runnerName] === n));
+      let waited = 0;
+      for (
+        let delay = 500;
+        !shown() && waited < terminateOptions.notFoundBudgetMs;
+        delay = Math.min(delay * 2, 8_000)
+      ) {
+        await terminateOptions.sleep(delay);
+        waited += delay;
+        const fresh = (await byTag()).filter((i) => !seen.has(i.instanceId));
+        for (const i of fresh) seen.set(i.instanceId, i);
+        report.instances.push(...fresh);
+        const live = fresh.filter((i) => !isGone(i)).map((i) => i.instanceId);
+        if (live.length > 0) report.terminated.push(...(await terminate(aws, live, terminateOptions)).terminated);
+      }
+      if (!shown())
+        report.notes.push(
+          `no machine showed in ${Math.round(waited / 1000)} s for the unanswered launch of ${unanswered.join(', ')}: it most likely never launched, and a machine that did powers itself off when no JIT config comes`,
+        );
+    });
   return report;
 }

@@ -123,8 +123,19 @@ export function describeRollback(r: TeardownReport): string[] {
   return [
     `terminated ${r.terminated.length} instance(s)${r.terminated.length ? `: ${r.terminated.join(', ')}` : ''}`,
     `deleted ${r.runnersDeleted.length} runner(s), ${r.parametersDeleted.length} parameter(s), ${r.templatesDeleted.length} launch template(s)`,
+    ...r.notes,
     ...r.problems.map((p) => `PROBLEM ${p}`),
   ];
+}
+
+/**
+ * Whether a failed launch leaves nothing unseen: our own verdict on EC2's answers, or a refusal
+ * (4xx). A 5xx, a timeout or an abort may have launched machines EC2 does not list yet.
+ */
+export function launchAnswered(e: unknown): boolean {
+  if (e instanceof SpotRunnerError) return true;
+  const status = httpStatus(e);
+  return status !== undefined && status >= 400 && status < 500;
 }
 
 /** The states in which a managed machine counts against max-running: it runs, or is about to. */
@@ -382,6 +393,9 @@ export async function provisionRunners(
     return jit;
   });
   const retry: RetryOptions = { ...DEFAULT_RETRY, ...deps.retry };
+  // A step stopped while the fleet request is unanswered cannot know what EC2 launched: post
+  // then looks for those machines until EC2 lists them (teardown, "unanswered launch").
+  if (coldCount > 0) o.record.add('launchingNames', ...o.names);
   const launchP: Promise<{ instances: LaunchedInstance[] }> =
     coldCount === 0
       ? Promise.resolve({ instances: [] })
@@ -397,7 +411,13 @@ export async function provisionRunners(
           pools,
           retry,
         );
-  launchP.catch(() => launchFailed.abort(new Error('the launch failed')));
+  launchP.then(
+    () => coldCount > 0 && o.record.add('launchedNames', ...o.names),
+    (e: unknown) => {
+      if (launchAnswered(e)) o.record.add('launchedNames', ...o.names);
+      launchFailed.abort(new Error('the launch failed'));
+    },
+  );
   // Both settle before either failure is thrown, so everything created is recorded for rollback.
   const [jitsR, launchR] = await Promise.allSettled([jitsP, launchP]);
   if (launchR.status === 'rejected') throw launchR.reason;

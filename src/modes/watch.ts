@@ -129,18 +129,21 @@ export async function watch(cfg: WatchConfig, deps: WatchDeps): Promise<WatchRes
     };
     replacements.push(rep);
     deps.log(`Replacing ${describe(m)}: replacement ${k} of at most ${cfg.maxReplacements}`);
-    // The lost machine's runner and parameter go first; a machine under a spot notice is terminated now.
-    if (!GONE_STATES.includes(m.lastState) && m.lastState !== '')
-      await terminate(aws, [m.instanceId], { ...DEFAULT_TERMINATE, ...deps.terminate });
-    if ((await deleteRunner(gh, target, m.runnerId)) === 'busy') {
-      // It took the job between our looks after all: nothing to replace.
-      deps.log(`Runner ${m.runnerName} turned out busy: it took its job; no replacement needed`);
-      replacements.pop();
-      m.status = 'took-job';
-      return;
+    // The lost machine's runner and parameter go first (once: a retry after a failed
+    // replacement finds them gone); a machine under a spot notice is terminated now.
+    if (m.status !== 'lost') {
+      if (!GONE_STATES.includes(m.lastState) && m.lastState !== '')
+        await terminate(aws, [m.instanceId], { ...DEFAULT_TERMINATE, ...deps.terminate });
+      if ((await deleteRunner(gh, target, m.runnerId)) === 'busy') {
+        // It took the job between our looks after all: nothing to replace.
+        deps.log(`Runner ${m.runnerName} turned out busy: it took its job; no replacement needed`);
+        replacements.pop();
+        m.status = 'took-job';
+        return;
+      }
+      await deleteParameters(aws, [parameterName(label, m.instanceId)]);
+      m.status = 'lost';
     }
-    await deleteParameters(aws, [parameterName(label, m.instanceId)]);
-    m.status = 'lost';
 
     const mine: Resources = emptyResources();
     const record: Recorder = {

@@ -671,6 +671,11 @@ export class FakeWorld extends FakeAws {
     return id;
   }
 
+  /** As if just launched: DescribeInstances leaves it out for the next `looks` views. */
+  hideNew(id: string, looks = this.opts.instanceLooks): void {
+    this.hidden.set(id, looks);
+  }
+
   addTemplate(label: string, created: Date, managed = true): string {
     const id = `lt-${(++this.seq).toString(16).padStart(17, '0')}`;
     const tags = managed
