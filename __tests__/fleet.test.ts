@@ -2,7 +2,18 @@
 // template CreateFleet does not know yet, how EC2's answer is read, and what each shortfall says.
 // EC2 answers are written out literally, in CreateFleet's response shape.
 import { describe, expect, it } from '@jest/globals';
-import { createFleet, describeErrors, fleetRequest, isPoolError, launch, type RetryOptions } from '../src/aws/fleet.js';
+import {
+  DEFAULT_RETRY,
+  allPools,
+  createFleet,
+  describeErrors,
+  fleetRequest,
+  isPoolError,
+  launch,
+  launchTemplateRequest,
+  overrides,
+  type RetryOptions,
+} from '../src/aws/fleet.js';
 import { FakeAws, awsError } from '../test/fakes/aws.js';
 import { startConfig } from '../test/fakes/harness.js';
 
@@ -227,5 +238,251 @@ describe('launch: each shortfall says what happened and what to change', () => {
       'exact-type: EC2 launched i-0123456789abcdef0 as c7i.large, i-0123456789abcdef1 as c7i.large, not c6i.large; rolling back',
     );
     expect(seen).toEqual([['i-0123456789abcdef0', 'i-0123456789abcdef1']]);
+  });
+});
+
+describe('the requests, written out', () => {
+  const image = { id: 'ami-0123456789abcdef0', arch: 'x86_64' as const, rootDeviceName: '/dev/sda1' };
+
+  it('the launch template: encrypted gp3 root, IMDSv2, terminate on power-off, tags on instance and volume', () => {
+    const req = launchTemplateRequest(
+      startConfig({
+        'volume-size': '40',
+        'instance-profile': 'arn:aws:iam::123456789012:instance-profile/spot-runner',
+        'security-group-ids': 'sg-0123456789abcdef0',
+      }),
+      image,
+      'spot-runner-x',
+      '#!/bin/bash\n',
+      { a: 'b' },
+      'tok-lt',
+    );
+    expect(req).toEqual({
+      LaunchTemplateName: 'spot-runner-x',
+      ClientToken: 'tok-lt',
+      TagSpecifications: [{ ResourceType: 'launch-template', Tags: [{ Key: 'a', Value: 'b' }] }],
+      LaunchTemplateData: {
+        ImageId: 'ami-0123456789abcdef0',
+        UserData: 'IyEvYmluL2Jhc2gK',
+        InstanceInitiatedShutdownBehavior: 'terminate',
+        MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
+        BlockDeviceMappings: [
+          {
+            DeviceName: '/dev/sda1',
+            Ebs: { Encrypted: true, DeleteOnTermination: true, VolumeType: 'gp3', VolumeSize: 40 },
+          },
+        ],
+        IamInstanceProfile: { Arn: 'arn:aws:iam::123456789012:instance-profile/spot-runner' },
+        SecurityGroupIds: ['sg-0123456789abcdef0'],
+        TagSpecifications: [
+          { ResourceType: 'instance', Tags: [{ Key: 'a', Value: 'b' }] },
+          { ResourceType: 'volume', Tags: [{ Key: 'a', Value: 'b' }] },
+        ],
+      },
+    });
+  });
+
+  it('the launch template without the optional parts: no size, profile by name, no security groups', () => {
+    const data = launchTemplateRequest(
+      startConfig({ 'instance-profile': 'spot-runner' }),
+      image,
+      'n',
+      '',
+      {},
+      't',
+    ).LaunchTemplateData!;
+    expect(data.BlockDeviceMappings).toEqual([
+      { DeviceName: '/dev/sda1', Ebs: { Encrypted: true, DeleteOnTermination: true, VolumeType: 'gp3' } },
+    ]);
+    expect(data.IamInstanceProfile).toEqual({ Name: 'spot-runner' });
+    expect(Object.keys(data)).not.toContain('SecurityGroupIds');
+    expect(
+      Object.keys(launchTemplateRequest(startConfig(), image, 'n', '', {}, 't').LaunchTemplateData!),
+    ).not.toContain('IamInstanceProfile');
+  });
+
+  it('one override per type and subnet, in order of preference; none names a subnet when none is given', () => {
+    const two = startConfig({ 'subnet-ids': 'subnet-0123abcd, subnet-0123abce', 'max-spot-price': '0.05' });
+    expect(allPools(two)).toEqual([
+      { instanceType: 'c7i.large', priority: 0, subnetId: 'subnet-0123abcd' },
+      { instanceType: 'c7i.large', priority: 0, subnetId: 'subnet-0123abce' },
+      { instanceType: 'c6i.large', priority: 1, subnetId: 'subnet-0123abcd' },
+      { instanceType: 'c6i.large', priority: 1, subnetId: 'subnet-0123abce' },
+    ]);
+    expect(overrides(two, 'spot').slice(0, 1)).toEqual([
+      { InstanceType: 'c7i.large', Priority: 0, SubnetId: 'subnet-0123abcd', MaxPrice: '0.05' },
+    ]);
+    // The price cap is a spot setting: on-demand overrides carry none.
+    expect(overrides(two, 'on-demand').slice(0, 1)).toEqual([
+      { InstanceType: 'c7i.large', Priority: 0, SubnetId: 'subnet-0123abcd' },
+    ]);
+    expect(allPools(startConfig())).toEqual([
+      { instanceType: 'c7i.large', priority: 0 },
+      { instanceType: 'c6i.large', priority: 1 },
+    ]);
+    expect(overrides(startConfig(), 'spot')).toEqual([
+      { InstanceType: 'c7i.large', Priority: 0 },
+      { InstanceType: 'c6i.large', Priority: 1 },
+    ]);
+  });
+
+  it('the fleet request: instant, the ClientToken, the tags in the request, the target per market', () => {
+    const cfg = startConfig();
+    expect(fleetRequest(cfg, 'lt-1', 'on-demand', 3, 'tok', { a: 'b' })).toEqual({
+      Type: 'instant',
+      ClientToken: 'tok',
+      TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'a', Value: 'b' }] }],
+      TargetCapacitySpecification: {
+        TotalTargetCapacity: 3,
+        DefaultTargetCapacityType: 'on-demand',
+        OnDemandTargetCapacity: 3,
+      },
+      SpotOptions: { AllocationStrategy: 'price-capacity-optimized' },
+      OnDemandOptions: { AllocationStrategy: 'prioritized' },
+      LaunchTemplateConfigs: [
+        {
+          LaunchTemplateSpecification: { LaunchTemplateId: 'lt-1', Version: '$Latest' },
+          Overrides: [
+            { InstanceType: 'c7i.large', Priority: 0 },
+            { InstanceType: 'c6i.large', Priority: 1 },
+          ],
+        },
+      ],
+    });
+    expect(fleetRequest(cfg, 'lt-1', 'spot', 2, 'tok', {}).TargetCapacitySpecification).toEqual({
+      TotalTargetCapacity: 2,
+      DefaultTargetCapacityType: 'spot',
+      SpotTargetCapacity: 2,
+    });
+  });
+});
+
+describe('createFleet: the edges', () => {
+  it('stops retrying once the waits reach the budget exactly', async () => {
+    const aws = new FakeAws().on('CreateFleet', () => {
+      throw notFound();
+    });
+    const { r, sleeps } = retry(750);
+    await expect(
+      createFleet(aws.clients(), fleetRequest(startConfig(), 'lt-1', 'spot', 1, 't', {}), undefined, r),
+    ).rejects.toThrow(/does not exist/);
+    expect(sleeps).toEqual([250, 500]);
+    expect(aws.count('CreateFleet')).toBe(3);
+  });
+
+  it('an answer without Lifecycle is in the market the request asked for', async () => {
+    const aws = new FakeAws().on('CreateFleet', () => ({
+      Instances: [{ InstanceIds: ['i-0123456789abcdef0'] }],
+      Errors: [{ ErrorCode: 'InsufficientInstanceCapacity', ErrorMessage: 'no room' }],
+    }));
+    const out = await createFleet(
+      aws.clients(),
+      fleetRequest(startConfig(), 'lt-1', 'on-demand', 2, 't', {}),
+      undefined,
+      retry(0).r,
+    );
+    expect(out).toEqual({
+      instances: [
+        {
+          instanceId: 'i-0123456789abcdef0',
+          instanceType: '',
+          subnetId: undefined,
+          availabilityZone: undefined,
+          market: 'on-demand',
+        },
+      ],
+      errors: [
+        {
+          code: 'InsufficientInstanceCapacity',
+          message: 'no room',
+          instanceType: undefined,
+          subnetId: undefined,
+          market: 'on-demand',
+        },
+      ],
+    });
+    // A request that names no market is read as spot (ours always names one).
+    const bare = await createFleet(
+      aws.clients(),
+      { Type: 'instant', LaunchTemplateConfigs: [], TargetCapacitySpecification: { TotalTargetCapacity: 1 } },
+      undefined,
+      retry(0).r,
+    );
+    expect(bare.instances.map((i) => i.market)).toEqual(['spot']);
+    expect(bare.errors.map((e) => e.market)).toEqual(['spot']);
+  });
+
+  it('an answer with a spot Lifecycle is spot even for an on-demand request', async () => {
+    const aws = new FakeAws().on('CreateFleet', () => ({
+      Instances: [{ InstanceIds: ['i-0123456789abcdef0'], Lifecycle: 'spot' }],
+      Errors: [{ ErrorCode: 'x', Lifecycle: 'spot' }],
+    }));
+    const out = await createFleet(aws.clients(), fleetRequest(startConfig(), 'lt-1', 'on-demand', 1, 't', {}));
+    expect(out.instances.map((i) => i.market)).toEqual(['spot']);
+    expect(out.errors.map((e) => e.market)).toEqual(['spot']);
+  });
+
+  it('the default retry waits for real, and an abort ends the wait with its reason', async () => {
+    expect(DEFAULT_RETRY.templateBudgetMs).toBe(30_000);
+    await expect(DEFAULT_RETRY.sleep(1)).resolves.toBeUndefined();
+    const ac = new AbortController();
+    const p = DEFAULT_RETRY.sleep(60_000, ac.signal);
+    ac.abort(new Error('cancelled'));
+    await expect(p).rejects.toThrow('cancelled');
+  });
+});
+
+describe('launch: exact-type and the on-demand fill', () => {
+  const cfgOf = (o: Record<string, string>) => startConfig(o);
+  it('exact-type accepts an answer that names no type, and refuses a wrong type in the on-demand fill', async () => {
+    const aws = new FakeAws().on('CreateFleet', (_i, call) =>
+      call === 1
+        ? { Instances: [{ InstanceIds: ['i-0123456789abcdef0'] }] }
+        : { Instances: [{ InstanceIds: ['i-0123456789abcdef1'], InstanceType: 'c7i.large', Lifecycle: 'on-demand' }] },
+    );
+    const seen: string[][] = [];
+    await expect(
+      launch(
+        aws.clients(),
+        cfgOf({ 'instance-types': 'c6i.large', 'exact-type': 'true' }),
+        'lt-1',
+        {},
+        (p) => p,
+        (l) => seen.push(l.map((i) => i.instanceId)),
+        () => {},
+        undefined,
+        undefined,
+        retry(0).r,
+      ),
+    ).rejects.toThrow('exact-type: EC2 launched i-0123456789abcdef1 as c7i.large, not c6i.large; rolling back');
+    expect(seen).toEqual([['i-0123456789abcdef0'], ['i-0123456789abcdef1']]);
+  });
+
+  it('a whole-call capacity error falls back to on-demand, naming the error', async () => {
+    const aws = new FakeAws().on('CreateFleet', (_i, call) => {
+      if (call === 1) throw awsError('InsufficientInstanceCapacity', 'no spot room');
+      return { Instances: [{ InstanceIds: ['i-0123456789abcdef0', 'i-0123456789abcdef1'], Lifecycle: 'on-demand' }] };
+    });
+    const logs: string[] = [];
+    const out = await launch(
+      aws.clients(),
+      cfgOf({}),
+      'lt-1',
+      {},
+      (p) => p,
+      () => {},
+      (l) => logs.push(l),
+      undefined,
+      undefined,
+      retry(0).r,
+    );
+    expect(out.instances.map((i) => [i.instanceId, i.market])).toEqual([
+      ['i-0123456789abcdef0', 'on-demand'],
+      ['i-0123456789abcdef1', 'on-demand'],
+    ]);
+    expect(out.errors).toEqual([{ code: 'InsufficientInstanceCapacity', message: 'no spot room', market: 'spot' }]);
+    expect(logs).toEqual([
+      'Spot capacity short by 2 (InsufficientInstanceCapacity (spot): no spot room); launching 2 on-demand',
+    ]);
   });
 });

@@ -1,8 +1,8 @@
 // teardown() is what rollback, post and stop share: it must remove exactly one run's resources,
 // report exactly what it did, and keep going when one kind fails.
 import { describe, expect, it } from '@jest/globals';
-import { makeGitHub } from '../src/github/client.js';
-import { emptyResources } from '../src/state.js';
+import { makeGitHub, type GitHub } from '../src/github/client.js';
+import { emptyResources, type Resources } from '../src/state.js';
 import { teardown } from '../src/teardown.js';
 import { awsError } from '../test/fakes/aws.js';
 import { NockGitHub, offlineGitHub } from '../test/fakes/github.js';
@@ -185,6 +185,9 @@ describe('teardown after a launch that was never answered', () => {
     const sleeps: number[] = [];
     return { sleeps, o: { sleep: async (ms: number) => void sleeps.push(ms), notFoundBudgetMs: 60_000 } };
   };
+  /** A watch's post: nothing but the record (no label to look for). */
+  const byRecord = (world: FakeWorld, client: GitHub, res: Partial<Resources>, o: ReturnType<typeof fast>['o']) =>
+    teardown(world.clients(), client, TARGET, { ...emptyResources(), ...res }, [], o);
   const tagLooks = (world: FakeWorld) =>
     world.calls.filter(
       (c) => c.command === 'DescribeInstances' && (c.input.Filters as unknown[] | undefined) !== undefined,
@@ -196,14 +199,7 @@ describe('teardown after a launch that was never answered', () => {
     const replacement = world.addInstance(MINE, new Date(), { 'spot-runner:runner-name': name });
     world.hideNew(replacement, 3);
     const { sleeps, o } = fast();
-    const report = await teardown(
-      world.clients(),
-      client,
-      TARGET,
-      { ...emptyResources(), runnerNames: [name], launchingNames: [name] },
-      [],
-      o,
-    );
+    const report = await byRecord(world, client, { runnerNames: [name], launchingNames: [name] }, o);
     expect(report.terminated).toEqual([replacement]);
     expect(world.instances.get(replacement)?.State.Name).toMatch(/shutting-down|terminated/);
     expect(report.notes).toEqual([]);
@@ -239,12 +235,10 @@ describe('teardown after a launch that was never answered', () => {
     const { world, client } = await twoRuns();
     const name = `${MINE}-r1`;
     const { sleeps, o } = fast();
-    const report = await teardown(
-      world.clients(),
+    const report = await byRecord(
+      world,
       client,
-      TARGET,
-      { ...emptyResources(), runnerNames: [name], launchingNames: [name], launchedNames: [name] },
-      [],
+      { runnerNames: [name], launchingNames: [name], launchedNames: [name] },
       o,
     );
     expect(tagLooks(world)).toBe(1);
@@ -256,12 +250,10 @@ describe('teardown after a launch that was never answered', () => {
     const { world, client } = await twoRuns();
     const name = `${MINE}-r1`;
     const { sleeps, o } = fast();
-    const report = await teardown(
-      world.clients(),
+    const report = await byRecord(
+      world,
       client,
-      TARGET,
-      { ...emptyResources(), runnerNames: [name], launchingNames: [name] },
-      [],
+      { runnerNames: [name], launchingNames: [name] },
       { ...o, notFoundBudgetMs: 10_000 },
     );
     expect(report.problems).toEqual([]);
