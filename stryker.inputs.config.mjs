@@ -9,7 +9,12 @@ export default {
     ...base.jest,
     config: {
       ...base.jest.config,
-      testMatch: ['**/__tests__/inputs.test.ts', '**/__tests__/fork-guard.test.ts', '**/__tests__/watch.test.ts'],
+      testMatch: [
+        '**/__tests__/inputs.test.ts',
+        '**/__tests__/inputs-rules.test.ts',
+        '**/__tests__/fork-guard.test.ts',
+        '**/__tests__/watch.test.ts',
+      ],
     },
   },
   mutate: ['src/config.ts'],

@@ -418,3 +418,72 @@ describe('start with a pool, in the unit world', () => {
     expect(r.world.params.has(`/spot-runner/jit/pool-build/${a}`)).toBe(false);
   });
 });
+
+describe('start with a pool: what it logs and reports', () => {
+  const ready = (r: ReturnType<typeof rig>, count: string, extra: Record<string, string> = {}) => {
+    const cfg = startConfig({ count, pool: 'build' });
+    const hash = poolSettings(cfg, { id: 'ami-0123456789abcdef0' }, 'build').hash;
+    return r.world.addInstance(
+      undefined,
+      new Date(),
+      { ...pooledTags(hash), ...extra },
+      { State: { Name: 'stopped' } },
+    );
+  };
+
+  it('logs what is ready and what it resumed, reports pool rows as on-demand, and records the machines', async () => {
+    const r = rig();
+    const a = ready(r, '3');
+    const b = ready(r, '3');
+    // Built from other settings: counted as stale, never taken.
+    r.world.addInstance(undefined, new Date(), pooledTags('0000000000000000'), { State: { Name: 'stopped' } });
+    const res = await runStart(r, { count: '3', pool: 'build' });
+    expect(r.logs).toContain('Pool build: 2 ready (1 built from other settings: a fill or reap removes them)');
+    // The claims go in random order.
+    const resumed = r.logs.filter((l) => l.startsWith('Pool build: resumed'));
+    expect(resumed).toHaveLength(1);
+    expect([
+      `Pool build: resumed 2 of 3: ${a}, ${b}; 1 cold`,
+      `Pool build: resumed 2 of 3: ${b}, ${a}; 1 cold`,
+    ]).toContain(resumed[0]);
+    const pooledRows = res.runners.filter((x) => x.fromPool === 'build');
+    expect(pooledRows.map((x) => x.market)).toEqual(['on-demand', 'on-demand']);
+    expect(r.state.resources.instanceIds).toEqual(expect.arrayContaining([a, b]));
+  });
+
+  it('a start the pool serves whole makes no template and no fleet, and records no launch', async () => {
+    const r = rig();
+    const a = ready(r, '1');
+    const res = await runStart(r, { count: '1', pool: 'build' });
+    expect(res.runners.map((x) => x.instanceId)).toEqual([a]);
+    expect(r.logs).toContain('Pool build: 1 ready');
+    expect(r.logs).toContain(`Pool build: resumed 1 of 1: ${a}; 0 cold`);
+    expect(r.world.count('CreateLaunchTemplate')).toBe(0);
+    expect(r.world.count('CreateFleet')).toBe(0);
+    expect(r.state.resources.launchingNames).toEqual([]);
+    expect(r.state.resources.launchedNames).toEqual([]);
+    expect(r.state.resources.launchTemplateIds).toEqual([]);
+    expect(r.logs.filter((l) => l.startsWith('Fleet launched'))).toEqual([]);
+  });
+
+  it('an empty pool logs none ready and resumed none', async () => {
+    const r = rig();
+    const res = await runStart(r, { count: '1', pool: 'build' });
+    expect(res.runners.map((x) => x.fromPool)).toEqual([undefined]);
+    expect(r.logs).toContain('Pool build: 0 ready');
+    expect(r.logs).toContain('Pool build: resumed 0 of 1; 1 cold');
+  });
+
+  it('a runner whose machine another start claimed keeps its JIT config for the cold launch: one registration per runner', async () => {
+    const r = rig();
+    const a = ready(r, '2');
+    const b = ready(r, '2');
+    // Another start holds b's claim already (its JIT parameter exists).
+    r.world.addParameter(`/spot-runner/jit/pool-build/${b}`, new Date(), 'their-jit-config');
+    const res = await runStart(r, { count: '2', pool: 'build' });
+    expect(res.runners.filter((x) => x.fromPool === 'build').map((x) => x.instanceId)).toEqual([a]);
+    expect(res.runners.filter((x) => !x.fromPool)).toHaveLength(1);
+    expect(r.github.requests.filter((q) => q.method === 'POST')).toHaveLength(2);
+    expect(r.world.params.get(`/spot-runner/jit/pool-build/${b}`)?.value).toBe('their-jit-config');
+  });
+});

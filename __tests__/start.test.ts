@@ -408,3 +408,184 @@ describe('start', () => {
     expect(plan.tags[TAGS.label]).toBe(res.label);
   });
 });
+
+/** Sets tags on a world instance as the machine's own CreateTags would (the array replaced, as setPhase does). */
+function tagInstance(r: Rig, id: string, tags: Record<string, string>) {
+  const i = r.world.instances.get(id);
+  if (!i) throw new Error(`no instance ${id}`);
+  i.Tags = i.Tags.filter((t) => !(t.Key in tags)).concat(Object.entries(tags).map(([Key, Value]) => ({ Key, Value })));
+}
+
+/** The ids each accepted CreateFleet launched, in answer order. */
+function onLaunch(r: Rig, each: (ids: string[]) => void) {
+  const fleet = r.world.handlerOf('CreateFleet');
+  r.world.on('CreateFleet', async (input, call) => {
+    const out = (await fleet(input, call)) as { Instances?: { InstanceIds?: string[] }[] };
+    each((out.Instances ?? []).flatMap((g) => g.InstanceIds ?? []));
+    return out;
+  });
+}
+
+describe('start: the rows it reports, and what it logs', () => {
+  it("reads what each machine wrote about itself from the waiter's last look, and asks EC2 again only for what is missing", async () => {
+    const r = rig();
+    const launched: string[] = [];
+    // The first machine tags its version and fingerprint before it listens; the second's tags
+    // reach EC2's listings only later (the by-id look after the wait is the first to see them).
+    onLaunch(r, (ids) => {
+      launched.push(...ids);
+      const [first] = ids;
+      if (first) tagInstance(r, first, { [TAGS.runnerVersion]: '2.330.0', [TAGS.fingerprint]: 'fp-first' });
+    });
+    const describe = r.world.handlerOf('DescribeInstances');
+    const byIds: string[][] = [];
+    r.world.on('DescribeInstances', async (input, call) => {
+      const ids = input.InstanceIds as string[] | undefined;
+      if (ids && !input.Filters) {
+        byIds.push([...ids]);
+        const second = launched[1];
+        if (second) tagInstance(r, second, { [TAGS.runnerVersion]: '2.331.0', [TAGS.fingerprint]: 'fp-second' });
+      }
+      return describe(input, call);
+    });
+    const res = await runStart(r, { count: '2' });
+    expect(launched).toHaveLength(2);
+    const row = (id: string | undefined) => res.runners.find((x) => x.instanceId === id);
+    expect([row(launched[0])?.runnerVersion, row(launched[0])?.fingerprint]).toEqual(['2.330.0', 'fp-first']);
+    expect([row(launched[1])?.runnerVersion, row(launched[1])?.fingerprint]).toEqual(['2.331.0', 'fp-second']);
+    // One look by id, for both machines.
+    expect(byIds.map((x) => [...x].sort())).toEqual([[...launched].sort()]);
+    expect(res.dryRun).toBe(false);
+  });
+
+  it('keeps what the waiter saw when every machine wrote it: no look by id (which would see newer tags here)', async () => {
+    const r = rig();
+    onLaunch(r, (ids) => {
+      for (const id of ids) tagInstance(r, id, { [TAGS.runnerVersion]: '2.330.0', [TAGS.fingerprint]: `fp-${id}` });
+    });
+    const describe = r.world.handlerOf('DescribeInstances');
+    let byIdLooks = 0;
+    r.world.on('DescribeInstances', async (input, call) => {
+      const ids = input.InstanceIds as string[] | undefined;
+      if (ids && !input.Filters) {
+        byIdLooks++;
+        for (const id of ids) tagInstance(r, id, { [TAGS.runnerVersion]: '9.9.9' });
+      }
+      return describe(input, call);
+    });
+    const res = await runStart(r, { count: '2' });
+    expect(res.runners.map((x) => x.runnerVersion)).toEqual(['2.330.0', '2.330.0']);
+    expect(res.runners.map((x) => x.fingerprint)).toEqual(res.runners.map((x) => `fp-${x.instanceId}`));
+    expect(byIdLooks).toBe(0);
+  });
+
+  // One rig per case: a second rig's GitHub stand-in in one test would answer behind the first's.
+  const ZONES = { count: '1', 'subnet-ids': 'subnet-00000000000000001, subnet-00000000000000002' };
+  const zonedRig = () => {
+    const r = rig();
+    r.world.subnets.set('subnet-00000000000000001', 'us-east-1c');
+    r.world.subnets.set('subnet-00000000000000002', 'us-east-1b');
+    return r;
+  };
+
+  it("takes a machine's zone from its subnet when the fleet's answer names none, and prices it in that zone", async () => {
+    const r = zonedRig();
+    // c7i.large is not offered in the first subnet's zone: EC2 places it in the second.
+    r.world.notOffered.add('c7i.large@us-east-1c');
+    r.world.spotHistory.set('c7i.large@us-east-1b', [{ at: new Date(0), price: 0.041 }]);
+    r.world.fleet = () => ({ launch: [{ type: 'c7i.large', market: 'spot' }] });
+    const res = await runStart(r, ZONES);
+    expect(res.runners.map((x) => [x.availabilityZone, x.spotPrice])).toEqual([['us-east-1b', '0.0410']]);
+  });
+
+  it("takes a machine's zone from the fleet's answer when it names one", async () => {
+    const r = zonedRig();
+    const fleet = r.world.handlerOf('CreateFleet');
+    r.world.on('CreateFleet', async (input, call) => {
+      const out = (await fleet(input, call)) as {
+        Instances?: { LaunchTemplateAndOverrides?: { Overrides?: Record<string, unknown> } }[];
+      };
+      for (const g of out.Instances ?? [])
+        Object.assign(g.LaunchTemplateAndOverrides?.Overrides ?? {}, { AvailabilityZone: 'us-east-1d' });
+      return out;
+    });
+    const res = await runStart(r, ZONES);
+    expect(res.runners.map((x) => x.availabilityZone)).toEqual(['us-east-1d']);
+  });
+
+  it('leaves the zone empty without subnets: the answer names neither subnet nor zone', async () => {
+    const res = await runStart(rig(), { count: '1' });
+    expect(res.runners.map((x) => x.availabilityZone)).toEqual(['']);
+  });
+
+  it('asks spot prices for the spot machines only; an on-demand machine has none', async () => {
+    const r = rig();
+    r.world.fleet = (req, call) => {
+      if (call === 1)
+        return {
+          launch: [{ type: 'c6i.large', market: 'spot' }],
+          errors: [{ code: 'InsufficientInstanceCapacity', type: 'c7i.large', market: 'spot' }],
+        };
+      return launchAllAsked(req);
+    };
+    const res = await runStart(r, { count: '2' });
+    expect(res.runners.map((x) => [x.instanceType, x.market, x.spotPrice])).toEqual([
+      ['c6i.large', 'spot', '0.0300'],
+      ['c7i.large', 'on-demand', undefined],
+    ]);
+    expect(
+      r.world.calls.filter((c) => c.command === 'DescribeSpotPriceHistory').map((c) => c.input.InstanceTypes),
+    ).toEqual([['c6i.large']]);
+    expect(r.logs).toContain(
+      `Fleet launched 2: ${res.runners.map((x) => `${x.instanceId} ${x.instanceType} ${x.market}`).join(', ')}`,
+    );
+  });
+
+  it("asks GitHub for each runner in the default group, with the run's labels, and tags each parameter managed", async () => {
+    const r = rig();
+    const res = await runStart(r, { count: '2' });
+    const bodies = r.github.requests.filter((q) => q.method === 'POST').map((q) => q.body as Record<string, unknown>);
+    expect(bodies.map((b) => b.runner_group_id)).toEqual([1, 1]);
+    for (const b of bodies) expect(b.labels).toEqual(res.labels);
+    expect([...r.world.params.values()].map((p) => p.tags[TAGS.managed])).toEqual(['true', 'true']);
+  });
+
+  it('stops issuing JIT configs at the first refusal, and throws that first one', async () => {
+    const r = rig();
+    r.github.faults.jit = [
+      { status: 422, body: { message: 'first refusal' } },
+      { status: 422, body: { message: 'second refusal' } },
+    ];
+    const err = await runStart(r, { count: '30' }).then(
+      () => new Error('expected start to fail'),
+      (e: unknown) => e as Error,
+    );
+    expect(err.message).toMatch(/first refusal/);
+    expect(err.message).not.toMatch(/second refusal/);
+    // At most the 8 in flight when the first refusal came back.
+    const posts = r.github.requests.filter((q) => q.method === 'POST').length;
+    expect(posts).toBeGreaterThanOrEqual(2);
+    expect(posts).toBeLessThanOrEqual(8);
+    expectNothingLeft(r);
+  });
+
+  it('logs the failure and each rollback line, and puts them all in its error', async () => {
+    const r = rig();
+    r.world.on('PutParameter', () => {
+      throw awsError('AccessDeniedException', 'not allowed: ssm:PutParameter');
+    });
+    const err = await runStart(r).then(
+      () => new Error('expected start to fail'),
+      (e: unknown) => e as Error,
+    );
+    const ids = [...r.world.instances.keys()];
+    expect(ids).toHaveLength(2);
+    const rollback = [
+      `terminated 2 instance(s): ${ids.join(', ')}`,
+      'deleted 2 runner(s), 0 parameter(s), 1 launch template(s)',
+    ];
+    expect(r.logs).toContain('Start failed: not allowed: ssm:PutParameter. Rolling back everything it created.');
+    expect(r.logs.filter((l) => l.startsWith('Rollback: '))).toEqual(rollback.map((l) => `Rollback: ${l}`));
+    expect(err.message).toBe(`not allowed: ssm:PutParameter — rolled back: ${rollback.join('; ')}`);
+  });
+});

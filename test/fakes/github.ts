@@ -29,7 +29,8 @@ export const FAKE_TOKENS = ['ghs_testtoken'];
  */
 export class NockGitHub {
   runners = new Map<number, FakeRunner>();
-  requests: { method: string; path: string }[] = [];
+  /** Every request as it arrived; a JIT POST keeps its body (name, runner_group_id, labels). */
+  requests: { method: string; path: string; body?: unknown }[] = [];
   faults: Record<string, Fault[]> = {};
   /** What x-ratelimit-remaining says on core answers. */
   rateRemaining = 4000;
@@ -203,7 +204,7 @@ export class NockGitHub {
     ) => nock.ReplyFnResult,
     rl: (resource?: string) => Record<string, string>,
   ): nock.ReplyFnResult {
-    this.requests.push({ method: 'POST', path: uri });
+    this.requests.push({ method: 'POST', path: uri, body });
     return guarded(
       'jit',
       req,
